@@ -1,0 +1,58 @@
+"""The ``cloud-training`` command line: one sub-command per stage of the cloud pipeline.
+
+Each sub-command lives in ``cloud_training/commands/<name>.py`` and exposes ``register(subparsers)``; its handler imports
+the heavy libraries it needs when it runs, so ``--help`` stays instant. Errors derived from
+:class:`~cloud_training.errors.CloudTrainingError` become one line on stderr and exit code 2, as argparse does for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from cloud_training import __version__
+from cloud_training.commands import COMMANDS
+from cloud_training.errors import CloudTrainingError
+
+EXIT_USAGE_OR_INPUT = 2
+
+DESCRIPTION = """\
+Turn SageMaker Ground Truth output into a trained, converted SSD object detector for AWS IoT Greengrass devices.
+
+pipeline:  manifest prepare -> augment -> train -> convert -> evaluate -> publish
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cloud-training",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details (including MXNet's own messages)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        result: int = args.handler(args)
+    except CloudTrainingError as error:
+        print(f"cloud-training: error: {error}", file=sys.stderr)
+        return EXIT_USAGE_OR_INPUT
+    except KeyboardInterrupt:
+        print("cloud-training: interrupted", file=sys.stderr)
+        return 130
+    return result

@@ -1,0 +1,9 @@
+"""The sub-commands of ``cloud-training``, in the order of the pipeline. Each module has ``register(subparsers)``."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from cloud_training.commands import convert, inspect
+
+COMMANDS: list[ModuleType] = [inspect, convert]

@@ -1,0 +1,30 @@
+"""The one exception base of ``cloud_training``; the CLI turns each into one line on stderr and exit code 2.
+
+CloudTrainingError
+├── ArtifactError        a training artifact (model.tar.gz or folder) is missing, incomplete, unsafe or inconsistent
+│   └── GraphError       a symbol graph lacks what SSD conversion needs (multibox outputs, a known input size)
+├── NetworkConfigError   an unknown base network, a bad data shape or class count for the SSD graph builders
+└── OutputError          an output cannot be written (exists without --force, not writable)
+"""
+
+from __future__ import annotations
+
+
+class CloudTrainingError(Exception):
+    """Base of every error this package reports to a user. The message is the whole explanation: one line."""
+
+
+class ArtifactError(CloudTrainingError):
+    """A training artifact is missing files, has extra or unsafe members, or its parts disagree."""
+
+
+class GraphError(ArtifactError):
+    """A symbol graph lacks the nodes or shapes SSD conversion relies on."""
+
+
+class NetworkConfigError(CloudTrainingError):
+    """An SSD graph was asked for with an unknown network, an unsupported data shape or a bad class count."""
+
+
+class OutputError(CloudTrainingError):
+    """An output location cannot be written safely."""
