@@ -1,0 +1,307 @@
+"""The daemon's typed, strict configuration: defaults < JSON file < environment < command-line flags.
+
+Strict because a device config is edited by hand or templated by a Greengrass recipe, and a typo such as
+``mqtt.prot`` must stop the daemon with ``publish.mqtt.prot: unknown key (got 1883)``, not run on a silent
+default. Every field has bounds and a description; errors are rendered as ``key.path: problem (got VALUE)`` by
+:func:`format_validation_error`.
+
+Environment variables: ``EDGE_RUNTIME_<SECTION>__<KEY>`` (``EDGE_RUNTIME_PUBLISH__MQTT__PORT=8883``); flags:
+the named options of ``edge-runtime run`` or ``--set section.key=value``. Text values are parsed as JSON when
+they parse (numbers, true/false, lists), else kept as strings; pydantic then checks them against the field.
+
+``Optional[...]`` stays (not ``X | None``): pydantic evaluates these annotations at runtime on Python 3.9.
+"""
+
+# ruff: noqa: UP045
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge_runtime.errors import ConfigError
+
+ENV_PREFIX = "EDGE_RUNTIME_"
+ENV_NESTING = "__"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+class ModelConfig(_Strict):
+    path: Optional[str] = Field(
+        default=None,
+        description="deploy model folder (model.json), or the plain symbol + params + hyperparams.json",
+    )
+    score_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="drop detections scoring below this"
+    )
+    class_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="per-class score thresholds by label or class id"
+    )
+    top_k: int = Field(default=20, ge=1, le=1000, description="keep at most this many detections, best first")
+    verify_digests: bool = Field(
+        default=True, description="check the SHA-256 digests in model.json before loading"
+    )
+    warmup_runs: int = Field(
+        default=1, ge=0, le=20, description="inferences on a blank image before the first frame"
+    )
+    context: Literal["cpu", "gpu"] = Field(default="cpu", description="MXNet device")
+    gpu_id: int = Field(default=0, ge=0, le=15, description="GPU index when context is gpu")
+
+    @model_validator(mode="after")
+    def _thresholds_in_range(self) -> ModelConfig:
+        for key, value in self.class_thresholds.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"class_thresholds.{key} must be between 0 and 1 (got {value})")
+        return self
+
+
+class SourceConfig(_Strict):
+    uri: Optional[str] = Field(
+        default=None,
+        description="video file, image folder, camera index (0), rtsp:// or http(s):// stream URL,"
+        " or a GStreamer pipeline (text containing '!' or prefixed 'gst:')",
+    )
+    kind: Literal["auto", "file", "folder", "camera", "stream", "gstreamer"] = Field(
+        default="auto", description="what uri is; auto guesses from its form"
+    )
+    loop: bool = Field(default=False, description="restart a file or folder at its end (else drain and exit)")
+    max_fps: Optional[float] = Field(
+        default=None,
+        gt=0.0,
+        le=240.0,
+        description="cap the capture rate (files are paced, live frames skipped)",
+    )
+    queue_size: int = Field(
+        default=2, ge=1, le=64, description="frames waiting for the detector; newest wins when full"
+    )
+    stall_timeout_s: float = Field(
+        default=10.0, gt=0.0, le=600.0, description="reopen a live source after this long without a frame"
+    )
+    reconnect_initial_s: float = Field(
+        default=0.5, gt=0.0, le=60.0, description="first reconnect delay of a live source"
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0.0, le=3600.0, description="longest reconnect delay (doubling backoff)"
+    )
+    width: Optional[int] = Field(default=None, ge=16, le=8192, description="requested camera frame width")
+    height: Optional[int] = Field(default=None, ge=16, le=8192, description="requested camera frame height")
+
+
+class InferenceConfig(_Strict):
+    interval_s: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=3600.0,
+        description="at least this long between inferences (0: as fast as frames come)",
+    )
+
+
+class FileConfig(_Strict):
+    path: str = Field(default="detections.jsonl", description="JSON-lines output file (rotated)")
+    max_bytes: int = Field(
+        default=10_000_000, ge=1024, le=10_000_000_000, description="rotate when the file reaches this size"
+    )
+    backups: int = Field(default=3, ge=0, le=100, description="rotated files to keep (path.1 ... path.N)")
+
+
+class TlsConfig(_Strict):
+    cert: str = Field(description="device certificate (PEM)")
+    key: str = Field(description="device private key (PEM)")
+    ca: Optional[str] = Field(default=None, description="CA bundle (PEM), for example AmazonRootCA1.pem")
+
+
+class MqttConfig(_Strict):
+    host: str = Field(default="127.0.0.1", min_length=1, description="broker host or AWS IoT Core endpoint")
+    port: int = Field(default=1883, ge=1, le=65535, description="1883 plain TCP, 8883 mutual TLS")
+    client_id: Optional[str] = Field(default=None, description="MQTT client id (default: the thing name)")
+    tls: Optional[TlsConfig] = Field(default=None, description="mutual TLS files; required for AWS IoT Core")
+    topic: str = Field(
+        default="edge/{thing_name}/detections", min_length=1, description="detection topic template"
+    )
+    status_topic: str = Field(
+        default="edge/{thing_name}/status", min_length=1, description="status and last-will topic template"
+    )
+    qos: Literal[0, 1] = Field(
+        default=1, description="1: at least once, via the on-disk outbox; 0: at most once"
+    )
+    keep_alive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval")
+    ack_timeout_s: float = Field(default=10.0, gt=0.0, le=300.0, description="PUBACK wait before resending")
+    reconnect_min_s: float = Field(default=0.5, gt=0.0, le=60.0, description="first broker reconnect delay")
+    reconnect_max_s: float = Field(
+        default=10.0, gt=0.0, le=600.0, description="longest broker reconnect delay"
+    )
+    retain_status: bool = Field(
+        default=True, description="retain status messages so the last state is visible"
+    )
+
+
+class OutboxConfig(_Strict):
+    path: str = Field(
+        default="edge-runtime-outbox.sqlite3", description="sqlite file: QoS 1 messages until PUBACK"
+    )
+    max_messages: int = Field(
+        default=100_000, ge=1, le=10_000_000, description="oldest dropped (counted) beyond this"
+    )
+    max_bytes: int = Field(
+        default=50_000_000, ge=1024, le=10_000_000_000, description="oldest dropped beyond this"
+    )
+
+
+Target = Literal["stdout", "file", "mqtt"]
+
+
+def _stdout_only() -> list[Target]:
+    return ["stdout"]
+
+
+class PublishConfig(_Strict):
+    targets: list[Target] = Field(default_factory=_stdout_only, min_length=1, description="where messages go")
+    mode: Literal["frame", "change"] = Field(
+        default="frame",
+        description="frame: a message per processed frame; change: on label change or every heartbeat_s",
+    )
+    heartbeat_s: float = Field(
+        default=10.0, gt=0.0, le=86400.0, description="change mode: publish at least this often"
+    )
+    file: FileConfig = FileConfig()
+    mqtt: MqttConfig = MqttConfig()
+    outbox: OutboxConfig = OutboxConfig()
+
+
+class StatusConfig(_Strict):
+    interval_s: float = Field(
+        default=30.0, ge=0.0, le=86400.0, description="status message period (0: never)"
+    )
+
+
+class RuntimeConfig(_Strict):
+    """The whole daemon configuration; the sections are the JSON file's top-level keys."""
+
+    thing_name: str = Field(
+        default="edge-device", min_length=1, max_length=128, description="device name in messages and topics"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="stderr log level"
+    )
+    shutdown_timeout_s: float = Field(
+        default=4.0,
+        gt=0.0,
+        le=60.0,
+        description="on SIGTERM: finish the frame in flight and flush within this long",
+    )
+    model: ModelConfig = ModelConfig()
+    source: SourceConfig = SourceConfig()
+    inference: InferenceConfig = InferenceConfig()
+    publish: PublishConfig = PublishConfig()
+    status: StatusConfig = StatusConfig()
+
+
+def format_validation_error(error: ValidationError) -> list[str]:
+    """One ``key.path: problem (got VALUE)`` line per problem pydantic found."""
+    lines = []
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            problem = "unknown key"
+        elif kind == "missing":
+            problem = "required"
+        else:
+            problem = str(item["msg"]).replace("Value error, ", "")
+        got = "" if kind == "missing" else f" (got {_short(item.get('input'))})"
+        lines.append(f"{path}: {problem}{got}")
+    return lines
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_scalar(text: str) -> Any:
+    """A value given as text (env, ``--set``): JSON when it parses as JSON, else the string itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``tree[a][b][c] = value`` for ``a.b.c``, creating the intermediate dicts."""
+    parts = [part for part in dotted.split(".") if part]
+    if not parts:
+        raise ConfigError(f"{dotted or '(empty)'}: empty key path (got {_short(value)})")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: {part} is not a section (got {_short(child)})")
+        node = child
+    node[parts[-1]] = value
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path``; a missing or malformed file is a :class:`ConfigError` naming the file."""
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{file}: cannot read config file ({error})") from None
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno} column {error.colno}"
+        raise ConfigError(f"{file}: not valid JSON at {where} ({error.msg})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: the config must be a JSON object (got {type(data).__name__})")
+    return data
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The config tree given by ``EDGE_RUNTIME_<SECTION>__<KEY>`` variables (keys lower-cased)."""
+    tree: dict[str, Any] = {}
+    for name, text in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
+            dotted = name[len(ENV_PREFIX) :].lower().replace(ENV_NESTING, ".")
+            set_path(tree, dotted, parse_scalar(text))
+    return tree
+
+
+def merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep merge: sections merge key by key, anything else in ``override`` replaces what ``base`` had."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def validate(tree: Mapping[str, Any]) -> RuntimeConfig:
+    """The typed config, or a :class:`ConfigError` whose message lists every problem on one line."""
+    try:
+        return RuntimeConfig.model_validate(dict(tree))
+    except ValidationError as error:
+        raise ConfigError("; ".join(format_validation_error(error))) from None
+
+
+def load_config(
+    file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RuntimeConfig:
+    """Defaults, then the JSON ``file``, the environment, ``overrides`` (from flags); validated together."""
+    tree: dict[str, Any] = read_config_file(file) if file is not None else {}
+    tree = merge(tree, env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        tree = merge(tree, overrides)
+    return validate(tree)
