@@ -4,7 +4,10 @@ CloudTrainingError
 ├── ArtifactError        a training artifact (model.tar.gz or folder) is missing, incomplete, unsafe or inconsistent
 │   └── GraphError       a symbol graph lacks what SSD conversion needs (multibox outputs, a known input size)
 ├── NetworkConfigError   an unknown base network, a bad data shape or class count for the SSD graph builders
-└── OutputError          an output cannot be written (exists without --force, not writable)
+├── OutputError          an output cannot be written (exists without --force, not writable)
+├── ManifestError        a Ground Truth manifest line is malformed or inconsistent (the message names file:line)
+│   └── ImageError       an image a manifest points at cannot be read or disagrees with its image_size
+└── StorageError         a local path or s3:// URI cannot be read, listed or written (missing, denied, no endpoint)
 """
 
 from __future__ import annotations
@@ -28,3 +31,15 @@ class NetworkConfigError(CloudTrainingError):
 
 class OutputError(CloudTrainingError):
     """An output location cannot be written safely."""
+
+
+class ManifestError(CloudTrainingError):
+    """A manifest (or a file beside it, like a discard list) cannot be used; the message starts with ``file:line``."""
+
+
+class ImageError(ManifestError):
+    """An image referenced by a manifest line is unreadable or its size disagrees with the line's ``image_size``."""
+
+
+class StorageError(CloudTrainingError):
+    """Reading, listing or writing a local path or an ``s3://`` URI failed; the message names the location."""

@@ -1,0 +1,50 @@
+"""``cloud-training inspect``: what a model is and whether its parts agree, without changing it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+examples:
+  cloud-training inspect model.tar.gz
+  cloud-training inspect models/demo --json
+
+PATH is a training artifact (model.tar.gz or its folder), a deploy model folder written by `convert`, or a folder with
+the plain deploy pair (deploy_model_algo_1-symbol.json [+ .params]) and hyperparams.json as the AWS sample ships it.
+Exits 2 with one line when the parts disagree (e.g. num_classes vs the graph's class head, a digest mismatch).
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "inspect",
+        help="show what a model is and check that its files agree",
+        description="Inspect a training artifact or a deploy model folder and check its consistency.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("path", metavar="PATH", type=Path, help="model.tar.gz or a model folder")
+    parser.add_argument("--json", action="store_true", help="print the findings as one JSON object")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cloud_training.inspection import inspect_model
+
+    found = inspect_model(args.path)
+    if args.json:
+        print(json.dumps(found.as_dict(), indent=2))
+        return 0
+    print(f"{found.path}: {found.kind}")
+    print(f"  network     {found.network or 'unknown'}")
+    print(f"  input       3x{found.image_shape}x{found.image_shape}")
+    names = ", ".join(found.class_names) if found.class_names else "(not recorded)"
+    print(f"  classes     {found.num_classes}: {names}")
+    print(f"  anchors     {found.num_anchors}")
+    print("  nms         " + (", ".join(f"{k}={v}" for k, v in sorted(found.nms.items())) or "(no detection layer)"))
+    for name, status in found.files.items():
+        print(f"  {name:<34} {status}")
+    return 0

@@ -1,0 +1,119 @@
+"""Write a deploy model folder: the converted graph and weights plus ``model.json``, all or nothing.
+
+``model.json`` is the contract with the edge runtime (which must not import this package): it says how to feed the model
+(input shape, colour order, mean), what comes out (classes, NMS settings), where it came from, and the SHA-256 of each
+file so a device can refuse a corrupted copy before loading it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import mxnet as mx
+
+from cloud_training import __version__
+from cloud_training.errors import OutputError
+
+DEPLOY_PREFIX = "deploy_model_algo_1"
+DEPLOY_SYMBOL_FILE = f"{DEPLOY_PREFIX}-symbol.json"
+DEPLOY_PARAMS_FILE = f"{DEPLOY_PREFIX}-0000.params"
+MODEL_JSON = "model.json"
+MODEL_FORMAT = "ssd-deploy-model/1"
+MEAN_RGB = (123.68, 116.779, 103.939)
+OUTPUT_ROW = ("class_id", "score", "xmin", "ymin", "xmax", "ymax")
+
+
+def model_metadata(
+    *,
+    name: str,
+    version: str,
+    network: Optional[str],
+    image_shape: int,
+    num_classes: int,
+    num_anchors: int,
+    class_names: Optional[list[str]],
+    nms: dict[str, Any],
+    source: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything in model.json except the file digests, which are added once the files exist."""
+    return {
+        "format": MODEL_FORMAT,
+        "name": name,
+        "version": version,
+        "network": network,
+        "input": {"shape": [1, 3, image_shape, image_shape], "layout": "NCHW", "color": "RGB", "mean": list(MEAN_RGB)},
+        "num_classes": num_classes,
+        "class_names": class_names,
+        "nms": nms,
+        "output": {"name": "detection", "shape": [1, num_anchors, 6], "row": list(OUTPUT_ROW)},
+        "source": source,
+    }
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
+
+
+def write_deploy_folder(
+    out_dir: Path,
+    symbol: mx.sym.Symbol,
+    arg_params: dict[str, mx.nd.NDArray],
+    aux_params: dict[str, mx.nd.NDArray],
+    metadata: dict[str, Any],
+    force: bool = False,
+) -> dict[str, Any]:
+    """Write the folder under a temporary name beside ``out_dir`` and rename it into place when complete.
+
+    An existing ``out_dir`` is replaced only with ``force``. Returns the model.json content written.
+    """
+    if out_dir.exists() and not force:
+        raise OutputError(f"{out_dir} already exists (use --force to replace it)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir} exists and is not a folder")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    except OSError as error:
+        raise OutputError(f"cannot write to {out_dir.parent}: {error.strerror}") from None
+    try:
+        mx.model.save_checkpoint(str(staging / DEPLOY_PREFIX), 0, symbol, arg_params, aux_params)
+        manifest = dict(metadata)
+        manifest["files"] = {
+            name: file_digest(staging / name) for name in (DEPLOY_SYMBOL_FILE, DEPLOY_PARAMS_FILE)
+        }
+        manifest["created_by"] = f"cloud-training {__version__}"
+        manifest["created_at"] = utc_timestamp()
+        (staging / MODEL_JSON).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; devices run the component as another user
+        _swap_into_place(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def utc_timestamp() -> str:
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def _swap_into_place(staging: Path, out_dir: Path) -> None:
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    retired = out_dir.with_name(f".{out_dir.name}.replaced")
+    shutil.rmtree(retired, ignore_errors=True)
+    out_dir.rename(retired)
+    staging.rename(out_dir)
+    shutil.rmtree(retired, ignore_errors=True)

@@ -1,0 +1,147 @@
+"""Look inside a model without changing it: a training artifact, a deploy model folder, or the plain deploy pair.
+
+Every check conversion makes is made here too (graph is SSD, class counts agree, weights fit the graph), plus the
+SHA-256 digests a deploy folder's model.json lists, so a bad model is caught on the workstation, not on the device.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from cloud_training.artifact import (
+    DEPLOY_SYMBOL_FILE,
+    HYPERPARAMS_FILE,
+    SYMBOL_FILE,
+    parse_hyperparameters,
+    read_artifact,
+)
+from cloud_training.conversion import (
+    DEFAULT_IMAGE_SHAPE,
+    check_num_classes,
+    convert,
+    detection_attributes,
+    graph_shape,
+    int_hyperparameter,
+    load_params,
+    load_symbol,
+    select_params,
+)
+from cloud_training.deploy_folder import DEPLOY_PARAMS_FILE, MODEL_JSON, file_digest
+from cloud_training.errors import ArtifactError
+
+
+@dataclass
+class Inspection:
+    path: str
+    kind: str
+    network: Optional[str]
+    image_shape: int
+    num_classes: int
+    num_anchors: int
+    class_names: Optional[list[str]]
+    nms: dict[str, str]
+    files: dict[str, str] = field(default_factory=dict)  # file name -> what was checked
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def inspect_model(path: Path) -> Inspection:
+    if path.is_dir() and (path / DEPLOY_SYMBOL_FILE).exists():
+        return _inspect_deploy_folder(path)
+    return _inspect_training_artifact(path)
+
+
+def _inspect_training_artifact(path: Path) -> Inspection:
+    artifact = read_artifact(path)
+    model = convert(artifact)
+    return Inspection(
+        path=str(path),
+        kind="training artifact",
+        network=artifact.hyperparameters.get("base_network"),
+        image_shape=model.image_shape,
+        num_classes=model.shape.num_classes,
+        num_anchors=model.shape.num_anchors,
+        class_names=None,
+        nms={key: str(value) for key, value in detection_attributes(artifact.symbol_json).items()},
+        files={name: "read and checked" for name in (SYMBOL_FILE, "model_algo_1-0000.params", HYPERPARAMS_FILE)},
+    )
+
+
+def _inspect_deploy_folder(path: Path) -> Inspection:
+    files: dict[str, str] = {}
+    symbol_json = (path / DEPLOY_SYMBOL_FILE).read_text(encoding="utf-8", errors="replace")
+    symbol_where = f"{path / DEPLOY_SYMBOL_FILE}"
+    symbol = load_symbol(symbol_json, symbol_where)
+    class_names: Optional[list[str]] = None
+    network: Optional[str] = None
+    if (path / MODEL_JSON).exists():
+        kind = "deploy model folder"
+        manifest = _read_model_json(path)
+        files.update(_verify_digests(path, manifest))
+        files[MODEL_JSON] = "read"
+        try:
+            image_shape = int(manifest["input"]["shape"][2])
+            declared = {"num_classes": str(manifest["num_classes"])}
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise ArtifactError(f"{path / MODEL_JSON}: lacks input.shape or num_classes") from None
+        class_names = manifest.get("class_names")
+        network = manifest.get("network")
+        declared_where = str(path / MODEL_JSON)
+    elif (path / HYPERPARAMS_FILE).exists():
+        kind = "deploy graph + hyperparams.json"
+        declared_where = str(path / HYPERPARAMS_FILE)
+        declared = parse_hyperparameters((path / HYPERPARAMS_FILE).read_bytes(), declared_where)
+        image_shape = int_hyperparameter(declared, "image_shape", DEFAULT_IMAGE_SHAPE, declared_where)
+        network = declared.get("base_network")
+        files[HYPERPARAMS_FILE] = "read"
+    else:
+        raise ArtifactError(f"{path}: has {DEPLOY_SYMBOL_FILE} but neither {MODEL_JSON} nor {HYPERPARAMS_FILE}")
+    shape = graph_shape(symbol, image_shape, symbol_where)
+    check_num_classes(declared, shape, declared_where)
+    files.setdefault(DEPLOY_SYMBOL_FILE, "read")
+    params_path = path / DEPLOY_PARAMS_FILE
+    if params_path.exists():
+        arg_params, aux_params = load_params(params_path.read_bytes(), str(params_path))
+        select_params(symbol, arg_params, aux_params, image_shape, str(params_path))
+        verified = files.get(DEPLOY_PARAMS_FILE)
+        files[DEPLOY_PARAMS_FILE] = f"{verified}, weights fit the graph" if verified else "weights fit the graph"
+    else:
+        files[DEPLOY_PARAMS_FILE] = "absent: only the graph was checked"
+    return Inspection(
+        path=str(path), kind=kind, network=network, image_shape=image_shape, num_classes=shape.num_classes,
+        num_anchors=shape.num_anchors, class_names=class_names, nms=detection_attributes(symbol_json), files=files,
+    )
+
+
+def _read_model_json(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((path / MODEL_JSON).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{path / MODEL_JSON}: not valid JSON ({error})") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path / MODEL_JSON}: expected a JSON object")
+    return manifest
+
+
+def _verify_digests(path: Path, manifest: dict[str, Any]) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    listed = manifest.get("files")
+    if not isinstance(listed, dict):
+        raise ArtifactError(f"{path / MODEL_JSON}: has no 'files' digests")
+    for name, expected in listed.items():
+        file_path = path / name
+        if not file_path.is_file():
+            raise ArtifactError(f"{file_path}: missing (model.json lists it)")
+        actual = file_digest(file_path)["sha256"]
+        want = expected.get("sha256") if isinstance(expected, dict) else None
+        if actual != want:
+            raise ArtifactError(
+                f"{file_path}: SHA-256 is {actual[:12]}… but model.json says {str(want)[:12]}…: the file was changed"
+                " or corrupted"
+            )
+        checked[name] = "SHA-256 verified"
+    return checked
