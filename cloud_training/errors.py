@@ -5,9 +5,9 @@ CloudTrainingError
 │   └── GraphError       a symbol graph lacks what SSD conversion needs (multibox outputs, a known input size)
 ├── NetworkConfigError   an unknown base network, a bad data shape or class count for the SSD graph builders
 ├── OutputError          an output cannot be written (exists without --force, not writable)
-├── ManifestError        a Ground Truth manifest line is malformed or inconsistent (the message names file:line)
+├── ManifestError        a Ground Truth manifest line is malformed or inconsistent (names file:line)
 │   └── ImageError       an image a manifest points at cannot be read or disagrees with its image_size
-└── StorageError         a local path or s3:// URI cannot be read, listed or written (missing, denied, no endpoint)
+└── StorageError         a local path or s3:// URI cannot be read, listed or written
 """
 
 from __future__ import annotations

@@ -1,0 +1,140 @@
+"""``cloud-training manifest prepare``: Ground Truth output manifests in, SageMaker-ready train/validation out."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+PREPARE_EXAMPLE = """\
+example (the four jobs of the AWS sample, colour from per-line metadata):
+  cloud-training manifest prepare manifests/*.output.manifest --out prepared/ \\
+      --discard manifests/discard.txt --class-from color,object \\
+      --class-map "blue box=0,yellow box=1" --validation-fraction 0.1 --seed 0
+
+  MANIFEST and --out may be local paths or s3:// URIs; a directory or an s3:// prefix ending in / stands
+  for the *.manifest files in it. Writes train.manifest, validation.manifest and report.json into --out.
+"""
+
+
+def _class_map(text: str) -> dict[str, int]:
+    from cloud_training.manifest.prepare import parse_class_map
+
+    try:
+        return parse_class_map(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _class_from(text: str) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in text.split(","))
+    if not all(keys):
+        raise argparse.ArgumentTypeError(f"expected metadata keys separated by commas, got {text!r}")
+    return keys
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "manifest",
+        help="prepare SageMaker Ground Truth manifests for training",
+        description="Work on SageMaker Ground Truth bounding-box output manifests.",
+    )
+    actions = parser.add_subparsers(dest="manifest_action", metavar="ACTION", required=True)
+    prepare = actions.add_parser(
+        "prepare",
+        help="join jobs, discard, relabel, split into train/validation",
+        description=(
+            "Join Ground Truth jobs (a source-ref in two jobs: the later one wins), drop discarded images, give every\n"
+            "box its class id, and split deterministically, stratified by class, into train and validation manifests\n"
+            "that SageMaker reads with AttributeNames ['source-ref', '<label attribute>']."
+        ),
+        epilog=PREPARE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    prepare.add_argument("manifests", nargs="+", metavar="MANIFEST", help="output manifest(s), in job order")
+    prepare.add_argument("--out", required=True, metavar="DEST", help="output directory or s3:// prefix")
+    prepare.add_argument(
+        "--label-attribute",
+        metavar="NAME",
+        help="the label attribute (default: the one whose -metadata.type is groundtruth/object-detection)",
+    )
+    prepare.add_argument("--discard", metavar="FILE", help="image ids, file names or source-refs to drop, one a line")
+    prepare.add_argument(
+        "--class-from",
+        type=_class_from,
+        default=(),
+        metavar="KEY,KEY",
+        help="build each line's class name from these per-line metadata keys, joined by a space (color,object)",
+    )
+    prepare.add_argument(
+        "--class-map",
+        type=_class_map,
+        metavar="MAP",
+        help='class ids, e.g. "blue box=0,yellow box=1" (default: sorted class names numbered from 0)',
+    )
+    prepare.add_argument("--validation-fraction", type=_fraction, default=0.1, metavar="F", help="default: 0.1")
+    prepare.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
+    prepare.add_argument("--drop-empty", action="store_true", help="drop images without boxes (default: keep them)")
+    prepare.add_argument("--skip-invalid", action="store_true", help="skip and count bad lines instead of stopping")
+    prepare.add_argument(
+        "--check-images", action="store_true", help="read every image and check it against its image_size"
+    )
+    prepare.add_argument("--force", action="store_true", help="replace existing outputs")
+    prepare.set_defaults(handler=run_prepare)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from cloud_training.manifest.pipeline import PrepareOptions, prepare
+    from cloud_training.manifest.table import format_table
+
+    result = prepare(
+        PrepareOptions(
+            manifests=tuple(args.manifests),
+            out=args.out,
+            label_attribute=args.label_attribute,
+            discard=args.discard,
+            class_from=args.class_from,
+            class_map=args.class_map,
+            validation_fraction=args.validation_fraction,
+            seed=args.seed,
+            drop_empty=args.drop_empty,
+            skip_invalid=args.skip_invalid,
+            check_images=args.check_images,
+            force=args.force,
+        )
+    )
+    report = result.report
+    counts = ", ".join(
+        f"{key} {report[key]}" for key in ("read", "invalid", "replaced", "discarded", "empty", "dropped_empty", "kept")
+    )
+    print(f"lines: {counts}")
+    train, validation = report["splits"]["train"], report["splits"]["validation"]
+    rows: list[list[object]] = [
+        ["images", train["images"], validation["images"], report["kept"]],
+        ["  empty", train["empty"], validation["empty"], train["empty"] + validation["empty"]],
+        ["boxes", train["boxes"], validation["boxes"], train["boxes"] + validation["boxes"]],
+    ]
+    for index, name in report["class_map"].items():
+        in_train = train["classes"].get(name, {"images": 0, "boxes": 0})
+        in_validation = validation["classes"].get(name, {"images": 0, "boxes": 0})
+        rows.append(
+            [
+                f"  {index}: {name} (images/boxes)",
+                f"{in_train['images']}/{in_train['boxes']}",
+                f"{in_validation['images']}/{in_validation['boxes']}",
+                f"{in_train['images'] + in_validation['images']}/{in_train['boxes'] + in_validation['boxes']}",
+            ]
+        )
+    print(format_table(["", "train", "validation", "total"], rows))
+    for name, location in result.outputs.items():
+        print(f"wrote {location}" if name else location)
+    return 0
