@@ -49,9 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the daemon: capture, detect, publish until stopped (or a file ends)")
     _add_config_flags(run)
-    run.add_argument(
-        "--source", metavar="URI", help="video file, image folder, camera index, stream URL, gst pipeline"
-    )
+    run.add_argument("--source", metavar="URI", help="video file, image folder, camera index, stream URL, gst pipeline")
     run.add_argument("--loop", action="store_true", default=None, help="restart a file source at its end")
     run.add_argument("--max-fps", type=float, metavar="FPS", help="source.max_fps")
     run.add_argument(

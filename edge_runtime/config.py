@@ -39,19 +39,13 @@ class ModelConfig(_Strict):
         default=None,
         description="deploy model folder (model.json), or the plain symbol + params + hyperparams.json",
     )
-    score_threshold: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="drop detections scoring below this"
-    )
+    score_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="drop detections scoring below this")
     class_thresholds: dict[str, float] = Field(
         default_factory=dict, description="per-class score thresholds by label or class id"
     )
     top_k: int = Field(default=20, ge=1, le=1000, description="keep at most this many detections, best first")
-    verify_digests: bool = Field(
-        default=True, description="check the SHA-256 digests in model.json before loading"
-    )
-    warmup_runs: int = Field(
-        default=1, ge=0, le=20, description="inferences on a blank image before the first frame"
-    )
+    verify_digests: bool = Field(default=True, description="check the SHA-256 digests in model.json before loading")
+    warmup_runs: int = Field(default=1, ge=0, le=20, description="inferences on a blank image before the first frame")
     context: Literal["cpu", "gpu"] = Field(default="cpu", description="MXNet device")
     gpu_id: int = Field(default=0, ge=0, le=15, description="GPU index when context is gpu")
 
@@ -123,36 +117,22 @@ class MqttConfig(_Strict):
     port: int = Field(default=1883, ge=1, le=65535, description="1883 plain TCP, 8883 mutual TLS")
     client_id: Optional[str] = Field(default=None, description="MQTT client id (default: the thing name)")
     tls: Optional[TlsConfig] = Field(default=None, description="mutual TLS files; required for AWS IoT Core")
-    topic: str = Field(
-        default="edge/{thing_name}/detections", min_length=1, description="detection topic template"
-    )
+    topic: str = Field(default="edge/{thing_name}/detections", min_length=1, description="detection topic template")
     status_topic: str = Field(
         default="edge/{thing_name}/status", min_length=1, description="status and last-will topic template"
     )
-    qos: Literal[0, 1] = Field(
-        default=1, description="1: at least once, via the on-disk outbox; 0: at most once"
-    )
+    qos: Literal[0, 1] = Field(default=1, description="1: at least once, via the on-disk outbox; 0: at most once")
     keep_alive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval")
     ack_timeout_s: float = Field(default=10.0, gt=0.0, le=300.0, description="PUBACK wait before resending")
     reconnect_min_s: float = Field(default=0.5, gt=0.0, le=60.0, description="first broker reconnect delay")
-    reconnect_max_s: float = Field(
-        default=10.0, gt=0.0, le=600.0, description="longest broker reconnect delay"
-    )
-    retain_status: bool = Field(
-        default=True, description="retain status messages so the last state is visible"
-    )
+    reconnect_max_s: float = Field(default=10.0, gt=0.0, le=600.0, description="longest broker reconnect delay")
+    retain_status: bool = Field(default=True, description="retain status messages so the last state is visible")
 
 
 class OutboxConfig(_Strict):
-    path: str = Field(
-        default="edge-runtime-outbox.sqlite3", description="sqlite file: QoS 1 messages until PUBACK"
-    )
-    max_messages: int = Field(
-        default=100_000, ge=1, le=10_000_000, description="oldest dropped (counted) beyond this"
-    )
-    max_bytes: int = Field(
-        default=50_000_000, ge=1024, le=10_000_000_000, description="oldest dropped beyond this"
-    )
+    path: str = Field(default="edge-runtime-outbox.sqlite3", description="sqlite file: QoS 1 messages until PUBACK")
+    max_messages: int = Field(default=100_000, ge=1, le=10_000_000, description="oldest dropped (counted) beyond this")
+    max_bytes: int = Field(default=50_000_000, ge=1024, le=10_000_000_000, description="oldest dropped beyond this")
 
 
 Target = Literal["stdout", "file", "mqtt"]
@@ -168,18 +148,14 @@ class PublishConfig(_Strict):
         default="frame",
         description="frame: a message per processed frame; change: on label change or every heartbeat_s",
     )
-    heartbeat_s: float = Field(
-        default=10.0, gt=0.0, le=86400.0, description="change mode: publish at least this often"
-    )
+    heartbeat_s: float = Field(default=10.0, gt=0.0, le=86400.0, description="change mode: publish at least this often")
     file: FileConfig = FileConfig()
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig = OutboxConfig()
 
 
 class StatusConfig(_Strict):
-    interval_s: float = Field(
-        default=30.0, ge=0.0, le=86400.0, description="status message period (0: never)"
-    )
+    interval_s: float = Field(default=30.0, ge=0.0, le=86400.0, description="status message period (0: never)")
 
 
 class RuntimeConfig(_Strict):
@@ -188,9 +164,7 @@ class RuntimeConfig(_Strict):
     thing_name: str = Field(
         default="edge-device", min_length=1, max_length=128, description="device name in messages and topics"
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="stderr log level"
-    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="stderr log level")
     shutdown_timeout_s: float = Field(
         default=4.0,
         gt=0.0,

@@ -67,9 +67,7 @@ def test_layers_file_then_environment_then_flags(tmp_path: Path) -> None:
 
 
 def test_environment_values_parse_as_json_when_they_can() -> None:
-    tree = env_overrides(
-        {"EDGE_RUNTIME_PUBLISH__TARGETS": '["stdout","mqtt"]', "EDGE_RUNTIME_SOURCE__URI": "0"}
-    )
+    tree = env_overrides({"EDGE_RUNTIME_PUBLISH__TARGETS": '["stdout","mqtt"]', "EDGE_RUNTIME_SOURCE__URI": "0"})
     assert tree == {"publish": {"targets": ["stdout", "mqtt"]}, "source": {"uri": 0}}
     with pytest.raises(ConfigError, match=r"source.uri: Input should be a valid string \(got 0\)"):
         load_config(environ={"EDGE_RUNTIME_SOURCE__URI": "0"})

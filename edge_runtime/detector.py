@@ -1,0 +1,243 @@
+"""The detector seam: :class:`Detector` (what the pipeline knows), :class:`MXNetDetector` and :class:`FakeDetector`.
+
+Pre- and post-processing are pure functions over arrays so they are tested with literal arrays, and they follow
+the training contract exactly (DESIGN.md): RGB, square resize to ``image_shape``, minus the mean, NCHW float32 in;
+rows ``[class_id, score, xmin, ymin, xmax, ymax]`` (normalised, ``class_id -1`` = background/suppressed) out.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edge_runtime.errors import ModelError, SourceError
+from edge_runtime.model import ModelInfo, read_model_info
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Detection:
+    label: str
+    class_id: int
+    score: float
+    box: tuple[float, float, float, float]  # xmin, ymin, xmax, ymax in pixels of the original image
+    box_normalized: tuple[float, float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "class_id": self.class_id,
+            "score": round(self.score, 4),
+            "box": [round(value, 1) for value in self.box],
+            "box_normalized": [round(value, 5) for value in self.box_normalized],
+        }
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    width: int
+    height: int
+    detections: list[Detection]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Detector(abc.ABC):
+    """Turns one BGR image (as OpenCV decodes it) into detections."""
+
+    info: ModelInfo
+
+    @abc.abstractmethod
+    def detect(self, image_bgr: np.ndarray) -> DetectionResult: ...
+
+
+def preprocess(image_bgr: np.ndarray, size: int, mean: Sequence[float]) -> np.ndarray:
+    """The (1, 3, size, size) float32 batch the network was trained on: RGB, square resize, minus the mean."""
+    import cv2
+
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 BGR image (got shape {image_bgr.shape})")
+    rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+    resized = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR)
+    chw = resized.astype(np.float32).transpose(2, 0, 1) - np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
+    return chw[np.newaxis, ...]
+
+
+def postprocess(
+    rows: np.ndarray,
+    width: int,
+    height: int,
+    label_of: Callable[[int], str],
+    score_threshold: float,
+    class_thresholds: Mapping[int, float] | None = None,
+    top_k: int = 20,
+) -> list[Detection]:
+    """Detections from the network's (anchors, 6) rows: background dropped, thresholds applied, best ``top_k``."""
+    table = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+    table = table[table[:, 0] >= 0]  # class_id -1: background or suppressed by NMS
+    class_ids = table[:, 0].astype(np.int64)
+    minimum = np.full(len(table), score_threshold)
+    for class_id, threshold in (class_thresholds or {}).items():
+        minimum[class_ids == class_id] = threshold
+    table = table[table[:, 1] >= minimum]
+    table = table[np.argsort(-table[:, 1], kind="stable")]
+    table[:, 2:6] = np.clip(table[:, 2:6], 0.0, 1.0)
+    table = table[(table[:, 4] > table[:, 2]) & (table[:, 5] > table[:, 3])]  # empty once clipped to the image
+    kept: list[Detection] = []
+    for row in table[:top_k].tolist():
+        class_id = int(row[0])
+        score = float(row[1])
+        xmin, ymin, xmax, ymax = row[2:6]
+        kept.append(
+            Detection(
+                label=label_of(class_id),
+                class_id=class_id,
+                score=score,
+                box=(xmin * width, ymin * height, xmax * width, ymax * height),
+                box_normalized=(xmin, ymin, xmax, ymax),
+            )
+        )
+    return kept
+
+
+def class_thresholds_by_id(info: ModelInfo, by_key: Mapping[str, float]) -> dict[int, float]:
+    """Per-class thresholds keyed by label or class id (as config allows), resolved to class ids."""
+    names = {info.label(class_id): class_id for class_id in range(info.num_classes)}
+    resolved: dict[int, float] = {}
+    for key, value in by_key.items():
+        if key in names:
+            resolved[names[key]] = value
+        elif key.isdigit() and int(key) < info.num_classes:
+            resolved[int(key)] = value
+        else:
+            raise ModelError(f"model.class_thresholds: {key!r} is not a class of {info.name} ({', '.join(names)})")
+    return resolved
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SourceError(f"{path}: cannot read as an image")
+    return image
+
+
+class MXNetDetector(Detector):
+    """An SSD deploy graph bound once for a batch of one, with its weights, warmed up before the first frame."""
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        score_threshold: float = 0.5,
+        class_thresholds: Mapping[str, float] | None = None,
+        top_k: int = 20,
+        context: str = "cpu",
+        gpu_id: int = 0,
+        warmup_runs: int = 1,
+    ) -> None:
+        import mxnet as mx
+
+        from edge_runtime.mxnet_io import first_line, load_params, load_symbol, native_stderr_to_log
+
+        self.info = info
+        self.score_threshold = score_threshold
+        self.class_thresholds = class_thresholds_by_id(info, class_thresholds or {})
+        self.top_k = top_k
+        symbol = load_symbol(info.symbol_path)
+        arg_params, aux_params = load_params(info.params_path)
+        ctx = mx.gpu(gpu_id) if context == "gpu" else mx.cpu()
+        shape = (1, 3, info.image_size, info.image_size)
+        try:
+            with native_stderr_to_log():
+                module = mx.mod.Module(symbol, data_names=["data"], label_names=None, context=ctx)
+                module.bind(data_shapes=[("data", shape)], for_training=False)
+                module.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
+        except Exception as error:  # MXNetError / ValueError / RuntimeError from a graph-weights mismatch
+            raise ModelError(f"{info.params_path}: weights do not fit the graph ({first_line(error)})") from None
+        self._module = module
+        self._mx = mx
+        out_shape = module.get_outputs()[0].shape if module.get_outputs() else None
+        log.debug("bound %s: input %s, output %s", info.name, shape, out_shape)
+        for _ in range(warmup_runs):
+            self._forward(np.zeros(shape, dtype=np.float32))
+
+    @classmethod
+    def from_config(cls, config: Any) -> MXNetDetector:
+        """From a :class:`~edge_runtime.config.ModelConfig` (whose ``path`` must be set)."""
+        info = read_model_info(config.path, verify_digests=config.verify_digests)
+        return cls(
+            info,
+            score_threshold=config.score_threshold,
+            class_thresholds=config.class_thresholds,
+            top_k=config.top_k,
+            context=config.context,
+            gpu_id=config.gpu_id,
+            warmup_runs=config.warmup_runs,
+        )
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        mx = self._mx
+        self._module.forward(mx.io.DataBatch([mx.nd.array(batch)]), is_train=False)
+        output: np.ndarray = self._module.get_outputs()[0].asnumpy()
+        return output
+
+    def detect(self, image_bgr: np.ndarray) -> DetectionResult:
+        height, width = image_bgr.shape[:2]
+        started = time.perf_counter()
+        batch = preprocess(image_bgr, self.info.image_size, self.info.mean)
+        prepared = time.perf_counter()
+        rows = self._forward(batch)[0]
+        inferred = time.perf_counter()
+        detections = postprocess(
+            rows, width, height, self.info.label, self.score_threshold, self.class_thresholds, self.top_k
+        )
+        done = time.perf_counter()
+        timings = {
+            "preprocess": (prepared - started) * 1000.0,
+            "inference": (inferred - prepared) * 1000.0,
+            "postprocess": (done - inferred) * 1000.0,
+        }
+        return DetectionResult(width=width, height=height, detections=detections, timings_ms=timings)
+
+
+class FakeDetector(Detector):
+    """Returns scripted detections (or none) without a network; records the image sizes it was given."""
+
+    def __init__(
+        self,
+        info: ModelInfo | None = None,
+        script: Callable[[int], list[Detection]] | None = None,
+        delay_s: float = 0.0,
+    ) -> None:
+        self.info = info or ModelInfo(
+            folder=Path("fake"),
+            name="fake",
+            version="0.0.0",
+            image_size=64,
+            mean=(0.0, 0.0, 0.0),
+            num_classes=1,
+            class_names=("thing",),
+            symbol_path=Path("fake-symbol.json"),
+            params_path=Path("fake.params"),
+            layout="deploy-folder",
+        )
+        self.script = script
+        self.delay_s = delay_s
+        self.calls: list[tuple[int, int]] = []
+
+    def detect(self, image_bgr: np.ndarray) -> DetectionResult:
+        height, width = image_bgr.shape[:2]
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        detections = self.script(len(self.calls)) if self.script else []
+        self.calls.append((width, height))
+        timings = {"preprocess": 0.0, "inference": self.delay_s * 1000.0, "postprocess": 0.0}
+        return DetectionResult(width=width, height=height, detections=detections, timings_ms=timings)

@@ -1,0 +1,187 @@
+"""Read a model folder into a :class:`ModelInfo`: a deploy folder (``model.json``) or the plain AWS-sample pair.
+
+Everything that can be checked without MXNet is checked here first, so a device reports a bad deployment in one
+line before spending seconds on loading: the manifest's format, that each listed file exists with its size and
+SHA-256 digest, and for the plain pair that the graph's class head agrees with ``hyperparams.json`` (the AWS
+sample ships a graph with 2 classes beside hyperparameters saying 4; loading it silently would label boxes wrong).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_runtime.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = "ssd-deploy-model/1"
+MODEL_JSON = "model.json"
+HYPERPARAMS_JSON = "hyperparams.json"
+SYMBOL_FILE = "deploy_model_algo_1-symbol.json"
+PARAMS_FILE = "deploy_model_algo_1-0000.params"
+MEAN_RGB = (123.68, 116.779, 103.939)
+CLASS_HEAD = "multibox_cls_pred_output"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the detector needs to know about a model, whichever layout it came from."""
+
+    folder: Path
+    name: str
+    version: str
+    image_size: int
+    mean: tuple[float, float, float]
+    num_classes: int
+    class_names: tuple[str, ...] | None
+    symbol_path: Path
+    params_path: Path
+    layout: str  # "deploy-folder" or "plain-pair"
+
+    def label(self, class_id: int) -> str:
+        """The class name of ``class_id``, or ``class_<id>`` when the model has no names for it."""
+        if self.class_names is not None and 0 <= class_id < len(self.class_names):
+            return self.class_names[class_id]
+        return f"class_{class_id}"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_model_info(folder: str | Path, verify_digests: bool = True) -> ModelInfo:
+    """Inspect ``folder`` and return its :class:`ModelInfo`, or raise a one-line :class:`ModelError`."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise ModelError(f"{path}: model folder not found")
+    if (path / MODEL_JSON).is_file():
+        return _read_deploy_folder(path, verify_digests)
+    if (path / HYPERPARAMS_JSON).is_file():
+        return _read_plain_pair(path)
+    raise ModelError(f"{path}: not a model folder (neither {MODEL_JSON} nor {HYPERPARAMS_JSON} is there)")
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelError(f"{path}: cannot read ({error})") from None
+    except json.JSONDecodeError as error:
+        raise ModelError(f"{path}: not valid JSON at line {error.lineno} ({error.msg})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a JSON object")
+    return data
+
+
+def _read_deploy_folder(folder: Path, verify_digests: bool) -> ModelInfo:
+    manifest_path = folder / MODEL_JSON
+    manifest = _load_json(manifest_path)
+    if manifest.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{manifest_path}: format must be {MODEL_FORMAT!r} (got {manifest.get('format')!r})")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not {SYMBOL_FILE, PARAMS_FILE} <= set(files):
+        raise ModelError(f"{manifest_path}: files must list {SYMBOL_FILE} and {PARAMS_FILE} with their sha256")
+    for name, entry in files.items():
+        _check_file(folder, name, entry, verify_digests)
+    try:
+        shape = manifest["input"]["shape"]
+        image_size = int(shape[2])
+        if len(shape) != 4 or int(shape[1]) != 3 or int(shape[3]) != image_size:
+            raise ValueError(f"input.shape must be [1, 3, S, S] (got {shape})")
+        mean_list = [float(value) for value in manifest["input"].get("mean", MEAN_RGB)]
+        if len(mean_list) != 3:
+            raise ValueError(f"input.mean must have 3 values (got {mean_list})")
+        num_classes = int(manifest["num_classes"])
+        names = manifest.get("class_names")
+        if names is not None and (not isinstance(names, list) or len(names) != num_classes):
+            raise ValueError(f"class_names must be null or {num_classes} names (got {names})")
+        return ModelInfo(
+            folder=folder,
+            name=str(manifest.get("name") or folder.name),
+            version=str(manifest.get("version") or "0"),
+            image_size=image_size,
+            mean=(mean_list[0], mean_list[1], mean_list[2]),
+            num_classes=num_classes,
+            class_names=tuple(str(name) for name in names) if names is not None else None,
+            symbol_path=folder / SYMBOL_FILE,
+            params_path=folder / PARAMS_FILE,
+            layout="deploy-folder",
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        problem = f"missing {error}" if isinstance(error, KeyError) else str(error)
+        raise ModelError(f"{manifest_path}: {problem}") from None
+
+
+def _check_file(folder: Path, name: str, entry: Any, verify_digests: bool) -> None:
+    file = folder / name
+    if not file.is_file():
+        raise ModelError(f"{file}: model file missing (listed in {MODEL_JSON})")
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+        raise ModelError(f"{folder / MODEL_JSON}: files.{name} needs a sha256")
+    size = file.stat().st_size
+    if "size" in entry and entry["size"] != size:
+        raise ModelError(f"{file}: size {size} bytes does not match {MODEL_JSON} ({entry['size']} bytes)")
+    if verify_digests:
+        actual = sha256_of(file)
+        if actual != entry["sha256"].lower():
+            raise ModelError(
+                f"{file}: SHA-256 digest mismatch (model.json says {entry['sha256'][:12]}…, file is {actual[:12]}…)"
+            )
+
+
+def _read_plain_pair(folder: Path) -> ModelInfo:
+    hyper_path = folder / HYPERPARAMS_JSON
+    hyper = _load_json(hyper_path)
+    try:
+        num_classes = int(hyper["num_classes"])
+        image_size = int(hyper["image_shape"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"{hyper_path}: needs integer num_classes and image_shape ({error})") from None
+    symbol_path = folder / SYMBOL_FILE
+    if not symbol_path.is_file():
+        raise ModelError(f"{symbol_path}: model file missing")
+    graph_classes = graph_class_count(symbol_path, image_size)
+    if graph_classes != num_classes:
+        raise ModelError(
+            f"{folder}: the graph has {graph_classes} classes but {HYPERPARAMS_JSON} says num_classes {num_classes}"
+        )
+    params_path = folder / PARAMS_FILE
+    if not params_path.is_file():
+        raise ModelError(f"{params_path}: model file missing")
+    return ModelInfo(
+        folder=folder,
+        name=folder.name,
+        version="0",
+        image_size=image_size,
+        mean=MEAN_RGB,
+        num_classes=num_classes,
+        class_names=None,
+        symbol_path=symbol_path,
+        params_path=params_path,
+        layout="plain-pair",
+    )
+
+
+def graph_class_count(symbol_path: Path, image_size: int) -> int:
+    """The classes of a deploy graph: dim 1 of the class head for a (1, 3, S, S) input, minus the background."""
+    from edge_runtime.mxnet_io import load_symbol
+
+    symbol = load_symbol(symbol_path)
+    internals = symbol.get_internals()
+    if CLASS_HEAD not in internals.list_outputs():
+        raise ModelError(f"{symbol_path}: not an SSD deploy graph (no {CLASS_HEAD})")
+    try:
+        _, out_shapes, _ = internals[CLASS_HEAD].infer_shape(data=(1, 3, image_size, image_size))
+    except Exception as error:  # MXNetError: shapes do not fit this input size
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"{symbol_path}: cannot infer shapes for a {image_size}px input ({first})") from None
+    return int(out_shapes[0][1]) - 1
