@@ -10,6 +10,7 @@ import hashlib
 import json
 import posixpath
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def sha256_file(path: Path) -> str:
 
 
 def parse_hyperparameters(raw: bytes, where: str) -> dict[str, str]:
-    """hyperparams.json as SageMaker writes it: a JSON object of string values (numbers are accepted and stringified)."""
+    """hyperparams.json as SageMaker writes it: a JSON object of string values (numbers are accepted, stringified)."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -91,7 +92,8 @@ def _check_file_set(path: Path, names: set[str]) -> None:
     extra = sorted(names - set(ARTIFACT_FILES))
     if extra:
         raise ArtifactError(
-            f"{path}: unexpected file(s) {', '.join(extra)} (a training artifact holds exactly {', '.join(ARTIFACT_FILES)})"
+            f"{path}: unexpected file(s) {', '.join(extra)}"
+            f" (a training artifact holds exactly {', '.join(ARTIFACT_FILES)})"
         )
 
 
@@ -135,6 +137,8 @@ def _read_tarball(path: Path) -> dict[str, bytes]:
                     raise ArtifactError(f"{path}: member {name!r} appears twice")
                 stream = archive.extractfile(member)
                 files[name] = stream.read() if (stream is not None and name in ARTIFACT_FILES) else b""
-    except (tarfile.TarError, EOFError, OSError) as error:
-        raise ArtifactError(f"{path}: not a readable tar archive ({error})") from None
+    except tarfile.ReadError:
+        raise ArtifactError(f"{path}: not a readable tar archive (gzip, bzip2, xz or plain tar)") from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+        raise ArtifactError(f"{path}: the tar archive is truncated or corrupt ({error})") from None
     return files

@@ -1,8 +1,9 @@
 """The ``cloud-training`` command line: one sub-command per stage of the cloud pipeline.
 
-Each sub-command lives in ``cloud_training/commands/<name>.py`` and exposes ``register(subparsers)``; its handler imports
-the heavy libraries it needs when it runs, so ``--help`` stays instant. Errors derived from
-:class:`~cloud_training.errors.CloudTrainingError` become one line on stderr and exit code 2, as argparse does for usage errors.
+Each sub-command lives in ``cloud_training/commands/<name>.py`` and exposes ``register(subparsers)``; its handler
+imports the heavy libraries it needs when it runs, so ``--help`` stays instant. Errors derived from
+:class:`~cloud_training.errors.CloudTrainingError` become one line on stderr and exit code 2, as argparse does for
+usage errors.
 """
 
 from __future__ import annotations
@@ -32,11 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details (including MXNet's own messages)")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log debug details (including MXNet's own messages)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.register(subparsers)
     return parser
+
+
+def one_line(message: str) -> str:
+    """Errors are one line whatever a library put in them (tarfile and MXNet write several)."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
     except CloudTrainingError as error:
-        print(f"cloud-training: error: {error}", file=sys.stderr)
+        print(f"cloud-training: error: {one_line(str(error))}", file=sys.stderr)
         return EXIT_USAGE_OR_INPUT
     except KeyboardInterrupt:
         print("cloud-training: interrupted", file=sys.stderr)

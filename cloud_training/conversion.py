@@ -14,7 +14,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import mxnet as mx
 
@@ -30,7 +30,7 @@ DEFAULT_IMAGE_SHAPE = 300  # the algorithm's default image_shape
 DEFAULT_NMS_THRESHOLD = 0.45
 DEFAULT_NMS_TOPK = 400
 
-Symbol = mx.sym.Symbol
+Symbol = Any  # an mx.sym.Symbol; mxnet ships no type information
 Params = dict[str, mx.nd.NDArray]
 
 
@@ -99,14 +99,22 @@ def multibox_outputs(symbol: Symbol, where: str) -> tuple[Symbol, Symbol, Symbol
     return cls_pred, loc_pred, anchors
 
 
+def infer_shapes(symbol: Symbol, image_shape: int, where: str) -> tuple[list[Any], list[Any], list[Any]]:
+    """MXNet shape inference for one square RGB image; a graph that cannot take that size is one clear error."""
+    try:
+        with native_stderr_to_log(log):
+            arg_shapes, out_shapes, aux_shapes = symbol.infer_shape(data=(1, 3, image_shape, image_shape))
+    except mx.base.MXNetError as error:
+        raise GraphError(
+            f"{where}: the graph cannot run at image_shape {image_shape} ({mxnet_reason(error)})"
+        ) from None
+    return arg_shapes, out_shapes, aux_shapes
+
+
 def graph_shape(symbol: Symbol, image_shape: int, where: str) -> GraphShape:
     """Infer the class count and anchor count of an SSD graph at ``image_shape`` x ``image_shape``."""
     cls_pred, _, _ = multibox_outputs(symbol, where)
-    try:
-        with native_stderr_to_log(log):
-            _, out_shapes, _ = cls_pred.infer_shape(data=(1, 3, image_shape, image_shape))
-    except mx.base.MXNetError as error:
-        raise GraphError(f"{where}: the graph cannot run at image_shape {image_shape} ({mxnet_reason(error)})") from None
+    _, out_shapes, _ = infer_shapes(cls_pred, image_shape, where)
     if not out_shapes or out_shapes[0] is None or len(out_shapes[0]) != 3:
         raise GraphError(f"{where}: cannot infer the shape of multibox_cls_pred at image_shape {image_shape}")
     _, scores, anchors = out_shapes[0]
@@ -155,11 +163,7 @@ def select_params(
     symbol: Symbol, arg_params: Params, aux_params: Params, image_shape: int, where: str
 ) -> tuple[Params, Params]:
     """Keep exactly the parameters ``symbol`` uses, after checking each exists with the shape the graph needs."""
-    try:
-        with native_stderr_to_log(log):
-            arg_shapes, _, aux_shapes = symbol.infer_shape(data=(1, 3, image_shape, image_shape))
-    except mx.base.MXNetError as error:
-        raise GraphError(f"{where}: the graph cannot run at image_shape {image_shape} ({mxnet_reason(error)})") from None
+    arg_shapes, _, aux_shapes = infer_shapes(symbol, image_shape, where)
     wanted_args = dict(zip(symbol.list_arguments(), arg_shapes))
     wanted_args.pop("data")
     wanted_aux = dict(zip(symbol.list_auxiliary_states(), aux_shapes))

@@ -29,9 +29,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("artifact", metavar="ARTIFACT", type=Path, help="model.tar.gz or a folder with its three files")
     parser.add_argument("--out", metavar="DIR", type=Path, required=True, help="the deploy model folder to write")
     parser.add_argument("--nms-threshold", type=_unit_interval, metavar="F",
-                        help="IoU above which NMS suppresses a box (default: hyperparams.json nms_threshold, else 0.45)")
+                        help="IoU above which NMS suppresses a box"
+                             " (default: hyperparams.json nms_threshold, else 0.45)")
     parser.add_argument("--nms-topk", type=_topk, metavar="N",
-                        help="boxes kept per image before NMS, -1 for all (default: hyperparams.json nms_topk, else 400)")
+                        help="boxes kept per image before NMS, -1 for all"
+                             " (default: hyperparams.json nms_topk, else 400)")
     parser.add_argument("--force-suppress", action=argparse.BooleanOptionalAction, default=None,
                         help="suppress overlapping boxes across classes too (default: as the training graph, else on)")
     parser.add_argument("--class-names", metavar="NAMES", type=_names,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import mxnet as mx
 
@@ -18,7 +18,7 @@ from cloud_training.errors import NetworkConfigError
 from cloud_training.ssd import resnet, tiny, vgg16_reduced
 from cloud_training.ssd.heads import VARIANCES, detection_head, multi_layer_feature, multibox_layer
 
-Symbol = mx.sym.Symbol
+Symbol = Any  # an mx.sym.Symbol; mxnet ships no type information
 
 NETWORKS = ("resnet-50", "vgg-16", "tiny-cnn")
 # The algorithm documents image_shape >= 300; below that the deepest extra layers of the big networks vanish.
@@ -173,7 +173,7 @@ def get_symbol(
     nms_topk: int = 400,
     **_ignored: object,
 ) -> Symbol:
-    """The deploy graph built from scratch: output ``detection`` (batch, anchors, 6). Conversion yields the same graph."""
+    """The deploy graph built from scratch: output ``detection`` (batch, anchors, 6). Conversion gives the same."""
     with mx.name.NameManager():
         loc_preds, cls_preds, anchor_boxes = _multibox(network, num_classes, data_shape)
         return detection_head(cls_preds, loc_preds, anchor_boxes, nms_thresh, force_suppress, nms_topk)

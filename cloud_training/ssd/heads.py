@@ -1,12 +1,14 @@
-"""The SSD heads of mxnet-ssd (``symbol/common.py``), kept node for node so graphs match the SageMaker algorithm's.
+"""The SSD heads of mxnet-ssd (``symbol/common.py``), node for node, so graphs match the SageMaker algorithm's.
 
-Names are the contract: ``multibox_loc_pred``, ``multibox_cls_pred`` and ``multibox_anchors`` are what conversion looks for,
-and per-layer nodes are named after the feature layer they read (``_plus12_cls_pred_conv``, ``relu4_3_loc_pred_conv``).
+Names are the contract: ``multibox_loc_pred``, ``multibox_cls_pred`` and ``multibox_anchors`` are what conversion
+looks for, and per-layer nodes are named after the feature layer they read (``_plus12_cls_pred_conv``,
+``relu4_3_loc_pred_conv``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import mxnet as mx
 import numpy as np
@@ -14,7 +16,7 @@ import numpy as np
 # Box-coordinate variances of the algorithm's MultiBoxTarget and MultiBoxDetection.
 VARIANCES = (0.1, 0.1, 0.2, 0.2)
 
-Symbol = mx.sym.Symbol
+Symbol = Any  # an mx.sym.Symbol; mxnet ships no type information
 
 
 def conv_act_layer(
@@ -25,7 +27,7 @@ def conv_act_layer(
     pad: tuple[int, int],
     stride: tuple[int, int],
 ) -> Symbol:
-    """A convolution with an explicit zero-initialised bias (learning rate x2) followed by ReLU, as mxnet-ssd builds them."""
+    """A convolution with an explicit zero-initialised bias (learning rate x2), then ReLU, as mxnet-ssd builds it."""
     bias = mx.symbol.Variable(
         name=f"{name}_conv_bias", init=mx.init.Constant(0.0), attr={"__lr_mult__": "2.0"}
     )
@@ -65,7 +67,7 @@ def format_sizes(sizes: Sequence[float]) -> str:
 
 def format_ratios(ratios: Sequence[float]) -> str:
     """Aspect ratios as Python 2's ``str`` wrote them (12 significant digits): ``(1,2,0.5,3,0.333333333333)``."""
-    return "(" + ",".join("%.12g" % ratio for ratio in ratios) + ")"
+    return "(" + ",".join(f"{ratio:.12g}" for ratio in ratios) + ")"
 
 
 def multibox_layer(

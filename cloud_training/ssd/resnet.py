@@ -1,14 +1,17 @@
-"""ResNet v2 (pre-activation) as in MXNet's image-classification symbols, which mxnet-ssd and SageMaker's SSD use.
+"""ResNet v2 (pre-activation) as in MXNet's image-classification symbols, used by mxnet-ssd and SageMaker's SSD.
 
 The classification head (``bn1 .. softmax``) is built too, as mxnet-ssd does: the SSD takes internal layers out of the
-whole network, so keeping the head makes the auto-generated names (``_plus12``, ``flatten0``) match the algorithm's graphs.
+whole network, so keeping the head makes the auto-generated names (``_plus12``, ``flatten0``) match the algorithm's
+graphs.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import mxnet as mx
 
-Symbol = mx.sym.Symbol
+Symbol = Any  # an mx.sym.Symbol; mxnet ships no type information
 
 BN_MOMENTUM = 0.9
 WORKSPACE = 256

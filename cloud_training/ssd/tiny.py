@@ -6,9 +6,11 @@ and 5 (strides 8, 16, 32); extra layers go down to 1 or 2 pixels. About 0.9 M pa
 
 from __future__ import annotations
 
+from typing import Any
+
 import mxnet as mx
 
-Symbol = mx.sym.Symbol
+Symbol = Any  # an mx.sym.Symbol; mxnet ships no type information
 
 STAGE_FILTERS = (16, 32, 64, 128, 128)
 

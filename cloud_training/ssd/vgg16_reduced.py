@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import mxnet as mx
 
-Symbol = mx.sym.Symbol
+Symbol = Any  # an mx.sym.Symbol; mxnet ships no type information
 
 # (group, number of 3x3 convolutions, filters)
 GROUPS = [(1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)]
