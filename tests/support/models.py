@@ -39,7 +39,7 @@ def random_params(symbol: mx.sym.Symbol, data_shape: int, seed: int = 0, label_w
     """Weights for every argument of ``symbol`` (Xavier, as training starts) and plausible BatchNorm statistics."""
     mx.random.seed(seed)
     rng = np.random.default_rng(seed)
-    shapes = {"data": (1, 3, data_shape, data_shape)}
+    shapes: dict[str, tuple[int, ...]] = {"data": (1, 3, data_shape, data_shape)}
     if "label" in symbol.list_arguments():
         shapes["label"] = (1, max(label_width, 1), 5)
     arg_shapes, _, aux_shapes = symbol.infer_shape(**shapes)
