@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from cloud_training.commands import convert, inspect, manifest
+from cloud_training.commands import augment, convert, inspect, manifest
 
-COMMANDS: list[ModuleType] = [inspect, manifest, convert]
+COMMANDS: list[ModuleType] = [inspect, manifest, augment, convert]
