@@ -12,8 +12,6 @@ they parse (numbers, true/false, lists), else kept as strings; pydantic then che
 ``Optional[...]`` stays (not ``X | None``): pydantic evaluates these annotations at runtime on Python 3.9.
 """
 
-# ruff: noqa: UP045
-
 from __future__ import annotations
 
 import json

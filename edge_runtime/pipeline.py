@@ -1,0 +1,208 @@
+"""The pipeline: capture -> newest-wins queue -> detector -> publishers, plus periodic status, under one stop event.
+
+It knows only the seams (:class:`FrameSource`, :class:`Detector`, :class:`Publisher`), so unit tests run it with
+the fakes. Threads: ``capture`` (see :mod:`edge_runtime.capture`), ``inference`` (detect, build the message,
+publish) and ``status``. Every loop waits on ``get(timeout=...)`` or ``stop.wait(...)``, so setting the event ends
+them within a poll. :meth:`stop` is ordered: capture first (no new frames), then the frame in flight finishes,
+then status, then publishers are closed (flushing an outbox) within what remains of the time bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from edge_runtime.capture import Capture
+from edge_runtime.detector import Detector
+from edge_runtime.errors import PublishError
+from edge_runtime.frames import Frame, LatestQueue
+from edge_runtime.health import Stats, rss_bytes
+from edge_runtime.messages import detection_message, status_message
+from edge_runtime.publishers import Publisher
+from edge_runtime.sources import FrameSource
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+
+
+class ChangeFilter:
+    """Publish-on-change: True when the labels seen differ from the last published frame, or every heartbeat."""
+
+    def __init__(self, heartbeat_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.heartbeat_s = heartbeat_s
+        self.clock = clock
+        self._last_labels: tuple[str, ...] | None = None
+        self._last_at = float("-inf")
+
+    def should_publish(self, labels: list[str]) -> bool:
+        key = tuple(sorted(labels))  # a multiset: one more box of a kind is a change too
+        now = self.clock()
+        if key != self._last_labels or now - self._last_at >= self.heartbeat_s:
+            self._last_labels = key
+            self._last_at = now
+            return True
+        return False
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: FrameSource,
+        detector: Detector,
+        publishers: list[Publisher],
+        stop: threading.Event,
+        *,
+        device: str = "edge-device",
+        source_uri: str | None = None,
+        queue_size: int = 2,
+        loop: bool = False,
+        max_fps: float | None = None,
+        inference_interval_s: float = 0.0,
+        publish_mode: str = "frame",
+        heartbeat_s: float = 10.0,
+        status_interval_s: float = 30.0,
+        reconnect_initial_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+    ) -> None:
+        self.detector = detector
+        self.publishers = publishers
+        self.stop_event = stop
+        self.device = device
+        self.session = uuid.uuid4().hex[:12]
+        self.source_uri = source_uri or source.name
+        self.frames: LatestQueue[Frame] = LatestQueue(queue_size)
+        self.capture = Capture(source, self.frames, stop, loop, max_fps, reconnect_initial_s, reconnect_max_s)
+        self.inference_interval_s = inference_interval_s
+        self.change_filter = ChangeFilter(heartbeat_s) if publish_mode == "change" else None
+        self.status_interval_s = status_interval_s
+        self.stats = Stats()
+        self.finished = threading.Event()  # the inference loop has ended (drained, stopped or failed)
+        self.failed = False
+        self.started = False
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Open a file source now (a missing file is fatal), then start the threads."""
+        if not self.capture.source.live:
+            self.capture.open_now()
+        self.capture.start()
+        self.started = True
+        self._spawn(self._inference_loop, "inference")
+        if self.status_interval_s > 0:
+            self._spawn(self._status_loop, "status")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _inference_loop(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    frame = self.frames.get(timeout=POLL_S)
+                except queue.Empty:
+                    if self.capture.ended.is_set() and len(self.frames) == 0:
+                        break  # a file source has ended and everything it gave is processed
+                    continue
+                self._process(frame)
+                if self.inference_interval_s > 0:
+                    self.stop_event.wait(self.inference_interval_s)
+        except Exception:
+            log.exception("inference thread failed")
+            self.failed = True
+        finally:
+            self.finished.set()
+            self.stop_event.set()
+
+    def _process(self, frame: Frame) -> None:
+        result = self.detector.detect(frame.image)
+        self.stats.frame_done(result.timings_ms.get("inference", 0.0))
+        if self.change_filter and not self.change_filter.should_publish([d.label for d in result.detections]):
+            return
+        message = detection_message(
+            device=self.device,
+            session=self.session,
+            source=self.source_uri,
+            frame=frame,
+            result=result,
+            model_name=self.detector.info.name,
+            model_version=self.detector.info.version,
+            published_at=time.time(),
+        )
+        self._publish("detection", message)
+
+    def _publish(self, kind: str, message: dict[str, Any]) -> None:
+        for publisher in self.publishers:
+            try:
+                publisher.publish(kind, message)
+                self.stats.message_published(True)
+            except PublishError as error:
+                self.stats.message_published(False)
+                log.error("%s", error)
+
+    def status(self, state: str) -> dict[str, Any]:
+        p50, p95 = self.stats.inference_percentiles()
+        fps_in, fps_out = self.stats.rates(self.capture.captured)
+        outbox = None
+        for publisher in self.publishers:
+            outbox = publisher.outbox_stats() or outbox
+        return status_message(
+            device=self.device,
+            session=self.session,
+            state=state,
+            at=time.time(),
+            uptime_s=round(self.stats.uptime_s(), 3),
+            fps_in=round(fps_in, 3),
+            fps_out=round(fps_out, 3),
+            inference_ms={"p50": _round(p50), "p95": _round(p95)},
+            frames={
+                "captured": self.capture.captured,
+                "processed": self.stats.processed,
+                "dropped": self.frames.dropped,
+                "skipped": self.capture.skipped,
+            },
+            messages={"published": self.stats.published, "publish_errors": self.stats.publish_errors},
+            source={"uri": self.source_uri, "state": self.capture.state, "reconnects": self.capture.reconnects},
+            outbox=outbox,
+            rss_bytes=rss_bytes(),
+        )
+
+    def _status_loop(self) -> None:
+        while not self.stop_event.wait(self.status_interval_s):
+            self._publish("status", self.status("running"))
+
+    def wait(self, poll_s: float = 0.5) -> None:
+        """Block (in the main thread, so signal handlers run) until the stop event is set."""
+        while not self.stop_event.wait(poll_s):
+            pass
+
+    def stop(self, timeout_s: float) -> bool:
+        """Ordered shutdown within ``timeout_s``; True when every thread ended and publishers closed in time."""
+        deadline = time.monotonic() + timeout_s
+        self.stop_event.set()
+        clean = self.capture.join(max(0.0, deadline - time.monotonic()) * 0.5)
+        for thread in self._threads:  # inference finishes the frame in flight; status wakes from its wait
+            thread.join(max(0.0, deadline - time.monotonic()) * 0.5)
+            clean = clean and not thread.is_alive()
+        waiting = self.frames.clear()
+        if waiting:
+            log.info("stopping: %d captured frames not processed", waiting)
+        if self.started and self.status_interval_s > 0:
+            self._publish("status", self.status("stopped"))
+        for publisher in self.publishers:
+            try:
+                publisher.close(max(0.0, deadline - time.monotonic()))
+            except PublishError as error:
+                log.error("%s", error)
+                clean = False
+        return clean
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -1,0 +1,127 @@
+"""The publisher seam: :class:`Publisher` and the local adapters (stdout, rotating JSON-lines file, recording fake).
+
+The pipeline hands each message to every configured publisher with its kind (``detection`` or ``status``); an
+adapter decides where that goes (MQTT maps kinds to topics, see :mod:`edge_runtime.mqtt`). ``close`` takes a
+time bound because shutdown has one (Greengrass expects the component to stop within seconds).
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from edge_runtime.errors import PublishError
+from edge_runtime.messages import encode
+
+KINDS = ("detection", "status")
+
+
+class Publisher(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def publish(self, kind: str, message: dict[str, Any]) -> None:
+        """Send or durably queue ``message``; raise PublishError if it cannot be accepted at all."""
+
+    def close(self, timeout_s: float) -> None:  # noqa: B027 - optional hook: most publishers hold nothing
+        """Flush what is pending within ``timeout_s`` and release resources."""
+
+    def outbox_stats(self) -> dict[str, int] | None:
+        """Depth, bytes and dropped count of an outbox, for publishers that have one."""
+        return None
+
+
+class StdoutPublisher(Publisher):
+    """One JSON object per line on stdout (logs go to stderr, so stdout can be piped to another program)."""
+
+    name = "stdout"
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def publish(self, kind: str, message: dict[str, Any]) -> None:
+        stream = self.stream or sys.stdout
+        line = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        with self._lock:
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError) as error:  # closed pipe or stream
+                raise PublishError(f"stdout: cannot write ({error})") from None
+
+
+class JsonlFilePublisher(Publisher):
+    """Appends JSON lines to ``path``; at ``max_bytes`` the file is rotated to ``path.1`` (older ones shift up)."""
+
+    name = "file"
+
+    def __init__(self, path: str | Path, max_bytes: int, backups: int) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("ab")
+        except OSError as error:
+            raise PublishError(f"{self.path}: cannot open for writing ({error.strerror})") from None
+
+    def publish(self, kind: str, message: dict[str, Any]) -> None:
+        data = encode(message) + b"\n"
+        with self._lock:
+            try:
+                if self._file.tell() > 0 and self._file.tell() + len(data) > self.max_bytes:
+                    self._rotate()
+                self._file.write(data)
+                self._file.flush()
+            except OSError as error:
+                raise PublishError(f"{self.path}: cannot write ({error.strerror})") from None
+
+    def _rotate(self) -> None:
+        self._file.close()
+        if self.backups == 0:
+            self.path.unlink()
+        else:
+            for index in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{index}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._file = self.path.open("ab")
+
+    def close(self, timeout_s: float) -> None:
+        with self._lock:
+            self._file.close()
+
+
+class RecordingPublisher(Publisher):
+    """Keeps every message in memory (for tests); ``fail`` makes publish raise, as a broken output would."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.closed = False
+        self.fail = False
+        self._lock = threading.Lock()
+
+    def publish(self, kind: str, message: dict[str, Any]) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown message kind {kind!r}")
+        if self.fail:
+            raise PublishError("recording: scripted failure")
+        with self._lock:
+            self.messages.append((kind, message))
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [message for k, message in self.messages if k == kind]
+
+    def close(self, timeout_s: float) -> None:
+        self.closed = True

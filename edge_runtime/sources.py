@@ -1,0 +1,290 @@
+"""The frame source seam: :class:`FrameSource` and its adapters (files, folders, cameras, streams, GStreamer).
+
+A source only opens, reads one image and closes; reconnecting, pacing and stall handling live in
+:mod:`edge_runtime.capture`, once for every kind. ``read`` returns None at the end of a file and raises
+:class:`SourceError` when a live source fails; every blocking read is bounded (socket or OpenCV read timeouts),
+so a stalled stream becomes an error the capture loop can act on rather than a thread stuck forever.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import logging
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edge_runtime.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class FrameSource(abc.ABC):
+    """One place frames come from. ``live`` sources are reconnected on failure; others end."""
+
+    name: str
+    live: bool
+
+    @abc.abstractmethod
+    def open(self) -> None: ...
+
+    @abc.abstractmethod
+    def read(self) -> np.ndarray | None:
+        """The next BGR image; None at the end (files); raises SourceError on failure (live)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def rewind(self) -> None:
+        """Start again from the beginning (files, for ``--loop``)."""
+        self.close()
+        self.open()
+
+
+class ImageFolderSource(FrameSource):
+    """The images of a folder in name order; unreadable files are skipped with a warning."""
+
+    live = False
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.name = str(folder)
+        self._files: list[Path] = []
+        self._next = 0
+
+    def open(self) -> None:
+        if not self.folder.is_dir():
+            raise SourceError(f"{self.folder}: image folder not found")
+        self._files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise SourceError(f"{self.folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+        self._next = 0
+
+    def read(self) -> np.ndarray | None:
+        import cv2
+
+        while self._next < len(self._files):
+            path = self._files[self._next]
+            self._next += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                return image
+            log.warning("%s: cannot read as an image, skipped", path)
+        return None
+
+    def close(self) -> None:
+        self._next = len(self._files)
+
+
+class OpenCVSource(FrameSource):
+    """A ``cv2.VideoCapture``: video files, V4L2 cameras, RTSP/HTTP streams (FFmpeg) and GStreamer pipelines."""
+
+    def __init__(self, target: str | int, kind: str, read_timeout_s: float, size: tuple[int, int] | None = None):
+        self.target = target
+        self.kind = kind
+        self.live = kind != "file"
+        self.name = str(target)
+        self.read_timeout_s = read_timeout_s
+        self.size = size
+        self._capture: Any = None
+
+    def open(self) -> None:
+        import cv2
+
+        timeout_ms = int(self.read_timeout_s * 1000)
+        if self.kind == "file":
+            if not Path(str(self.target)).is_file():
+                raise SourceError(f"{self.target}: video file not found")
+            capture = cv2.VideoCapture(str(self.target))
+        elif self.kind == "camera":
+            capture = cv2.VideoCapture(int(self.target), cv2.CAP_V4L2)
+            if self.size:
+                capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
+                capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
+        elif self.kind == "gstreamer":
+            if "GStreamer:                   YES" not in cv2.getBuildInformation():
+                raise SourceError("this OpenCV build has no GStreamer support (use the system OpenCV on Jetson)")
+            capture = cv2.VideoCapture(str(self.target), cv2.CAP_GSTREAMER)
+        else:
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+            capture = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG, params)
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(f"{self.name}: cannot open {self.kind} source")
+        self._capture = capture
+
+    def read(self) -> np.ndarray | None:
+        if self._capture is None:
+            raise SourceError(f"{self.name}: not open")
+        ok, image = self._capture.read()
+        if ok and image is not None:
+            return np.asarray(image)
+        if self.live:
+            raise SourceError(f"{self.name}: no frame (stream ended, stalled or failed)")
+        return None
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class MjpegHttpSource(FrameSource):
+    """An HTTP ``multipart/x-mixed-replace`` JPEG stream (IP cameras, mjpg-streamer), read without FFmpeg.
+
+    The socket timeout is the stall timeout, so a server that stops sending raises within it.
+    """
+
+    live = True
+
+    def __init__(self, url: str, read_timeout_s: float) -> None:
+        self.url = url
+        self.name = url
+        self.read_timeout_s = read_timeout_s
+        self._response: Any = None
+        self._boundary = b""
+
+    def open(self) -> None:
+        try:
+            response = urllib.request.urlopen(self.url, timeout=self.read_timeout_s)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            raise SourceError(f"{self.url}: cannot connect ({getattr(error, 'reason', error)})") from None
+        content_type = response.headers.get("Content-Type", "")
+        if "multipart/x-mixed-replace" not in content_type or "boundary=" not in content_type:
+            response.close()
+            raise SourceError(f"{self.url}: not an MJPEG stream (Content-Type {content_type!r})")
+        boundary = content_type.split("boundary=", 1)[1].split(";")[0].strip().strip('"')
+        self._boundary = b"--" + boundary.lstrip("-").encode("latin-1")
+        self._response = response
+
+    def read(self) -> np.ndarray | None:
+        import cv2
+
+        if self._response is None:
+            raise SourceError(f"{self.url}: not open")
+        try:
+            length = self._read_part_headers()
+            data = self._response.read(length)
+        except (OSError, socket.timeout, ValueError) as error:
+            raise SourceError(f"{self.url}: stream failed ({error or type(error).__name__})") from None
+        if len(data) != length:
+            raise SourceError(f"{self.url}: stream ended mid-frame")
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"{self.url}: a part is not a decodable JPEG")
+        return np.asarray(image)
+
+    def _read_part_headers(self) -> int:
+        """Skip to the next boundary, read the part headers, return its Content-Length."""
+        for _ in range(64):  # bounded: blank lines between parts
+            line = self._response.readline(1024)
+            if not line:
+                raise OSError("connection closed")
+            if line.strip().startswith(self._boundary.rstrip(b"-")) or line.strip() == self._boundary:
+                break
+        else:
+            raise ValueError("no part boundary")
+        length = -1
+        for _ in range(32):
+            line = self._response.readline(1024)
+            if not line:
+                raise OSError("connection closed")
+            if not line.strip():
+                break
+            key, _, value = line.decode("latin-1").partition(":")
+            if key.strip().lower() == "content-length":
+                length = int(value.strip())
+        if length < 0:
+            raise ValueError("part without Content-Length")
+        return length
+
+    def close(self) -> None:
+        if self._response is not None:
+            with contextlib.suppress(OSError):
+                self._response.close()
+            self._response = None
+
+
+class FakeSource(FrameSource):
+    """Yields ``count`` generated frames (or forever), optionally failing on the reads listed in ``fail_at``."""
+
+    def __init__(
+        self,
+        count: int | None = 10,
+        live: bool = False,
+        size: tuple[int, int] = (64, 48),
+        fail_at: frozenset[int] = frozenset(),
+        on_read: Callable[[int], None] | None = None,
+    ) -> None:
+        self.name = "fake"
+        self.live = live
+        self.count = count
+        self.size = size
+        self.fail_at = fail_at
+        self.on_read = on_read
+        self.reads = 0
+        self.opens = 0
+        self._position = 0
+        self.is_open = False
+
+    def open(self) -> None:
+        self.opens += 1
+        self.is_open = True
+        self._position = 0 if not self.live else self._position
+
+    def read(self) -> np.ndarray | None:
+        if not self.is_open:
+            raise SourceError("fake: not open")
+        self.reads += 1
+        if self.on_read:
+            self.on_read(self.reads)
+        if self.reads in self.fail_at:
+            raise SourceError(f"fake: scripted failure at read {self.reads}")
+        if self.count is not None and self._position >= self.count:
+            return None
+        self._position += 1
+        width, height = self.size
+        image = np.full((height, width, 3), self._position % 256, dtype=np.uint8)
+        return image
+
+    def close(self) -> None:
+        self.is_open = False
+
+
+def source_kind(uri: str, kind: str = "auto") -> str:
+    """What ``uri`` names, when the config leaves ``kind`` as auto."""
+    if kind != "auto":
+        return kind
+    if uri.startswith("gst:") or "!" in uri:
+        return "gstreamer"
+    if uri.isdigit():
+        return "camera"
+    if "://" in uri:
+        return "stream"
+    if Path(uri).is_dir():
+        return "folder"
+    return "file"
+
+
+def make_source(config: Any) -> FrameSource:
+    """The adapter for a :class:`~edge_runtime.config.SourceConfig` (whose ``uri`` is set)."""
+    uri = str(config.uri)
+    kind = source_kind(uri, config.kind)
+    timeout = float(config.stall_timeout_s)
+    if kind == "folder":
+        return ImageFolderSource(uri)
+    if kind == "camera":
+        size = (config.width, config.height) if config.width and config.height else None
+        return OpenCVSource(int(uri), "camera", timeout, size)
+    if kind == "gstreamer":
+        return OpenCVSource(uri[4:] if uri.startswith("gst:") else uri, "gstreamer", timeout)
+    if kind == "stream" and uri.split("://", 1)[0].lower() in ("http", "https"):
+        return MjpegHttpSource(uri, timeout)
+    return OpenCVSource(uri, kind, timeout)

@@ -1,0 +1,66 @@
+"""Helpers for edge_runtime integration tests: the daemon as a subprocess, sample videos, free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+from edge_model_helpers import build_deploy_model  # type: ignore[import-not-found]
+
+REPO = Path(__file__).resolve().parents[2]
+__all__ = ["build_deploy_model", "free_port", "read_jsonl", "start_daemon", "wait_for", "write_video"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_video(path: Path, frames: int = 20, size: tuple[int, int] = (160, 120)) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, size)
+    for index in range(frames):
+        image = np.full((size[1], size[0], 3), (index * 12) % 256, dtype=np.uint8)
+        cv2.rectangle(image, (20, 20), (80, 70), (255, 120, 0), -1)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def start_daemon(*args: str, env: dict[str, str] | None = None, stdout: Any = subprocess.PIPE) -> subprocess.Popen:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_RUNTIME_")}
+    environ.update(env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_runtime", "run", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=environ,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]

@@ -1,0 +1,224 @@
+"""The pipeline with the in-repo fakes: queue policy, capture reconnects, messages per frame, ordered stop."""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_runtime.capture import Capture
+from edge_runtime.detector import Detection, DetectionResult, FakeDetector
+from edge_runtime.errors import SourceError
+from edge_runtime.frames import Frame, LatestQueue
+from edge_runtime.health import percentile
+from edge_runtime.messages import MAX_PAYLOAD_BYTES, detection_message, encode, fit_payload, validate_message
+from edge_runtime.pipeline import ChangeFilter, Pipeline
+from edge_runtime.publishers import JsonlFilePublisher, RecordingPublisher, StdoutPublisher
+from edge_runtime.sources import FakeSource, ImageFolderSource, source_kind
+
+
+def wait_until(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_latest_queue_drops_oldest_and_counts() -> None:
+    frames: LatestQueue[int] = LatestQueue(2)
+    assert [frames.put(i) for i in range(4)] == [False, False, True, True]
+    assert frames.dropped == 2
+    assert [frames.get(timeout=0.01), frames.get(timeout=0.01)] == [2, 3]
+    with pytest.raises(queue.Empty):
+        frames.get(timeout=0.01)
+
+
+def test_latest_queue_put_wait_gives_up_when_stopped() -> None:
+    frames: LatestQueue[int] = LatestQueue(1)
+    stop = threading.Event()
+    frames.put(1)
+    threading.Timer(0.05, stop.set).start()
+    assert frames.put_wait(2, stop, poll_s=0.01) is False
+    assert frames.dropped == 0 and len(frames) == 1
+
+
+def one_box(call: int) -> list[Detection]:
+    labels = ["thing"] if call % 3 else []
+    return [Detection(label, 0, 0.9, (1.0, 2.0, 30.0, 40.0), (0.01, 0.04, 0.46, 0.83)) for label in labels]
+
+
+def run_pipeline(source: FakeSource, **options) -> tuple[Pipeline, RecordingPublisher]:
+    recorder = RecordingPublisher()
+    stop = threading.Event()
+    pipeline = Pipeline(source, FakeDetector(script=one_box), [recorder], stop, device="dev-1", **options)
+    pipeline.start()
+    assert wait_until(pipeline.finished.is_set, 10.0)
+    assert pipeline.stop(2.0)
+    return pipeline, recorder
+
+
+def test_file_source_every_frame_one_valid_message_then_drain() -> None:
+    pipeline, recorder = run_pipeline(FakeSource(count=25), queue_size=2, status_interval_s=0)
+    detections = recorder.of_kind("detection")
+    assert [m["seq"] for m in detections] == list(range(1, 26))
+    for message in detections:
+        validate_message(message)
+    assert detections[1]["detections"][0]["label"] == "thing" and detections[0]["detections"] == []
+    assert pipeline.capture.state == "ended" and pipeline.frames.dropped == 0
+    assert recorder.closed
+
+
+def test_change_mode_publishes_on_label_change_only() -> None:
+    _, recorder = run_pipeline(FakeSource(count=9), publish_mode="change", heartbeat_s=3600, status_interval_s=0)
+    # calls 0..8 give labels [], [thing], [thing], [], [thing], [thing], [], ...: changes at 0, 1, 3, 4, 6, 7
+    assert [m["seq"] for m in recorder.of_kind("detection")] == [1, 2, 4, 5, 7, 8]
+
+
+def test_change_filter_heartbeat() -> None:
+    now = [0.0]
+    change = ChangeFilter(heartbeat_s=10, clock=lambda: now[0])
+    assert change.should_publish(["a"]) and not change.should_publish(["a"])
+    now[0] = 10.0
+    assert change.should_publish(["a"])
+    assert change.should_publish(["a", "a"])
+
+
+def test_status_messages_validate_and_count() -> None:
+    source = FakeSource(count=None, live=True)
+    recorder = RecordingPublisher()
+    stop = threading.Event()
+    pipeline = Pipeline(source, FakeDetector(delay_s=0.005), [recorder], stop, status_interval_s=0.05)
+    pipeline.start()
+    assert wait_until(lambda: len(recorder.of_kind("status")) >= 2)
+    assert pipeline.stop(2.0)
+    statuses = recorder.of_kind("status")
+    for message in statuses:
+        validate_message(message)
+    last = statuses[-1]
+    assert last["state"] == "stopped"
+    assert last["frames"]["processed"] == len(recorder.of_kind("detection")) > 0
+    assert last["frames"]["captured"] >= last["frames"]["processed"] + last["frames"]["dropped"] - 2
+    assert last["inference_ms"]["p50"] == pytest.approx(5.0)
+    assert last["rss_bytes"] > 10_000_000
+
+
+def test_live_source_reconnects_after_failures() -> None:
+    source = FakeSource(count=None, live=True, fail_at=frozenset({3, 4, 9}))
+    frames: LatestQueue[Frame] = LatestQueue(100)
+    stop = threading.Event()
+    capture = Capture(source, frames, stop, reconnect_initial_s=0.01, reconnect_max_s=0.02)
+    capture.start()
+    assert wait_until(lambda: capture.captured >= 20)
+    stop.set()
+    assert capture.join(2.0)
+    assert capture.reconnects == 3 and source.opens == 4
+    assert capture.state == "stopped" and not source.is_open
+
+
+def test_live_max_fps_skips_early_frames() -> None:
+    now = [0.0]
+
+    def tick(_read: int) -> None:
+        now[0] += 0.1  # a frame every 100 ms, cap at 4 fps: every third frame is accepted
+
+    source = FakeSource(count=None, live=True, on_read=tick)
+    frames: LatestQueue[Frame] = LatestQueue(1000)
+    stop = threading.Event()
+    capture = Capture(source, frames, stop, max_fps=4.0, clock=lambda: now[0])
+    capture.start()
+    assert wait_until(lambda: source.reads >= 30)
+    stop.set()
+    capture.join(2.0)
+    assert capture.skipped > 0
+    assert capture.captured == pytest.approx(source.reads / 3, abs=2)
+
+
+def test_file_source_loop_restarts() -> None:
+    source = FakeSource(count=3)
+    frames: LatestQueue[Frame] = LatestQueue(1000)
+    stop = threading.Event()
+    capture = Capture(source, frames, stop, loop=True)
+    capture.start()
+    assert wait_until(lambda: capture.captured >= 10)
+    stop.set()
+    capture.join(2.0)
+    assert source.opens >= 3 and not capture.ended.is_set()
+    assert capture.state == "stopped"
+
+
+def test_missing_folder_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="image folder not found"):
+        ImageFolderSource(tmp_path / "nope").open()
+    with pytest.raises(SourceError, match="no images"):
+        ImageFolderSource(tmp_path).open()
+
+
+@pytest.mark.parametrize(
+    ("uri", "kind"),
+    [
+        ("0", "camera"),
+        ("rtsp://cam/1", "stream"),
+        ("http://cam/mjpg", "stream"),
+        ("x.mp4", "file"),
+        ("v4l2src ! videoconvert ! appsink", "gstreamer"),
+        ("gst:nvarguscamerasrc", "gstreamer"),
+    ],
+)
+def test_source_kind_guesses(uri: str, kind: str) -> None:
+    assert source_kind(uri) == kind
+
+
+def test_payload_is_trimmed_to_fit() -> None:
+    many = [Detection("x" * 50, 0, 1 - i / 1e5, (1.0, 2.0, 3.0, 4.0), (0.1, 0.2, 0.3, 0.4)) for i in range(3000)]
+    message = detection_message(
+        device="d",
+        session="s",
+        source="src",
+        frame=Frame(np.zeros((2, 2, 3), np.uint8), 1, 0.0),
+        result=DetectionResult(2, 2, many, {"preprocess": 0.0, "inference": 1.0, "postprocess": 0.0}),
+        model_name="m",
+        model_version="1",
+        published_at=0.0,
+    )
+    assert len(encode(message)) <= MAX_PAYLOAD_BYTES
+    assert message["truncated"] is True and message["detections_total"] == 3000
+    assert 0 < len(message["detections"]) < 3000
+    assert message["detections"][0]["score"] == 1.0
+    validate_message(message)
+    small = {"detections": [], "truncated": False}
+    assert fit_payload(small) is small
+
+
+def test_percentile_nearest_rank() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([5.0, 1.0, 3.0], 0.5) == 3.0
+    assert percentile([float(i) for i in range(1, 101)], 0.95) == 95.0
+
+
+def test_file_publisher_rotates(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "d.jsonl"
+    publisher = JsonlFilePublisher(path, max_bytes=1024, backups=2)
+    for index in range(60):
+        publisher.publish("detection", {"seq": index, "pad": "x" * 40})
+    publisher.close(1.0)
+    files = sorted(p.name for p in path.parent.iterdir())
+    assert files == ["d.jsonl", "d.jsonl.1", "d.jsonl.2"]
+    assert all(p.stat().st_size <= 1024 for p in path.parent.iterdir())
+    seqs = [json.loads(line)["seq"] for name in ("d.jsonl.1", "d.jsonl") for line in (path.parent / name).open()]
+    assert seqs == list(range(seqs[0], 60))
+
+
+def test_stdout_publisher_writes_one_line_per_message() -> None:
+    stream = io.StringIO()
+    publisher = StdoutPublisher(stream)
+    publisher.publish("detection", {"a": 1})
+    publisher.publish("status", {"b": "é"})
+    assert [json.loads(line) for line in stream.getvalue().splitlines()] == [{"a": 1}, {"b": "é"}]
