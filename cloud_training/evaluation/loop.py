@@ -1,0 +1,107 @@
+"""The evaluation loop: each manifest image through a detector, its boxes into the VOC07 metric.
+
+The loop takes any :class:`edge_runtime.detector.Detector`, the seam the device pipeline uses, so the number measured
+here comes from exactly the pre- and post-processing devices run (``MXNetDetector``), and a test can pass a detector
+that returns the ground truth to check the plumbing end to end (mAP 1.0). An optional observer sees every image with
+its boxes, which is how the PDF report is drawn while streaming instead of holding every image in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from cloud_training.errors import EvaluationError
+from cloud_training.evaluation.voc import VOC07MApMetric, VOCResult
+from cloud_training.manifest import io
+from cloud_training.manifest.records import Record
+
+if TYPE_CHECKING:
+    from edge_runtime.detector import Detection, Detector
+    from edge_runtime.model import ModelInfo
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """One evaluated image: the BGR pixels, the ground truth ``(n, 5)`` rows ``[class_id, xmin, ymin, xmax, ymax]``
+    (normalised) and every detection the detector returned."""
+
+    record: Record
+    image: np.ndarray
+    ground_truth: np.ndarray
+    detections: list[Detection]
+
+
+Observer = Callable[[ImageOutcome], None]
+
+
+def ground_truth_rows(record: Record) -> np.ndarray:
+    """Ground Truth's pixel ``left, top, width, height`` boxes as normalised corners (divided by ``image_size``)."""
+    rows = [
+        [
+            box.class_id,
+            box.left / record.width,
+            box.top / record.height,
+            (box.left + box.width) / record.width,
+            (box.top + box.height) / record.height,
+        ]
+        for box in record.boxes
+    ]
+    return np.array(rows, dtype=np.float64).reshape(-1, 5)
+
+
+def detection_rows(detections: Sequence[Detection]) -> np.ndarray:
+    """Detections as the metric's ``(m, 6)`` rows ``[class_id, score, xmin, ymin, xmax, ymax]``, normalised."""
+    rows = [[item.class_id, item.score, *item.box_normalized] for item in detections]
+    return np.array(rows, dtype=np.float64).reshape(-1, 6)
+
+
+def class_names(info: ModelInfo, records: Sequence[Record]) -> dict[int, str]:
+    """Names by class id: the model's, else the manifests' ``class-map``; refuse a manifest the model cannot label.
+
+    A class id beyond the model's classes, or a class-map name that disagrees with the model's name for that id,
+    means the model and the data were labelled differently, and any mAP computed from them would be meaningless.
+    """
+    names: dict[int, str] = {index: info.label(index) for index in range(info.num_classes)}
+    for record in records:
+        for box in record.boxes:
+            if box.class_id >= info.num_classes:
+                raise EvaluationError(
+                    f"{record.where}: class_id {box.class_id} but model {info.name} has {info.num_classes} "
+                    f"class(es) (0..{info.num_classes - 1})"
+                )
+        class_map = record.metadata.get("class-map", {})
+        for key, value in class_map.items():
+            if not key.isdigit() or int(key) >= info.num_classes:
+                continue
+            class_id, name = int(key), str(value)
+            if info.class_names is None:
+                names[class_id] = name
+            elif info.class_names[class_id] != name:
+                raise EvaluationError(
+                    f"{record.where}: class-map says class {class_id} is {name!r} but model {info.name} calls it "
+                    f"{info.class_names[class_id]!r}"
+                )
+    return names
+
+
+def evaluate(
+    records: Sequence[Record],
+    detector: Detector,
+    iou_threshold: float = 0.5,
+    observer: Optional[Observer] = None,
+) -> VOCResult:
+    """Detect on every record's image (tqdm progress on stderr) and return per-class AP and mAP."""
+    metric = VOC07MApMetric(iou_threshold=iou_threshold)
+    for record in tqdm(records, desc="evaluating", unit="img", disable=None):
+        image = io.load_image(record)
+        detections = detector.detect(image).detections
+        truth = ground_truth_rows(record)
+        metric.update(detection_rows(detections), truth)
+        if observer is not None:
+            observer(ImageOutcome(record, image, truth, detections))
+    return metric.result(detector.info.num_classes)
