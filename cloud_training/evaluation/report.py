@@ -37,7 +37,7 @@ class PdfReport:
     def __enter__(self) -> PdfReport:
         import matplotlib
 
-        matplotlib.use("Agg")  # no display on build machines; also what PdfPages needs
+        matplotlib.use("Agg")  # never a GUI backend (build machines have no display), whatever MPLBACKEND says
         from matplotlib.backends.backend_pdf import PdfPages
 
         self._folder = tempfile.mkdtemp(prefix="cloud-training-report-")
