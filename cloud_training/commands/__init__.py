@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from cloud_training.commands import augment, convert, inspect, manifest
+from cloud_training.commands import augment, convert, evaluate, inspect, manifest, synth, train
 
-COMMANDS: list[ModuleType] = [inspect, manifest, augment, convert]
+COMMANDS: list[ModuleType] = [inspect, synth, manifest, augment, train, convert, evaluate]
