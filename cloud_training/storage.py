@@ -83,8 +83,11 @@ def reference(target: str, from_file: str) -> str:
 @functools.lru_cache(maxsize=8)
 def _client(endpoint_url: str | None, region: str | None) -> Any:
     import boto3
+    from botocore.config import Config
 
-    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region)
+    # bounded waits: a dead endpoint fails in about a minute instead of hanging a pipeline
+    config = Config(connect_timeout=10, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
 def s3_client() -> Any:
