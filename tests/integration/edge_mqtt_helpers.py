@@ -1,0 +1,114 @@
+"""A real mosquitto broker on a free loopback port, and a persistent QoS 1 subscriber (awscrt MQTT5)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def require_mosquitto() -> str:
+    """The mosquitto binary; skip (fail under CI=true) when it is not installed."""
+    binary = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+    if binary is None:
+        reason = "mosquitto is not installed (apt-get install -y mosquitto)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI=true requires the broker tests to run")
+        pytest.skip(reason)
+    return binary
+
+
+class Broker:
+    """mosquitto with persistence in a temp folder, stoppable and restartable on the same port."""
+
+    def __init__(self, binary: str, folder: Path, port: int) -> None:
+        self.binary = binary
+        self.folder = folder
+        self.port = port
+        self.config = folder / "mosquitto.conf"
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {folder / 'data'}/\nautosave_interval 1\nmax_queued_messages 100000\n"
+            # as root mosquitto would drop to user "mosquitto", who cannot write in a private temp folder
+            f"user {getpass.getuser()}\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.folder / "mosquitto.log").open("ab")
+        self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not listen on {self.port}: {(self.folder / 'mosquitto.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+class Subscriber:
+    """A persistent-session QoS 1 subscriber that records every payload it receives, in arrival order."""
+
+    def __init__(self, port: int, topic: str, client_id: str = "test-subscriber") -> None:
+        from awscrt import mqtt5
+
+        self.messages: list[dict[str, Any]] = []
+        self.topics: list[str] = []
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._stopped = threading.Event()
+        options = mqtt5.ClientOptions(host_name="127.0.0.1", port=port)
+        options.connect_options = mqtt5.ConnectPacket(
+            client_id=client_id, keep_alive_interval_sec=10, session_expiry_interval_sec=3600
+        )
+        options.session_behavior = mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS
+        options.min_reconnect_delay_ms = 100
+        options.max_reconnect_delay_ms = 500
+        options.on_publish_callback_fn = self._on_publish
+        options.on_lifecycle_event_connection_success_fn = lambda _data: self._connected.set()
+        options.on_lifecycle_event_disconnection_fn = lambda _data: self._connected.clear()
+        options.on_lifecycle_event_stopped_fn = lambda _data: self._stopped.set()
+        self.client = mqtt5.Client(options)
+        self.client.start()
+        if not self._connected.wait(10):
+            raise TimeoutError("subscriber did not connect")
+        self.client.subscribe(
+            mqtt5.SubscribePacket(subscriptions=[mqtt5.Subscription(topic_filter=topic, qos=mqtt5.QoS.AT_LEAST_ONCE)])
+        ).result(timeout=10)
+
+    def _on_publish(self, data: Any) -> None:
+        with self._lock:
+            self.topics.append(data.publish_packet.topic)
+            self.messages.append(json.loads(bytes(data.publish_packet.payload)))
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.messages)
+
+    def close(self) -> None:
+        from awscrt import mqtt5
+
+        self.client.stop(mqtt5.DisconnectPacket())
+        self._stopped.wait(5)
