@@ -6,6 +6,7 @@ Everything is computed in memory first and written only at the end, so an error 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ from cloud_training.manifest.prepare import (
     split,
 )
 from cloud_training.manifest.records import Record, dumps
+
+log = logging.getLogger(__name__)
 
 TRAIN_NAME = "train.manifest"
 VALIDATION_NAME = "validation.manifest"
@@ -102,6 +105,16 @@ def prepare(options: PrepareOptions) -> PrepareResult:
     if not labelled:
         raise ManifestError("no usable lines left after joining, discarding and checking: nothing to split")
     train, validation = split(labelled, options.validation_fraction, options.seed)
+    if replaced:
+        first = replaced[0]
+        log.warning(
+            "%d image(s) are in more than one job; the later line wins (e.g. %s replaced %s); see report.json",
+            len(replaced),
+            first.kept,
+            first.dropped,
+        )
+    if unmatched:
+        log.warning("discard entries that match no image (typos?): %s", ", ".join(unmatched[:10]))
 
     report: dict[str, Any] = {
         "inputs": locations,

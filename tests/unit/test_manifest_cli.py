@@ -311,3 +311,19 @@ def test_help_has_an_example(capsys):
         main(["manifest", "prepare", "--help"])
     assert exited.value.code == 0
     assert "example" in capsys.readouterr().out
+
+
+def test_replacements_and_unmatched_discard_entries_are_warned_about(tmp_path, caplog):
+    first = [*many("blue", 4), *many("yellow", 4)]
+    paths = jobs(tmp_path, first, [gt_line("s3://b/yellow_1.jpg", [(5, 5, 50, 50)], color="yellow")])
+    discard = tmp_path / "discard.txt"
+    discard.write_text("blue_2\nblue_99\n")
+    out = tmp_path / "out"
+    assert main(["manifest", "prepare", *paths, "--out", str(out), "--class-from", "color,object",
+                 "--discard", str(discard), "--validation-fraction", "0.3"]) == 0  # fmt: skip
+    messages = " ".join(record.getMessage() for record in caplog.records)
+    expected = f"1 image(s) are in more than one job; the later line wins (e.g. {paths[1]}:1 replaced {paths[0]}:6)"
+    assert expected in messages
+    assert "match no image (typos?): blue_99" in messages
+    report = json.loads((out / "report.json").read_text())
+    assert report["discard_unmatched"] == ["blue_99"] and report["discarded"] == 1
