@@ -209,8 +209,8 @@ def draw_box(rng: np.random.Generator, image: np.ndarray, faces: dict[str, np.nd
 def finish(rng: np.random.Generator, image: np.ndarray, blur: bool = True) -> np.ndarray:
     """Camera effects over the whole frame: exposure, colour cast, uneven light, vignette, blur, noise → uint8."""
     height, width = image.shape[:2]
-    image *= rng.uniform(0.65, 1.25)
-    image *= rng.uniform(0.88, 1.12, size=3)
+    image *= rng.uniform(0.72, 1.2)
+    image *= rng.uniform(0.92, 1.08, size=3)
     image *= _smooth_field(rng, width, height, 4, 0.78, 1.18)[:, :, None]
     if rng.random() < 0.5:
         ys, xs = np.ogrid[:height, :width]
