@@ -42,6 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(level: int) -> None:
+    """Logs of this package to stderr (stdout carries results). Our own handler, replaced on each call, so it works
+    whatever the host program (or pytest) did to the root logger, and never doubles lines."""
+    logger = logging.getLogger("cloud_training")
+    for handler in [h for h in logger.handlers if h.get_name() == "cloud-training-cli"]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("cloud-training-cli")
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
 def one_line(message: str) -> str:
     """Errors are one line whatever a library put in them (tarfile and MXNet write several)."""
     return "; ".join(line.strip() for line in message.splitlines() if line.strip())
@@ -50,11 +64,7 @@ def one_line(message: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         result: int = args.handler(args)
     except CloudTrainingError as error:

@@ -87,7 +87,11 @@ def write_deploy_folder(
     except OSError as error:
         raise OutputError(f"cannot write to {out_dir.parent}: {error.strerror}") from None
     try:
-        mx.model.save_checkpoint(str(staging / DEPLOY_PREFIX), 0, symbol, arg_params, aux_params)
+        # what mx.model.save_checkpoint writes, without its root-logger chatter
+        symbol.save(str(staging / DEPLOY_SYMBOL_FILE))
+        weights = {f"arg:{k}": v for k, v in arg_params.items()}
+        weights.update({f"aux:{k}": v for k, v in aux_params.items()})
+        mx.nd.save(str(staging / DEPLOY_PARAMS_FILE), weights)
         manifest = dict(metadata)
         manifest["files"] = {
             name: file_digest(staging / name) for name in (DEPLOY_SYMBOL_FILE, DEPLOY_PARAMS_FILE)

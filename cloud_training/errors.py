@@ -7,7 +7,10 @@ CloudTrainingError
 ├── OutputError          an output cannot be written (exists without --force, not writable)
 ├── ManifestError        a Ground Truth manifest line is malformed or inconsistent (names file:line)
 │   └── ImageError       an image a manifest points at cannot be read or disagrees with its image_size
-└── StorageError         a local path or s3:// URI cannot be read, listed or written
+├── StorageError         a local path or s3:// URI cannot be read, listed or written
+├── HyperparameterError  an unknown hyperparameter or a value outside the algorithm's documented range
+├── TrainingError        training cannot start or continue (no data, a box overflowing label_width, no checkpoint)
+└── EvaluationError      a model and a manifest cannot be evaluated together (class ids or names disagree, no images)
 """
 
 from __future__ import annotations
@@ -43,3 +46,15 @@ class ImageError(ManifestError):
 
 class StorageError(CloudTrainingError):
     """Reading, listing or writing a local path or an ``s3://`` URI failed; the message names the location."""
+
+
+class HyperparameterError(CloudTrainingError):
+    """A hyperparameter is unknown, missing, or outside the range the SageMaker algorithm documents."""
+
+
+class TrainingError(CloudTrainingError):
+    """Training cannot start or go on: empty data, more boxes than label_width allows, nothing to resume."""
+
+
+class EvaluationError(CloudTrainingError):
+    """A model cannot be evaluated on a manifest: it cannot be loaded, or its classes disagree with the labels."""

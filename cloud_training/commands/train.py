@@ -1,0 +1,86 @@
+"""``cloud-training train``: the SageMaker object detection algorithm's training, here with MXNet."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+example:
+  cloud-training train --backend local --train data/train.manifest --validation data/validation.manifest \\
+      --out runs/boxes base_network=tiny-cnn num_classes=2 image_shape=256 epochs=30 use_pretrained_model=0
+
+Hyperparameters are the SageMaker algorithm's (names, meanings, documented ranges), given as name=value words and/or a
+JSON file (--hyperparameters; words win). num_training_samples defaults to the number of training images. The local
+backend also accepts base_network=tiny-cnn, a small network that trains on a CPU in minutes.
+
+DIR receives model.tar.gz (SageMaker's layout: model_algo_1-symbol.json, model_algo_1-0000.params, hyperparams.json;
+the epoch with the best validation mAP), metrics.csv, metrics.png and checkpoints/ (one per epoch, for --resume).
+Metric lines on stderr use the algorithm's format: '#quality_metric: host=algo-1, epoch=3, validation mAP <score>=(..)'.
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train the SSD (locally with MXNet, same hyperparameters as SageMaker)",
+        description="Train the SageMaker object detection algorithm's SSD on Ground Truth manifests.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--backend", choices=["local"], default="local",
+                        help="where to train: local = MXNet on this machine (default)")
+    parser.add_argument("--train", nargs="+", required=True, metavar="MANIFEST",
+                        help="training manifest(s): local paths or s3:// URIs")
+    parser.add_argument("--validation", nargs="+", required=True, metavar="MANIFEST",
+                        help="validation manifest(s); never augmented")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--hyperparameters", type=Path, metavar="FILE",
+                        help="JSON object of hyperparameters (string or number values), e.g. a hyperparams.json")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in DIR/checkpoints")
+    parser.add_argument("--pretrained-params", type=Path, metavar="FILE",
+                        help="weights to start from (use_pretrained_model=1); arrays are matched by name and shape")
+    parser.add_argument("--label-attribute", help="the manifests' label attribute (default: detected)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of shuffling and augmentation (default 0)")
+    parser.add_argument("--max-expand", type=float, default=4.0, metavar="RATIO",
+                        help="largest zoom-out of the online augmentation (mxnet-ssd: 4; 1 disables it)")
+    parser.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameters")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cloud_training.errors import HyperparameterError
+    from cloud_training.manifest.io import expand, read_records
+    from cloud_training.training.augmentation import AugmentationConfig
+    from cloud_training.training.hyperparameters import parse, parse_assignments
+    from cloud_training.training.local import LocalTrainer, TrainOptions
+
+    raw: dict[str, object] = {}
+    if args.hyperparameters is not None:
+        try:
+            loaded = json.loads(args.hyperparameters.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise HyperparameterError(f"{args.hyperparameters}: cannot read a JSON object ({error})") from None
+        if not isinstance(loaded, dict):
+            raise HyperparameterError(f"{args.hyperparameters}: expected a JSON object")
+        raw.update(loaded)
+    raw.update(parse_assignments(args.assignments))
+    if "num_training_samples" not in raw:
+        records, _, _ = read_records(expand(args.train), args.label_attribute, skip_invalid=False)
+        raw["num_training_samples"] = str(len(records))
+    hp = parse(raw)
+    if not 1.0 <= args.max_expand <= 8.0:
+        raise HyperparameterError(f"--max-expand must be between 1 and 8 (got {args.max_expand})")
+    options = TrainOptions(
+        train=args.train, validation=args.validation, out_dir=args.out, resume=args.resume,
+        pretrained_params=args.pretrained_params, augmentation=AugmentationConfig(max_expand_ratio=args.max_expand),
+        seed=args.seed, label_attribute=args.label_attribute,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    state = LocalTrainer(hp, options).run()
+    print(f"trained {hp.base_network}/{hp.image_shape} for {state.epochs_done} epoch(s);"
+          f" best validation mAP {state.best_map:.4f} at epoch {state.best_epoch}")
+    print(f"artifact: {args.out / 'model.tar.gz'}")
+    return 0
