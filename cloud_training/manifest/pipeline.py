@@ -1,6 +1,11 @@
 """``manifest prepare`` end to end: read → join → discard → (check images) → relabel → split → write, plus the report.
 
 Everything is computed in memory first and written only at the end, so an error anywhere leaves no output behind.
+
+``report.json`` counts lines: ``read`` (non-blank lines in all inputs) = ``invalid`` (skipped with --skip-invalid)
++ ``replaced`` (an earlier job's line for an image a later job labelled again) + ``discarded`` + ``dropped_empty``
++ ``kept``. ``empty`` is the number of joined, not discarded images without boxes (kept as negatives unless
+--drop-empty). ``classes`` and ``splits`` count images and boxes per class; the ``*_lines`` lists say which lines.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from cloud_training import storage
 from cloud_training.errors import ManifestError
 
 OBJECT_DETECTION_TYPE = "groundtruth/object-detection"
@@ -139,8 +140,6 @@ def _parse_box(raw: object, index: int, width: int, height: int, where: str) -> 
 
 def parse_line(text: str, where: str, manifest: str, line_number: int, label_attribute: str | None) -> Record:
     """Parse and check one line; ``label_attribute=None`` detects it from the metadata ``type``."""
-    from cloud_training import storage
-
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
