@@ -144,7 +144,8 @@ class Pipeline:
                 self.stats.message_published(True)
             except PublishError as error:
                 self.stats.message_published(False)
-                log.error("%s", error)
+                if self.stats.publish_errors % 100 == 1:  # the first, then every 100th: no log flood
+                    log.error("%s (%d publish errors so far)", error, self.stats.publish_errors)
 
     def status(self, state: str) -> dict[str, Any]:
         p50, p95 = self.stats.inference_percentiles()

@@ -32,7 +32,7 @@ def require_mosquitto() -> str:
 class Broker:
     """mosquitto with persistence in a temp folder, stoppable and restartable on the same port."""
 
-    def __init__(self, binary: str, folder: Path, port: int) -> None:
+    def __init__(self, binary: str, folder: Path, port: int, extra_config: str = "") -> None:
         self.binary = binary
         self.folder = folder
         self.port = port
@@ -42,7 +42,7 @@ class Broker:
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {folder / 'data'}/\nautosave_interval 1\nmax_queued_messages 100000\n"
             # as root mosquitto would drop to user "mosquitto", who cannot write in a private temp folder
-            f"user {getpass.getuser()}\n"
+            f"user {getpass.getuser()}\n" + extra_config
         )
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -112,3 +112,30 @@ class Subscriber:
 
         self.client.stop(mqtt5.DisconnectPacket())
         self._stopped.wait(5)
+
+
+def make_tls_files(folder: Path) -> dict[str, Path]:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a device certificate, made with openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {name: folder / f"{name}.pem" for name in ("ca", "ca-key", "server", "server-key", "device", "device-key")}
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+        "-keyout", str(files["ca-key"]), "-out", str(files["ca"]))  # fmt: skip
+    for name, subject, extension in (
+        ("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1"),
+        ("device", "/CN=dev-test", "extendedKeyUsage=clientAuth"),
+    ):
+        request = folder / f"{name}.csr"
+        ext = folder / f"{name}.ext"
+        ext.write_text(extension + "\n")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(files[f"{name}-key"]),
+            "-out", str(request))  # fmt: skip
+        run("x509", "-req", "-in", str(request), "-CA", str(files["ca"]), "-CAkey", str(files["ca-key"]),
+            "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(files[name]))  # fmt: skip
+    return files

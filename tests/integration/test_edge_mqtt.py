@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from edge_helpers import build_deploy_model, free_port, read_jsonl, start_daemon, wait_for, write_video  # type: ignore[import-not-found]
-from edge_mqtt_helpers import Broker, Subscriber, require_mosquitto  # type: ignore[import-not-found]
+from edge_mqtt_helpers import Broker, Subscriber, make_tls_files, require_mosquitto  # type: ignore[import-not-found]
 
 from edge_runtime.messages import validate_message
 from edge_runtime.outbox import Outbox
@@ -188,3 +188,49 @@ def test_outbox_bounds_drop_oldest_and_survive_reopen(tmp_path: Path) -> None:
     assert stats["bytes"] <= 60 and stats["dropped"] > 3
     assert again.peek(10)[-1].payload == b"x" * 30
     again.close()
+
+
+def test_mutual_tls_publish(model_dir: Path, video: Path, tmp_path: Path) -> None:
+    tls = make_tls_files(tmp_path / "tls")
+    tls_port = free_port()
+    broker = Broker(
+        require_mosquitto(),
+        tmp_path / "broker",
+        free_port(),
+        f"listener {tls_port} 127.0.0.1\ncafile {tls['ca']}\ncertfile {tls['server']}\nkeyfile {tls['server-key']}\n"
+        "require_certificate true\n",
+    )
+    broker.start()
+    subscriber = Subscriber(broker.port, DETECTIONS, client_id="tls-test")
+    try:
+        args = mqtt_args(model_dir, video, tls_port, tmp_path / "ob.sqlite3", "--set", 'publish.mqtt.host="127.0.0.1"')
+        for key in ("cert", "key", "ca"):
+            name = {"cert": "device", "key": "device-key", "ca": "ca"}[key]
+            args += ["--set", f"publish.mqtt.tls.{key}={json.dumps(str(tls[name]))}"]
+        daemon = start_daemon(*args)
+        _, err = daemon.communicate(timeout=60)
+        assert daemon.returncode == 0, err
+        assert wait_for(lambda: len(subscriber.snapshot()) >= 20, timeout=10), err
+        assert [m["seq"] for m in subscriber.snapshot()] == list(range(1, 21))
+
+        # without the device certificate the broker refuses: the messages stay in the outbox, nothing is lost
+        plain = start_daemon(*mqtt_args(model_dir, video, tls_port, tmp_path / "ob2.sqlite3"))
+        _, err = plain.communicate(timeout=60)
+        assert plain.returncode == 0, err
+        held = Outbox(tmp_path / "ob2.sqlite3", 1000, 10_000_000)
+        assert held.depth == 20
+        held.close()
+    finally:
+        subscriber.close()
+        broker.stop()
+
+
+def test_missing_tls_file_is_one_line(model_dir: Path, video: Path, tmp_path: Path) -> None:
+    args = mqtt_args(model_dir, video, free_port(), tmp_path / "ob.sqlite3")
+    args += ["--set", f"publish.mqtt.tls={json.dumps({'cert': str(tmp_path / 'none.pem'), 'key': 'k.pem'})}"]
+    daemon = start_daemon(*args)
+    _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 2
+    assert err.strip().splitlines() == [
+        f"edge-runtime: error: publish.mqtt.tls.cert: file not found (got {str(tmp_path / 'none.pem')!r})"
+    ]
