@@ -162,3 +162,12 @@ def test_detect_cli_fixture_model_fails_in_one_line() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "the graph has 2 classes but hyperparams.json says num_classes 4" in lines[0]
+
+
+def test_class_thresholds_resolve_labels_and_ids(model_dir: Path) -> None:
+    from edge_runtime.detector import class_thresholds_by_id
+
+    info = read_model_info(model_dir)
+    assert class_thresholds_by_id(info, {"yellow box": 0.9, "0": 0.2}) == {1: 0.9, 0: 0.2}
+    with pytest.raises(ModelError, match=r"model.class_thresholds: 'red box' is not a class of test-model"):
+        class_thresholds_by_id(info, {"red box": 0.5})

@@ -222,3 +222,16 @@ def test_stdout_publisher_writes_one_line_per_message() -> None:
     publisher.publish("detection", {"a": 1})
     publisher.publish("status", {"b": "é"})
     assert [json.loads(line) for line in stream.getvalue().splitlines()] == [{"a": 1}, {"b": "é"}]
+
+
+def test_image_folder_reads_images_in_name_order_and_skips_bad_files(tmp_path: Path) -> None:
+    fixtures = Path("/work/shared/fixtures/aws-sample/images")
+    (tmp_path / "b.jpg").write_bytes((fixtures / "blue_box_1_000133.jpg").read_bytes())
+    (tmp_path / "a.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "c.png").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("ignored")
+    source = ImageFolderSource(tmp_path)
+    source.open()
+    image = source.read()
+    assert image is not None and image.shape == (1080, 1920, 3)
+    assert source.read() is None
