@@ -182,14 +182,14 @@ class LocalTrainer:
         loader = BatchLoader(train_samples, hp.mini_batch_size, hp.image_shape, hp.max_objects, options.augmentation,
                              options.seed)
         val_batches = validation_batches(val_samples, hp.mini_batch_size, hp.image_shape, hp.max_objects)
-        module = self._module(loader.batches_per_epoch(), state)
+        module = self.build_module(loader.batches_per_epoch(), state)
         log.info("training %s/%d on %d images (%d validation), %d batches of %d per epoch, on %s",
                  hp.base_network, hp.image_shape, len(train_samples), len(val_samples), loader.batches_per_epoch(),
                  hp.mini_batch_size, module._context[0])
         stale = 0
         for epoch in range(state.epochs_done, hp.epochs):
             started = time.monotonic()
-            cross_entropy, smooth_l1 = self._train_epoch(module, loader, epoch)
+            cross_entropy, smooth_l1 = self.train_epoch(module, loader, epoch)
             mean_ap = self.validate(module, val_batches)
             lr = float(module._optimizer.learning_rate if module._optimizer.lr_scheduler is None
                        else module._optimizer.lr_scheduler(module._optimizer.num_update))
@@ -216,7 +216,7 @@ class LocalTrainer:
             return mean_ap > best
         return (mean_ap - best) / best > self.hp.early_stopping_tolerance
 
-    def _module(self, batches_per_epoch: int, state: TrainState) -> mx.mod.Module:
+    def build_module(self, batches_per_epoch: int, state: TrainState) -> mx.mod.Module:
         hp = self.hp
         fixed = []
         if hp.freeze_layer_pattern:
@@ -249,7 +249,7 @@ class LocalTrainer:
                      state.best_map, state.best_epoch)
         return module
 
-    def _train_epoch(self, module: mx.mod.Module, loader: BatchLoader, epoch: int) -> tuple[float, float]:
+    def train_epoch(self, module: mx.mod.Module, loader: BatchLoader, epoch: int) -> tuple[float, float]:
         from tqdm import tqdm
 
         loss = MultiBoxLoss()
