@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def native_stderr_to_log() -> Iterator[None]:
+def native_stderr_to_log(logger: logging.Logger = log) -> Iterator[None]:
+    """Capture what native code writes to fd 2 while the block runs; log each line at DEBUG on ``logger``."""
     sys.stderr.flush()
     saved_fd = os.dup(2)
     with tempfile.TemporaryFile() as capture:
@@ -35,7 +36,7 @@ def native_stderr_to_log() -> Iterator[None]:
             capture.seek(0)
             for line in capture.read().decode("utf-8", errors="replace").splitlines():
                 if line.strip():
-                    log.debug("mxnet: %s", line.strip())
+                    logger.debug("mxnet: %s", line.strip())
 
 
 def first_line(error: BaseException) -> str:

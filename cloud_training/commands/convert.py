@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cloud_training.commands.argtypes import number_in
+
 EPILOG = """\
 example:
   cloud-training convert model.tar.gz --out models/boxes --class-names "blue box,yellow box"
@@ -28,7 +30,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("artifact", metavar="ARTIFACT", type=Path, help="model.tar.gz or a folder with its three files")
     parser.add_argument("--out", metavar="DIR", type=Path, required=True, help="the deploy model folder to write")
-    parser.add_argument("--nms-threshold", type=_unit_interval, metavar="F",
+    parser.add_argument("--nms-threshold", type=number_in(0.0, 1.0, low_open=True), metavar="F",
                         help="IoU above which NMS suppresses a box"
                              " (default: hyperparams.json nms_threshold, else 0.45)")
     parser.add_argument("--nms-topk", type=_topk, metavar="N",
@@ -86,16 +88,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  nms         threshold {nms['threshold']}, top-k {nms['topk']}, force_suppress {nms['force_suppress']}")
     print(f"  weights     {weights / 1e6:.2f} M values in {len(model.arg_params) + len(model.aux_params)} arrays")
     return 0
-
-
-def _unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1] (got {text})")
-    return value
 
 
 def _topk(text: str) -> int:

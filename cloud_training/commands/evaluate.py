@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from cloud_training.commands.argtypes import number_in
+
 EPILOG = """\
 example:
   cloud-training evaluate models/boxes prepared/validation.manifest --report boxes-validation.pdf
@@ -24,16 +26,6 @@ counts AP 0). MANIFEST is a local path or s3:// URI; relative source-refs are re
 EVERY_DETECTION = 1 << 30  # top_k for evaluation: all rows the graph's NMS kept
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1) (got {text})")
-    return value
-
-
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "evaluate",
@@ -46,11 +38,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("manifest", metavar="MANIFEST", help="Ground Truth manifest (local path or s3:// URI)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--report", metavar="FILE.pdf", help="write a PDF with one annotated page per image")
-    parser.add_argument("--report-threshold", type=_probability, default=0.5, metavar="F",
+    parser.add_argument("--report-threshold", type=number_in(0.0, 1.0, high_open=True), default=0.5, metavar="F",
                         help="lowest score of a prediction drawn in the report (default: 0.5)")
-    parser.add_argument("--score-threshold", type=_probability, default=0.01, metavar="F",
+    parser.add_argument("--score-threshold", type=number_in(0.0, 1.0, high_open=True), default=0.01, metavar="F",
                         help="lowest score of a detection the metric sees (default: 0.01)")
-    parser.add_argument("--iou-threshold", type=_probability, default=0.5, metavar="F",
+    parser.add_argument("--iou-threshold", type=number_in(0.0, 1.0, high_open=True), default=0.5, metavar="F",
                         help="IoU a detection must exceed to match a true box (default: 0.5)")
     parser.add_argument("--label-attribute", metavar="NAME", help="default: detected from -metadata.type")
     parser.add_argument("--force", action="store_true", help="replace an existing report")

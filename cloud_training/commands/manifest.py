@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cloud_training.commands.argtypes import number_in
+
 PREPARE_EXAMPLE = """\
 example (the four jobs of the AWS sample, colour from per-line metadata):
   cloud-training manifest prepare manifests/*.output.manifest --out prepared/ \\
@@ -30,16 +32,6 @@ def _class_from(text: str) -> tuple[str, ...]:
     if not all(keys):
         raise argparse.ArgumentTypeError(f"expected metadata keys separated by commas, got {text!r}")
     return keys
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -81,7 +73,8 @@ def register(subparsers: Any) -> None:
         metavar="MAP",
         help='class ids, e.g. "blue box=0,yellow box=1" (default: sorted class names numbered from 0)',
     )
-    prepare.add_argument("--validation-fraction", type=_fraction, default=0.1, metavar="F", help="default: 0.1")
+    prepare.add_argument("--validation-fraction", type=number_in(0.0, 1.0, low_open=True, high_open=True), default=0.1,
+                         metavar="F", help="default: 0.1")
     prepare.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
     prepare.add_argument("--drop-empty", action="store_true", help="drop images without boxes (default: keep them)")
     prepare.add_argument("--skip-invalid", action="store_true", help="skip and count bad lines instead of stopping")

@@ -27,7 +27,6 @@ import numpy as np
 from cloud_training.artifact import HYPERPARAMS_FILE, PARAMS_FILE, SYMBOL_FILE
 from cloud_training.errors import TrainingError
 from cloud_training.evaluation.voc import VOC07MApMetric
-from cloud_training.native_log import native_stderr_to_log
 from cloud_training.ssd import get_symbol_train
 from cloud_training.training.augmentation import AugmentationConfig
 from cloud_training.training.data import BatchLoader, load_samples, validation_batches
@@ -41,6 +40,7 @@ from cloud_training.training.metrics_log import (
     write_csv,
     write_plot,
 )
+from edge_runtime.mxnet_io import native_stderr_to_log
 
 log = logging.getLogger(__name__)
 PREFIX = "model_algo_1"
