@@ -99,5 +99,5 @@ def run_daemon(config: RuntimeConfig) -> int:
         if error is not None:
             raise error
         return EXIT_FAILED
-    log.info("stopped: %d frames processed", pipeline.stats.processed)
+    log.info("summary: %s", pipeline.stats.summary())
     return EXIT_OK

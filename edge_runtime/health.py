@@ -11,6 +11,7 @@ import collections
 import math
 import threading
 import time
+from collections.abc import Iterable
 from typing import Callable
 
 
@@ -50,15 +51,17 @@ class Stats:
         self.processed = 0
         self.published = 0
         self.publish_errors = 0
+        self.detections: collections.Counter[str] = collections.Counter()  # per label, since start
         self._inference_ms: collections.deque[float] = collections.deque(maxlen=window)
         self._last_at = self.started
         self._last_in = 0
         self._last_out = 0
 
-    def frame_done(self, inference_ms: float) -> None:
+    def frame_done(self, inference_ms: float, labels: Iterable[str] = ()) -> None:
         with self._lock:
             self.processed += 1
             self._inference_ms.append(inference_ms)
+            self.detections.update(labels)
 
     def message_published(self, ok: bool) -> None:
         with self._lock:
@@ -84,3 +87,14 @@ class Stats:
 
     def uptime_s(self) -> float:
         return self.clock() - self.started
+
+    def summary(self) -> str:
+        """One line for the end of a run: frames, rate, inference percentiles, detections per label."""
+        uptime = self.uptime_s()
+        p50, p95 = self.inference_percentiles()
+        with self._lock:
+            processed, counts = self.processed, sorted(self.detections.items())
+        fps = processed / uptime if uptime > 0 else 0.0
+        timing = f", inference p50 {p50:.1f} ms p95 {p95:.1f} ms" if p50 is not None and p95 is not None else ""
+        found = ", ".join(f"{label} {count}" for label, count in counts) or "none"
+        return f"{processed} frames in {uptime:.1f} s ({fps:.1f} fps){timing}; detections: {found}"

@@ -122,7 +122,7 @@ class Pipeline:
 
     def _process(self, frame: Frame) -> None:
         result = self.detector.detect(frame.image)
-        self.stats.frame_done(result.timings_ms.get("inference", 0.0))
+        self.stats.frame_done(result.timings_ms.get("inference", 0.0), (d.label for d in result.detections))
         if self.change_filter and not self.change_filter.should_publish([d.label for d in result.detections]):
             return
         message = detection_message(
