@@ -7,7 +7,8 @@ EdgeRuntimeError
 ├── ConfigError          a bad key or value in a file, variable or flag: ``key.path: problem (got VALUE)``
 ├── ModelError           a model folder is missing a file, fails its SHA-256 digests, or its parts disagree
 ├── SourceError          a frame source cannot be opened or read (live sources retry with backoff)
-└── PublishError         a publisher cannot be set up (bad TLS files, unwritable output file, unusable outbox)
+├── PublishError         a publisher cannot be set up (bad TLS files, unwritable output file, unusable outbox)
+└── ReviewError          ``review``: the broker cannot be reached or subscribed, a recording cannot be used
 """
 
 from __future__ import annotations
@@ -31,3 +32,7 @@ class SourceError(EdgeRuntimeError):
 
 class PublishError(EdgeRuntimeError):
     """A publisher cannot be set up or its outbox cannot be used."""
+
+
+class ReviewError(EdgeRuntimeError):
+    """``edge-runtime review`` cannot connect, subscribe, record or report."""

@@ -15,9 +15,9 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from edge_runtime.config import RuntimeConfig
+from edge_runtime.config import MqttConfig, RuntimeConfig
 from edge_runtime.errors import PublishError
 from edge_runtime.messages import encode, status_message
 from edge_runtime.outbox import Outbox, OutboxItem
@@ -36,6 +36,79 @@ def render_topic(template: str, thing_name: str) -> str:
     if not topic or "#" in topic or "+" in topic:
         raise PublishError(f"topic {topic!r}: a publish topic must be non-empty without wildcards")
     return topic
+
+
+def build_mqtt5_client(
+    mqtt: MqttConfig,
+    client_id: str,
+    *,
+    on_connected: Callable[[Any], None],
+    on_connection_failure: Callable[[Any], None],
+    on_disconnected: Callable[[Any], None],
+    on_stopped: Callable[[Any], None],
+    will: Any = None,
+    on_publish: Callable[[Any], None] | None = None,
+) -> Any:
+    """An unstarted awscrt MQTT5 client for ``mqtt``: plain TCP, or mutual TLS when ``mqtt.tls`` is set.
+
+    Shared by the daemon's publisher and ``edge-runtime review``'s subscriber, so both reach a broker (or AWS IoT
+    Core) from the same config section and fail the same way on bad TLS files.
+    """
+    from awscrt import mqtt5
+    from awsiot import mqtt5_client_builder
+
+    common: dict[str, Any] = {
+        "endpoint": mqtt.host,
+        "port": mqtt.port,
+        "client_id": client_id,
+        "connect_options": mqtt5.ConnectPacket(keep_alive_interval_sec=mqtt.keep_alive_s),
+        "session_behavior": mqtt5.ClientSessionBehaviorType.CLEAN,
+        "offline_queue_behavior": mqtt5.ClientOperationQueueBehaviorType.FAIL_ALL_ON_DISCONNECT,
+        "min_reconnect_delay_ms": int(mqtt.reconnect_min_s * 1000),
+        "max_reconnect_delay_ms": int(mqtt.reconnect_max_s * 1000),
+        "ack_timeout_sec": max(1, int(mqtt.ack_timeout_s)),
+        "will": will,
+        "will_delay_interval_sec": 0,
+        "on_publish_received": on_publish,
+        "on_lifecycle_connection_success": on_connected,
+        "on_lifecycle_connection_failure": on_connection_failure,
+        "on_lifecycle_disconnection": on_disconnected,
+        "on_lifecycle_stopped": on_stopped,
+        "enable_metrics_collection": False,
+    }
+    if mqtt.tls is None:
+        return _plain_client(mqtt5.ClientOptions(host_name=mqtt.host, port=mqtt.port), common)
+    for label, path in (("cert", mqtt.tls.cert), ("key", mqtt.tls.key), ("ca", mqtt.tls.ca)):
+        if path is not None and not Path(path).is_file():
+            raise PublishError(f"publish.mqtt.tls.{label}: file not found (got {path!r})")
+    try:
+        return mqtt5_client_builder.mtls_from_path(
+            cert_filepath=mqtt.tls.cert, pri_key_filepath=mqtt.tls.key, ca_filepath=mqtt.tls.ca, **common
+        )
+    except Exception as error:  # awscrt raises AwsCrtError for unreadable or mismatched PEM files
+        raise PublishError(f"publish.mqtt.tls: cannot set up mutual TLS ({error})") from None
+
+
+def _plain_client(options: Any, common: dict[str, Any]) -> Any:
+    """A plain-TCP client (a local broker); the builder module only makes TLS or websocket clients."""
+    from awscrt import mqtt5
+
+    connect = common["connect_options"]
+    connect.client_id = common["client_id"]
+    connect.will = common["will"]
+    connect.will_delay_interval_sec = common["will_delay_interval_sec"]
+    options.connect_options = connect
+    options.session_behavior = common["session_behavior"]
+    options.offline_queue_behavior = common["offline_queue_behavior"]
+    options.min_reconnect_delay_ms = common["min_reconnect_delay_ms"]
+    options.max_reconnect_delay_ms = common["max_reconnect_delay_ms"]
+    options.ack_timeout_sec = common["ack_timeout_sec"]
+    options.on_publish_callback_fn = common["on_publish_received"]
+    options.on_lifecycle_event_connection_success_fn = common["on_lifecycle_connection_success"]
+    options.on_lifecycle_event_connection_failure_fn = common["on_lifecycle_connection_failure"]
+    options.on_lifecycle_event_disconnection_fn = common["on_lifecycle_disconnection"]
+    options.on_lifecycle_event_stopped_fn = common["on_lifecycle_stopped"]
+    return mqtt5.Client(options)
 
 
 class MqttPublisher(Publisher):
@@ -83,58 +156,16 @@ class MqttPublisher(Publisher):
         return cls(config, session, Outbox(box.path, box.max_messages, box.max_bytes))
 
     def _build_client(self, config: RuntimeConfig, will: Any) -> Any:
-        from awsiot import mqtt5_client_builder
-
-        mqtt5 = self._mqtt5
         mqtt = config.publish.mqtt
-        common: dict[str, Any] = {
-            "endpoint": mqtt.host,
-            "port": mqtt.port,
-            "client_id": mqtt.client_id or config.thing_name,
-            "connect_options": mqtt5.ConnectPacket(keep_alive_interval_sec=mqtt.keep_alive_s),
-            "session_behavior": mqtt5.ClientSessionBehaviorType.CLEAN,
-            "offline_queue_behavior": mqtt5.ClientOperationQueueBehaviorType.FAIL_ALL_ON_DISCONNECT,
-            "min_reconnect_delay_ms": int(mqtt.reconnect_min_s * 1000),
-            "max_reconnect_delay_ms": int(mqtt.reconnect_max_s * 1000),
-            "ack_timeout_sec": max(1, int(mqtt.ack_timeout_s)),
-            "will": will,
-            "will_delay_interval_sec": 0,
-            "on_lifecycle_connection_success": self._on_connected,
-            "on_lifecycle_connection_failure": self._on_connection_failure,
-            "on_lifecycle_disconnection": self._on_disconnected,
-            "on_lifecycle_stopped": self._on_stopped,
-            "enable_metrics_collection": False,
-        }
-        if mqtt.tls is None:
-            return self._plain_client(mqtt5.ClientOptions(host_name=mqtt.host, port=mqtt.port), common)
-        for label, path in (("cert", mqtt.tls.cert), ("key", mqtt.tls.key), ("ca", mqtt.tls.ca)):
-            if path is not None and not Path(path).is_file():
-                raise PublishError(f"publish.mqtt.tls.{label}: file not found (got {path!r})")
-        try:
-            return mqtt5_client_builder.mtls_from_path(
-                cert_filepath=mqtt.tls.cert, pri_key_filepath=mqtt.tls.key, ca_filepath=mqtt.tls.ca, **common
-            )
-        except Exception as error:  # awscrt raises AwsCrtError for unreadable or mismatched PEM files
-            raise PublishError(f"publish.mqtt.tls: cannot set up mutual TLS ({error})") from None
-
-    def _plain_client(self, options: Any, common: dict[str, Any]) -> Any:
-        """A plain-TCP client (a local broker); the builder module only makes TLS or websocket clients."""
-        mqtt5 = self._mqtt5
-        connect = common["connect_options"]
-        connect.client_id = common["client_id"]
-        connect.will = common["will"]
-        connect.will_delay_interval_sec = common["will_delay_interval_sec"]
-        options.connect_options = connect
-        options.session_behavior = common["session_behavior"]
-        options.offline_queue_behavior = common["offline_queue_behavior"]
-        options.min_reconnect_delay_ms = common["min_reconnect_delay_ms"]
-        options.max_reconnect_delay_ms = common["max_reconnect_delay_ms"]
-        options.ack_timeout_sec = common["ack_timeout_sec"]
-        options.on_lifecycle_event_connection_success_fn = common["on_lifecycle_connection_success"]
-        options.on_lifecycle_event_connection_failure_fn = common["on_lifecycle_connection_failure"]
-        options.on_lifecycle_event_disconnection_fn = common["on_lifecycle_disconnection"]
-        options.on_lifecycle_event_stopped_fn = common["on_lifecycle_stopped"]
-        return mqtt5.Client(options)
+        return build_mqtt5_client(
+            mqtt,
+            mqtt.client_id or config.thing_name,
+            will=will,
+            on_connected=self._on_connected,
+            on_connection_failure=self._on_connection_failure,
+            on_disconnected=self._on_disconnected,
+            on_stopped=self._on_stopped,
+        )
 
     # lifecycle callbacks run on awscrt's event-loop thread: only flip events and log
     def _on_connected(self, _data: Any) -> None:

@@ -1,0 +1,166 @@
+"""Pure fleet state: one row per device from the messages seen so far, evaluated at a given time.
+
+No threads, no clock of its own: :meth:`Fleet.add` takes checked messages (with the time they were received) and
+:meth:`Fleet.rows` takes ``now``, so tests drive it with literal messages and chosen times.
+
+Online or not comes from status messages: ``running`` means online; ``stopped`` (a clean stop) and ``offline``
+(the daemon's retained MQTT last will, sent by the broker when the connection drops without a clean disconnect)
+mean offline. The daemon flushes its outbox *after* sending ``stopped``, so late detections of a session that has
+stopped do not bring the device back; a detection from a *new* session does. A device online but silent for
+``stale_after_s`` (3x the status interval by default) is ``stale``: the broker has not noticed yet, but it is gone.
+Any message counts as a sign of life, so a device running with status messages off is not called stale while
+its detections flow.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from edge_runtime.review.validation import REJECTIONS, Checked
+
+OFFLINE_STATES = ("stopped", "offline")
+RECENT_PROBLEMS = 5
+
+
+@dataclass
+class DeviceRow:
+    """What the view shows for one device; a plain record, also printed by ``--json``."""
+
+    device: str
+    state: str  # online | offline | stale | unknown
+    status: Optional[str]  # the last status message's state, as the device said it
+    session: Optional[str]
+    last_seen: float
+    fps: Optional[float]
+    inference_ms: Optional[float]
+    detections_per_class: dict[str, int]
+    latest: list[tuple[str, float]]
+    messages: int
+    rejected: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "state": self.state,
+            "status": self.status,
+            "session": self.session,
+            "last_seen": round(self.last_seen, 3),
+            "fps": self.fps,
+            "inference_ms": self.inference_ms,
+            "detections_per_class": dict(self.detections_per_class),
+            "latest": [{"label": label, "score": score} for label, score in self.latest],
+            "messages": self.messages,
+            "rejected": self.rejected,
+        }
+
+
+@dataclass
+class _Device:
+    name: str
+    last_seen: float = 0.0
+    status: Optional[str] = None
+    status_session: Optional[str] = None
+    offline_session: Optional[str] = None  # set while the device is offline: the session that said so
+    session: Optional[str] = None
+    fps: Optional[float] = None
+    inference_ms: Optional[float] = None
+    latest: list[tuple[str, float]] = field(default_factory=list)
+    recent: collections.deque[tuple[float, tuple[str, ...]]] = field(default_factory=collections.deque)
+    messages: int = 0
+    rejected: int = 0
+
+
+class Fleet:
+    """Per-device state plus counts of rejected messages. Not thread-safe: one reviewer thread owns it."""
+
+    def __init__(self, window_s: float = 60.0, stale_after_s: float = 90.0) -> None:
+        self.window_s = window_s
+        self.stale_after_s = stale_after_s
+        self.rejected: dict[str, int] = dict.fromkeys(REJECTIONS, 0)
+        self.problems: collections.deque[str] = collections.deque(maxlen=RECENT_PROBLEMS)
+        self.valid = 0
+        self._devices: dict[str, _Device] = {}
+
+    def add(self, item: Checked) -> None:
+        """Fold one checked message into the state; rejections are only counted (and their device's row)."""
+        if not item.valid or item.message is None:
+            self.rejected[item.outcome] = self.rejected.get(item.outcome, 0) + 1
+            self.problems.append(f"{item.outcome} on {item.topic}: {item.problem}")
+            if item.device is not None and item.device in self._devices:
+                self._devices[item.device].rejected += 1
+            return
+        self.valid += 1
+        message = item.message
+        device = self._devices.setdefault(str(message["device"]), _Device(str(message["device"])))
+        device.messages += 1
+        device.last_seen = max(device.last_seen, item.received_at)
+        session = str(message["session"])
+        if item.kind == "status":
+            self._add_status(device, message, session)
+        else:
+            self._add_detection(device, message, session, item.received_at)
+
+    def _add_status(self, device: _Device, message: dict[str, Any], session: str) -> None:
+        device.status = str(message["state"])
+        device.status_session = session
+        device.session = session
+        if device.status in OFFLINE_STATES:
+            device.offline_session = session
+            return
+        device.offline_session = None
+        if "fps_out" in message:
+            device.fps = float(message["fps_out"])
+        p50 = (message.get("inference_ms") or {}).get("p50")
+        if p50 is not None:
+            device.inference_ms = float(p50)
+
+    def _add_detection(self, device: _Device, message: dict[str, Any], session: str, at: float) -> None:
+        if device.offline_session is not None and device.offline_session != session:
+            device.offline_session = None  # a new run of the daemon: back online
+            device.status = None
+        device.session = session
+        detections = message["detections"]
+        device.latest = [(str(d["label"]), float(d["score"])) for d in detections]
+        device.recent.append((at, tuple(str(d["label"]) for d in detections)))
+        if device.inference_ms is None or device.status is None:
+            device.inference_ms = float(message["timings_ms"]["inference"])
+
+    def rows(self, now: float) -> list[DeviceRow]:
+        """One row per device, by name, as of ``now`` (same clock as the ``received_at`` of messages)."""
+        rows = []
+        for name in sorted(self._devices):
+            device = self._devices[name]
+            while device.recent and device.recent[0][0] < now - self.window_s:
+                device.recent.popleft()
+            counts: collections.Counter[str] = collections.Counter()
+            for _at, labels in device.recent:
+                counts.update(labels)
+            rows.append(
+                DeviceRow(
+                    device=name,
+                    state=self._state(device, now),
+                    status=device.status,
+                    session=device.session,
+                    last_seen=device.last_seen,
+                    fps=device.fps,
+                    inference_ms=device.inference_ms,
+                    detections_per_class=dict(sorted(counts.items())),
+                    latest=list(device.latest),
+                    messages=device.messages,
+                    rejected=device.rejected,
+                )
+            )
+        return rows
+
+    def _state(self, device: _Device, now: float) -> str:
+        if device.offline_session is not None:
+            return "offline"
+        if now - device.last_seen > self.stale_after_s:
+            return "stale"
+        return "online"
+
+    def summary(self) -> dict[str, Any]:
+        """Totals for the view's footer and ``--json``: valid messages, rejections by reason, recent problems."""
+        return {"valid": self.valid, "rejected": dict(self.rejected), "problems": list(self.problems)}

@@ -1,0 +1,127 @@
+"""The review loop: subscriber -> bounded queue -> check -> record -> fleet state -> view, under one stop event.
+
+The subscriber's callback only puts into a bounded queue (dropping and counting when it is full, so a flood cannot
+block awscrt's event loop or grow memory); this loop takes from it with a timeout, so it also notices the stop
+event, ``--duration`` and staleness when nothing arrives. Messages taken together are recorded in one
+transaction. ``--max-messages`` counts every received message, valid or not.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from edge_runtime.review.fleet import Fleet
+from edge_runtime.review.store import Recorder
+from edge_runtime.review.subscriber import Received, Subscriber
+from edge_runtime.review.validation import Checked, check, oversize
+from edge_runtime.review.view import View
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Limits:
+    duration_s: Optional[float] = None
+    max_messages: Optional[int] = None
+    max_bytes: int = 256 * 1024
+    queue_size: int = 10_000
+    close_timeout_s: float = 3.0
+
+
+class ReviewSession:
+    def __init__(
+        self,
+        subscriber: Subscriber,
+        fleet: Fleet,
+        view: View,
+        stop: threading.Event,
+        recorder: Optional[Recorder] = None,
+        limits: Limits = Limits(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.subscriber = subscriber
+        self.fleet = fleet
+        self.view = view
+        self.stop = stop
+        self.recorder = recorder
+        self.limits = limits
+        self.clock = clock
+        self.received = 0
+        self.dropped = 0  # the queue was full: the loop fell behind
+        self._queue: queue.Queue[Received] = queue.Queue(maxsize=limits.queue_size)
+
+    def _deliver(self, item: Received) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+
+    def run(self) -> int:
+        """Until the stop event, ``duration_s`` or ``max_messages``; returns the number of messages handled."""
+        started = time.monotonic()
+        deadline = None if self.limits.duration_s is None else started + self.limits.duration_s
+        self.subscriber.start(self._deliver)
+        try:
+            while not self.stop.is_set():
+                wait = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
+                if wait <= 0:
+                    break
+                self.subscriber.maintain()
+                batch = self._take(wait)
+                if batch:
+                    self._handle(batch)
+                self.view.tick(self.fleet, self.clock())
+                if self.limits.max_messages is not None and self.received >= self.limits.max_messages:
+                    break
+        finally:
+            self.subscriber.close(self.limits.close_timeout_s)
+            leftover = self._drain_without_wait()
+            if leftover:  # arrived while stopping: still recorded and shown, never lost silently
+                self._handle(leftover)
+            self.view.close(self.fleet, self.clock())
+            if self.recorder is not None:
+                self.recorder.close()
+            if self.dropped:
+                log.warning("review: %d messages dropped because the review fell behind", self.dropped)
+        return self.received
+
+    def _take(self, wait: float) -> list[Received]:
+        try:
+            first = self._queue.get(timeout=wait)
+        except queue.Empty:
+            return []
+        return [first, *self._drain_without_wait()]
+
+    def _drain_without_wait(self) -> list[Received]:
+        items: list[Received] = []
+        while len(items) < BATCH:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _handle(self, batch: list[Received]) -> None:
+        if self.limits.max_messages is not None:
+            batch = batch[: max(0, self.limits.max_messages - self.received)]
+        checked: list[Checked] = [
+            oversize(item.topic, item.size, item.received_at, self.limits.max_bytes)
+            if item.payload is None
+            else check(item.topic, item.payload, item.received_at, self.limits.max_bytes)
+            for item in batch
+        ]
+        if self.recorder is not None:
+            self.recorder.append(checked, [item.payload for item in batch])
+        now = self.clock()
+        for item in checked:
+            self.received += 1
+            self.fleet.add(item)
+            self.view.message(item, self.fleet, now)

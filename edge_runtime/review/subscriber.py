@@ -1,0 +1,177 @@
+"""Where the review's messages come from: the awscrt MQTT5 subscriber, and an in-repo fake that replays a list.
+
+The MQTT client is built by :func:`edge_runtime.mqtt.build_mqtt5_client` from the same ``publish.mqtt`` config
+section as the daemon's publisher (host, port, mutual TLS files, keep-alive, reconnect backoff), so whatever
+reaches a broker or AWS IoT Core for a device reaches it for the reviewer. Its publish callback runs on awscrt's
+event-loop thread, so it only measures the payload and hands it over; a payload over the size limit is handed
+over as its size alone (counted and skipped without parsing, and not held in memory). The session is clean, so
+after a reconnect the topics are subscribed again from the review loop (:meth:`MqttSubscriber.maintain`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from edge_runtime.config import MqttConfig
+from edge_runtime.errors import PublishError, ReviewError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One payload as it arrived; ``payload`` is None when it was over the size limit (``size`` says how big)."""
+
+    topic: str
+    payload: Optional[bytes]
+    size: int
+    received_at: float
+
+
+Deliver = Callable[[Received], None]
+
+
+class Subscriber:
+    """The seam: something that delivers :class:`Received` payloads until closed."""
+
+    def start(self, deliver: Deliver) -> None:
+        raise NotImplementedError
+
+    def maintain(self) -> None:
+        """Called on every turn of the review loop: repair what a reconnect undid. Must return quickly."""
+
+    def close(self, timeout_s: float) -> None:
+        """Stop delivering, within ``timeout_s``."""
+
+
+class ListSubscriber(Subscriber):
+    """A fake for tests: delivers ``(topic, payload)`` pairs with times from ``clock`` when started."""
+
+    def __init__(
+        self, messages: Sequence[tuple[str, bytes]], clock: Callable[[], float] = time.time, max_bytes: int = 1 << 30
+    ) -> None:
+        self.messages = list(messages)
+        self.clock = clock
+        self.max_bytes = max_bytes
+        self.closed = False
+
+    def start(self, deliver: Deliver) -> None:
+        for topic, payload in self.messages:
+            big = len(payload) > self.max_bytes
+            deliver(Received(topic, None if big else payload, len(payload), self.clock()))
+
+    def close(self, timeout_s: float) -> None:
+        self.closed = True
+
+
+def default_client_id() -> str:
+    return f"edge-runtime-review-{uuid.uuid4().hex[:8]}"
+
+
+class MqttSubscriber(Subscriber):
+    def __init__(
+        self,
+        mqtt: MqttConfig,
+        topics: Sequence[str],
+        max_bytes: int,
+        connect_timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.mqtt = mqtt
+        self.topics = list(topics)
+        self.max_bytes = max_bytes
+        self.connect_timeout_s = connect_timeout_s
+        self.clock = clock
+        self.client_id = mqtt.client_id or default_client_id()
+        self.connected = threading.Event()
+        self.stopped = threading.Event()
+        self._subscribed = False
+        self._deliver: Optional[Deliver] = None
+        self._client: Any = None
+
+    def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        try:
+            self._client = _build(self)
+        except PublishError as error:  # the shared builder speaks of publish.mqtt.tls; the cause is the same
+            raise ReviewError(str(error)) from None
+        self._client.start()
+        if not self.connected.wait(self.connect_timeout_s):
+            self._client.stop()
+            raise ReviewError(
+                f"cannot connect to the broker {self.mqtt.host}:{self.mqtt.port} within {self.connect_timeout_s:g}s"
+            )
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        from awscrt import mqtt5
+
+        qos = mqtt5.QoS.AT_LEAST_ONCE
+        packet = mqtt5.SubscribePacket(subscriptions=[mqtt5.Subscription(t, qos=qos) for t in self.topics])
+        try:
+            suback = self._client.subscribe(packet).result(timeout=self.connect_timeout_s)
+        except Exception as error:  # timeout, or the connection dropped under the subscribe
+            raise ReviewError(
+                f"cannot subscribe to {', '.join(self.topics)} ({error or type(error).__name__})"
+            ) from None
+        for topic, code in zip(self.topics, getattr(suback, "reason_codes", [])):
+            if int(code) >= 0x80:
+                raise ReviewError(f"the broker refused the subscription to {topic!r} (reason code {int(code):#x})")
+        self._subscribed = True
+
+    def maintain(self) -> None:
+        if self.connected.is_set() and not self._subscribed:
+            log.info("review: resubscribing after reconnect")
+            self._subscribe()
+
+    # callbacks on awscrt's event-loop thread: measure, hand over, flip events
+    def _on_publish(self, data: Any) -> None:
+        packet = data.publish_packet
+        payload = bytes(packet.payload or b"")
+        size = len(payload)
+        deliver = self._deliver
+        if deliver is not None:
+            deliver(Received(str(packet.topic), None if size > self.max_bytes else payload, size, self.clock()))
+
+    def _on_connected(self, _data: Any) -> None:
+        self._subscribed = False  # clean session: the broker forgot our subscriptions
+        self.connected.set()
+
+    def _on_connection_failure(self, data: Any) -> None:
+        log.warning("review: connection failed (%s)", getattr(data, "exception", "unknown"))
+
+    def _on_disconnected(self, data: Any) -> None:
+        log.warning("review: disconnected (%s)", getattr(data, "exception", "unknown"))
+        self.connected.clear()
+
+    def _on_stopped(self, _data: Any) -> None:
+        self.connected.clear()
+        self.stopped.set()
+
+    def close(self, timeout_s: float) -> None:
+        from awscrt import mqtt5
+
+        self._deliver = None
+        if self._client is not None:
+            self._client.stop(mqtt5.DisconnectPacket())
+            self.stopped.wait(timeout_s)
+
+
+def _build(subscriber: MqttSubscriber) -> Any:
+    from edge_runtime.mqtt import build_mqtt5_client
+
+    return build_mqtt5_client(
+        subscriber.mqtt,
+        subscriber.client_id,
+        on_connected=subscriber._on_connected,
+        on_connection_failure=subscriber._on_connection_failure,
+        on_disconnected=subscriber._on_disconnected,
+        on_stopped=subscriber._on_stopped,
+        on_publish=subscriber._on_publish,
+    )
