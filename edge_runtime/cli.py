@@ -19,6 +19,7 @@ from typing import Any
 from edge_runtime import __version__
 from edge_runtime.config import RuntimeConfig, load_config, parse_scalar, set_path
 from edge_runtime.errors import ConfigError, EdgeRuntimeError
+from edge_runtime.review.cli import register as register_review
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", metavar="FILE")
     check.add_argument("--print", action="store_true", help="print the effective config as JSON")
     check.set_defaults(handler=_check_config)
+    register_review(sub)
     return parser
 
 

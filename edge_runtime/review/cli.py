@@ -1,0 +1,172 @@
+"""``edge-runtime review`` and ``edge-runtime review report``: the arguments, registered by ``edge_runtime.cli``.
+
+Broker options are the daemon's: ``--config`` (its ``publish.mqtt`` section), ``EDGE_RUNTIME_PUBLISH__MQTT__*``
+variables, ``--set publish.mqtt.KEY=VALUE`` and the named flags, validated by the same strict config, so a
+reviewer reaches AWS IoT Core with the same mutual TLS settings a device uses. Heavy imports (awscrt, jsonschema,
+matplotlib) happen in the handlers, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any, Callable, Optional
+
+EXAMPLES = """examples:
+  edge-runtime review --topic 'edge/#'                                  # a local broker on 127.0.0.1:1883
+  edge-runtime review --topic 'ml/object-detection/#' --mqtt-host abc-ats.iot.eu-west-1.amazonaws.com \\
+      --mqtt-port 8883 --tls-cert cert.pem --tls-key key.pem --tls-ca AmazonRootCA1.pem --client-id operator-1
+  edge-runtime review --record fleet.db --json --duration 60 > events.jsonl
+  edge-runtime review report fleet.db --since 2h --device cam-1 --png detections.png
+"""
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0 (got {text})")
+        return value
+
+    return parse
+
+
+def register(sub: Any) -> None:
+    """Add ``review`` (with its optional ``report`` action) to the ``edge-runtime`` sub-command parsers."""
+    review = sub.add_parser(
+        "review",
+        help="watch (and --record) what the fleet publishes over MQTT; 'review report FILE.db' summarises a recording",
+        description="Subscribe to detection and status topics and show one row per device: online/offline, last seen,"
+        " fps, inference ms, detections per class over a recent window, the latest labels. Messages that fail the"
+        " schema are counted and skipped.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    review.add_argument(
+        "--topic", action="append", metavar="FILTER", help="topic filter, repeatable (default: edge/# as the daemon)"
+    )
+    review.add_argument("--config", metavar="FILE", help="a daemon config file; its publish.mqtt section is used")
+    review.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="e.g. publish.mqtt.port=8883")
+    review.add_argument("--mqtt-host", metavar="HOST", help="broker host or AWS IoT Core endpoint")
+    review.add_argument("--mqtt-port", type=int, metavar="PORT", help="1883 plain TCP, 8883 mutual TLS")
+    review.add_argument("--client-id", metavar="ID", help="MQTT client id (default: edge-runtime-review-<random>)")
+    review.add_argument("--tls-cert", metavar="PEM", help="certificate for mutual TLS")
+    review.add_argument("--tls-key", metavar="PEM", help="private key for mutual TLS")
+    review.add_argument("--tls-ca", metavar="PEM", help="CA bundle, e.g. AmazonRootCA1.pem")
+    review.add_argument("--record", metavar="FILE.db", help="append every message to this SQLite file")
+    review.add_argument("--json", action="store_true", help="one JSON object per message and state change")
+    review.add_argument("--window", type=_positive(float), default=60.0, metavar="S", help="count window (60)")
+    review.add_argument(
+        "--status-interval", type=_positive(float), default=30.0, metavar="S",
+        help="the devices' status.interval_s; a device silent for 3x this is stale (30)",
+    )  # fmt: skip
+    review.add_argument(
+        "--max-payload", type=_positive(int), default=256 * 1024, metavar="BYTES",
+        help="larger payloads are counted and skipped unparsed (262144)",
+    )  # fmt: skip
+    review.add_argument("--duration", type=_positive(float), metavar="S", help="exit after this long")
+    review.add_argument("--max-messages", type=_positive(int), metavar="N", help="exit after N messages")
+    review.add_argument("--connect-timeout", type=_positive(float), default=10.0, metavar="S", help="(10)")
+    review.set_defaults(handler=_review)
+
+    actions = review.add_subparsers(dest="review_action", metavar="ACTION")
+    report = actions.add_parser(
+        "report",
+        help="per device and class: detections per hour, score distribution, gaps; --png for a chart",
+        description="Summarise a --record database: per device and class, detections per hour and the score"
+        " distribution; per device the gaps (stopped, last will, or silent); rejected messages by reason.",
+    )
+    report.add_argument("db", metavar="FILE.db")
+    report.add_argument("--since", metavar="WHEN", help="a duration back from now (90m, 2h, 1d) or an ISO time")
+    report.add_argument("--device", metavar="NAME", help="only this device")
+    report.add_argument("--png", metavar="FILE", help="chart of detections over time (needs matplotlib)")
+    report.add_argument("--json", action="store_true", help="the report as one JSON object")
+    report.add_argument(
+        "--gap", type=_positive(float), default=90.0, metavar="S", help="silence longer than this is a gap (90)"
+    )
+    report.set_defaults(handler=_report)
+
+
+def mqtt_config(args: argparse.Namespace) -> Any:
+    """The ``publish.mqtt`` section from defaults < ``--config`` < environment < ``--set`` < named flags."""
+    from edge_runtime.config import load_config, parse_scalar, set_path
+    from edge_runtime.errors import ConfigError
+
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{key or '(empty)'}: --set needs KEY=VALUE (got {item!r})")
+        set_path(overrides, key.strip(), parse_scalar(value))
+    named = {
+        "publish.mqtt.host": args.mqtt_host,
+        "publish.mqtt.port": args.mqtt_port,
+        "publish.mqtt.client_id": args.client_id,
+        "publish.mqtt.tls.cert": args.tls_cert,
+        "publish.mqtt.tls.key": args.tls_key,
+        "publish.mqtt.tls.ca": args.tls_ca,
+    }
+    for key, value in named.items():
+        if value is not None:
+            set_path(overrides, key, value)
+    return load_config(args.config, overrides=overrides).publish.mqtt
+
+
+def _review(args: argparse.Namespace) -> int:
+    from edge_runtime.review.fleet import Fleet
+    from edge_runtime.review.session import Limits, ReviewSession
+    from edge_runtime.review.store import Recorder
+    from edge_runtime.review.subscriber import MqttSubscriber
+    from edge_runtime.review.view import make_view
+
+    mqtt = mqtt_config(args)
+    topics = args.topic or ["edge/#"]
+    stop = threading.Event()
+    recorder = Recorder(args.record) if args.record else None
+    session = ReviewSession(
+        MqttSubscriber(mqtt, topics, args.max_payload, connect_timeout_s=args.connect_timeout),
+        Fleet(window_s=args.window, stale_after_s=3 * args.status_interval),
+        make_view(args.json),
+        stop,
+        recorder=recorder,
+        limits=Limits(duration_s=args.duration, max_messages=args.max_messages, max_bytes=args.max_payload),
+    )
+
+    def request_stop(_signum: int, _frame: Optional[FrameType]) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        session.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if recorder is not None:
+        print(f"edge-runtime review: {recorder.written} messages recorded in {args.record}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from edge_runtime.review.report import build_report, parse_since, render_text, require_matplotlib, write_png
+
+    if args.png:
+        require_matplotlib()
+    since = parse_since(args.since, time.time()) if args.since else None
+    report = build_report(args.db, since=since, device=args.device, gap_s=args.gap)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_text(report))
+    if args.png:
+        out = write_png(report, args.png)
+        print(f"edge-runtime review report: chart written to {out}", file=sys.stderr)
+    return 0
