@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> RuntimeConfig:
     """Defaults < ``--config`` file < environment < flags, as one validated config."""
+    return load_config(args.config, overrides=flag_overrides(args))
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config tree the flags give (``--set`` and the named options)."""
     overrides: dict[str, Any] = {}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -104,7 +109,7 @@ def config_from_args(args: argparse.Namespace) -> RuntimeConfig:
     for key, value in named.items():
         if value is not None:
             set_path(overrides, key, value)
-    return load_config(args.config, overrides=overrides)
+    return overrides
 
 
 def _require(value: object, key: str, flag: str) -> None:
@@ -113,6 +118,10 @@ def _require(value: object, key: str, flag: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from edge_runtime.greengrass import in_greengrass, run_component
+
+    if in_greengrass(os.environ):  # started by the nucleus: configured and publishing through Greengrass IPC
+        return run_component(args, flag_overrides(args))
     config = config_from_args(args)
     _configure_logging(config.log_level)
     _require(config.model.path, "model.path", "--model DIR")

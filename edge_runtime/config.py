@@ -133,7 +133,22 @@ class OutboxConfig(_Strict):
     max_bytes: int = Field(default=50_000_000, ge=1024, le=10_000_000_000, description="oldest dropped beyond this")
 
 
-Target = Literal["stdout", "file", "mqtt"]
+class GreengrassConfig(_Strict):
+    topic: str = Field(
+        default="ml/object-detection/{thing_name}", min_length=1, description="IoT Core detection topic template"
+    )
+    status_topic: str = Field(
+        default="ml/object-detection/{thing_name}/status", min_length=1, description="IoT Core status topic template"
+    )
+    local_topic: Optional[str] = Field(
+        default=None,
+        min_length=1,
+        description="also publish on this local pub/sub topic template (PublishToTopic); none: IoT Core only",
+    )
+    timeout_s: float = Field(default=10.0, gt=0.0, le=300.0, description="wait for the nucleus to accept a request")
+
+
+Target = Literal["stdout", "file", "mqtt", "greengrass"]
 
 
 def _stdout_only() -> list[Target]:
@@ -150,6 +165,7 @@ class PublishConfig(_Strict):
     file: FileConfig = FileConfig()
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig = OutboxConfig()
+    greengrass: GreengrassConfig = GreengrassConfig()
 
 
 class StatusConfig(_Strict):

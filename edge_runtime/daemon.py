@@ -12,10 +12,11 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import Any, Callable, Optional
 
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.detector import MXNetDetector
-from edge_runtime.errors import EdgeRuntimeError
+from edge_runtime.errors import EdgeRuntimeError, PublishError
 from edge_runtime.pipeline import Pipeline
 from edge_runtime.publishers import JsonlFilePublisher, Publisher, StdoutPublisher
 from edge_runtime.sources import make_source
@@ -26,7 +27,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 
 
-def build_publishers(config: RuntimeConfig, session: str) -> list[Publisher]:
+def build_publishers(config: RuntimeConfig, session: str, ipc_client: Any = None) -> list[Publisher]:
+    """One publisher per target; ``greengrass`` needs the nucleus' IPC client (see :mod:`edge_runtime.greengrass`)."""
     publishers: list[Publisher] = []
     for target in dict.fromkeys(config.publish.targets):  # each once, in the order given
         if target == "stdout":
@@ -38,10 +40,16 @@ def build_publishers(config: RuntimeConfig, session: str) -> list[Publisher]:
             from edge_runtime.mqtt import MqttPublisher
 
             publishers.append(MqttPublisher.from_config(config, session))
+        elif target == "greengrass":
+            if ipc_client is None:
+                raise PublishError("publish.targets: greengrass needs the Greengrass nucleus (got no IPC connection)")
+            from edge_runtime.ipc import IpcPublisher
+
+            publishers.append(IpcPublisher(ipc_client, config.thing_name, config.publish.greengrass))
     return publishers
 
 
-def build_pipeline(config: RuntimeConfig, stop: threading.Event) -> Pipeline:
+def build_pipeline(config: RuntimeConfig, stop: threading.Event, ipc_client: Any = None) -> Pipeline:
     detector = MXNetDetector.from_config(config.model)
     source = make_source(config.source)
     pipeline = Pipeline(
@@ -61,13 +69,18 @@ def build_pipeline(config: RuntimeConfig, stop: threading.Event) -> Pipeline:
         reconnect_initial_s=config.source.reconnect_initial_s,
         reconnect_max_s=config.source.reconnect_max_s,
     )
-    pipeline.publishers.extend(build_publishers(config, pipeline.session))
+    pipeline.publishers.extend(build_publishers(config, pipeline.session, ipc_client))
     return pipeline
 
 
-def run_daemon(config: RuntimeConfig) -> int:
+def run_daemon(
+    config: RuntimeConfig,
+    ipc_client: Any = None,
+    on_running: Optional[Callable[[Pipeline], None]] = None,
+) -> int:
+    """Run until stopped; ``on_running(pipeline)`` is called once the threads run (Greengrass: subscribe, report)."""
     stop = threading.Event()
-    pipeline = build_pipeline(config, stop)
+    pipeline = build_pipeline(config, stop, ipc_client)
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)
@@ -87,6 +100,12 @@ def run_daemon(config: RuntimeConfig) -> int:
             config.source.uri,
             ", ".join(p.name for p in pipeline.publishers),
         )
+        if on_running is not None:
+            try:
+                on_running(pipeline)
+            except EdgeRuntimeError:
+                pipeline.stop(config.shutdown_timeout_s)
+                raise
         pipeline.wait()
         clean = pipeline.stop(config.shutdown_timeout_s)
         if not clean:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,10 @@ class Detector(abc.ABC):
 
     @abc.abstractmethod
     def detect(self, image_bgr: np.ndarray) -> DetectionResult: ...
+
+    def set_thresholds(self, score_threshold: float, class_thresholds: Mapping[str, float]) -> None:
+        """Change the score thresholds between frames (a live configuration update); ModelError for an unknown class."""
+        raise ModelError(f"{type(self).__name__}: thresholds cannot be changed while running")
 
 
 def preprocess(image_bgr: np.ndarray, size: int, mean: Sequence[float]) -> np.ndarray:
@@ -151,6 +156,7 @@ class MXNetDetector(Detector):
         self.score_threshold = score_threshold
         self.class_thresholds = class_thresholds_by_id(info, class_thresholds or {})
         self.top_k = top_k
+        self._thresholds_lock = threading.Lock()  # a live update swaps both thresholds between two frames
         symbol = load_symbol(info.symbol_path)
         arg_params, aux_params = load_params(info.params_path)
         ctx = mx.gpu(gpu_id) if context == "gpu" else mx.cpu()
@@ -183,6 +189,12 @@ class MXNetDetector(Detector):
             warmup_runs=config.warmup_runs,
         )
 
+    def set_thresholds(self, score_threshold: float, class_thresholds: Mapping[str, float]) -> None:
+        by_id = class_thresholds_by_id(self.info, class_thresholds)  # raises before anything changes
+        with self._thresholds_lock:
+            self.score_threshold = score_threshold
+            self.class_thresholds = by_id
+
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         mx = self._mx
         self._module.forward(mx.io.DataBatch([mx.nd.array(batch)]), is_train=False)
@@ -196,9 +208,9 @@ class MXNetDetector(Detector):
         prepared = time.perf_counter()
         rows = self._forward(batch)[0]
         inferred = time.perf_counter()
-        detections = postprocess(
-            rows, width, height, self.info.label, self.score_threshold, self.class_thresholds, self.top_k
-        )
+        with self._thresholds_lock:
+            score_threshold, class_thresholds = self.score_threshold, self.class_thresholds
+        detections = postprocess(rows, width, height, self.info.label, score_threshold, class_thresholds, self.top_k)
         done = time.perf_counter()
         timings = {
             "preprocess": (prepared - started) * 1000.0,
@@ -232,6 +244,10 @@ class FakeDetector(Detector):
         self.script = script
         self.delay_s = delay_s
         self.calls: list[tuple[int, int]] = []
+        self.thresholds: list[tuple[float, dict[str, float]]] = []  # every live update, in order
+
+    def set_thresholds(self, score_threshold: float, class_thresholds: Mapping[str, float]) -> None:
+        self.thresholds.append((score_threshold, dict(class_thresholds)))
 
     def detect(self, image_bgr: np.ndarray) -> DetectionResult:
         height, width = image_bgr.shape[:2]

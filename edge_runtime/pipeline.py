@@ -86,6 +86,10 @@ class Pipeline:
         self.started = False
         self._threads: list[threading.Thread] = []
 
+    def set_inference_interval(self, seconds: float) -> None:
+        """A live configuration update: the inference loop reads the interval afresh after each frame."""
+        self.inference_interval_s = seconds
+
     def start(self) -> None:
         """Open a file source now (a missing file is fatal), then start the threads."""
         if not self.capture.source.live:

@@ -1,0 +1,238 @@
+"""Greengrass IPC: the publisher (PublishToIoTCore, PublishToTopic) and the component-configuration bridge.
+
+Inside a Greengrass component the nucleus is the only way out: it holds the device certificate and the
+connection to AWS IoT Core, and lets a component publish only on the topics its recipe's ``accessControl``
+allows. The nucleus starts each component with ``AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT`` and
+``SVCUID`` (the socket and the auth token), so their presence is how the daemon knows it runs in Greengrass
+(:func:`edge_runtime.greengrass.in_greengrass`).
+
+The IPC client is injected (a ``GreengrassCoreIPCClientV2`` or anything with its ``*_async`` methods), every
+future is waited on with a bound, and every failure becomes a :class:`~edge_runtime.errors.PublishError`
+(the client cannot be set up, or a request was refused) or a :class:`~edge_runtime.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+from edge_runtime.config import GreengrassConfig, RuntimeConfig
+from edge_runtime.errors import ConfigError, EdgeRuntimeError, PublishError
+from edge_runtime.messages import encode
+from edge_runtime.mqtt import render_topic
+from edge_runtime.publishers import Publisher
+
+log = logging.getLogger(__name__)
+
+QOS_AT_LEAST_ONCE = "1"  # awsiot.greengrasscoreipc.model.QOS.AT_LEAST_ONCE
+# Component configuration keys that are not daemon settings: the nucleus' authorization policies, and the
+# Install script's options (read by the recipe through {configuration:/install/...}).
+NOT_RUNTIME_KEYS = ("accessControl", "install")
+
+
+def connect(timeout_s: float) -> Any:
+    """A connected ``GreengrassCoreIPCClientV2`` (socket and token from the environment), or PublishError."""
+    try:
+        from awsiot.greengrasscoreipc import connect as ipc_connect
+        from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+
+        return GreengrassCoreIPCClientV2(client=ipc_connect(timeout=timeout_s))
+    except Exception as error:  # KeyError (no env), TimeoutError, awscrt.exceptions.AwsCrtError
+        raise PublishError(f"greengrass: cannot connect to the nucleus IPC socket ({_one_line(error)})") from None
+
+
+def wait(future: Any, timeout_s: float, what: str) -> Any:
+    """The result of an IPC future within ``timeout_s``, or a PublishError saying which request failed."""
+    try:
+        return future.result(timeout=timeout_s)
+    except Exception as error:  # concurrent.futures.TimeoutError, the model's ServiceError/UnauthorizedError, ...
+        reason = f"no answer in {timeout_s:.1f}s" if _is_timeout(error) else _one_line(error)
+        raise PublishError(f"greengrass: {what} failed ({reason})") from None
+
+
+class IpcPublisher(Publisher):
+    """Detections and status to AWS IoT Core through the nucleus (QoS 1), and to local pub/sub when configured.
+
+    QoS 1 here means the nucleus has the message: it keeps its own spooler while IoT Core is unreachable, so
+    this publisher needs no outbox of its own. Topics can be changed live (:meth:`set_topics`).
+    """
+
+    name = "greengrass"
+
+    def __init__(self, client: Any, thing_name: str, settings: GreengrassConfig) -> None:
+        self.client = client
+        self.thing_name = thing_name
+        self.timeout_s = settings.timeout_s
+        self._lock = threading.Lock()
+        self._topics: dict[str, tuple[str, str | None]] = {}
+        self.set_topics(settings)
+
+    def set_topics(self, settings: GreengrassConfig) -> None:
+        """Render the topic templates; a bad one raises PublishError and the old topics stay."""
+        local = settings.local_topic
+        detection_local = render_topic(local, self.thing_name) if local else None
+        topics = {
+            "detection": (render_topic(settings.topic, self.thing_name), detection_local),
+            "status": (
+                render_topic(settings.status_topic, self.thing_name),
+                f"{detection_local}/status" if detection_local else None,
+            ),
+        }
+        with self._lock:
+            self._topics = topics
+
+    def topics(self) -> dict[str, tuple[str, str | None]]:
+        with self._lock:
+            return dict(self._topics)
+
+    def publish(self, kind: str, message: dict[str, Any]) -> None:
+        iot_topic, local_topic = self.topics()[kind]
+        future = self.client.publish_to_iot_core_async(
+            topic_name=iot_topic, qos=QOS_AT_LEAST_ONCE, payload=encode(message)
+        )
+        wait(future, self.timeout_s, f"PublishToIoTCore on {iot_topic}")
+        if local_topic:
+            from awsiot.greengrasscoreipc.model import JsonMessage, PublishMessage
+
+            local = PublishMessage(json_message=JsonMessage(message=message))
+            wait(
+                self.client.publish_to_topic_async(topic=local_topic, publish_message=local),
+                self.timeout_s,
+                f"PublishToTopic on {local_topic}",
+            )
+
+
+class ComponentBridge:
+    """The component's side of the nucleus besides publishing: its configuration and its reported state."""
+
+    def __init__(self, client: Any, timeout_s: float = 10.0) -> None:
+        self.client = client
+        self.timeout_s = timeout_s
+        self._subscription: Any = None
+
+    def read_tree(self) -> dict[str, Any]:
+        """The component configuration as a daemon config tree (``accessControl`` and ``install`` left out)."""
+        response = wait(self.client.get_configuration_async(key_path=[]), self.timeout_s, "GetConfiguration")
+        value = response.value or {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"(component configuration): must be an object (got {type(value).__name__})")
+        return {key: item for key, item in value.items() if key not in NOT_RUNTIME_KEYS}
+
+    def subscribe(self, on_change: Callable[[list[str]], None]) -> None:
+        """Call ``on_change(key_path)`` (in the client's executor) whenever a deployment changes the configuration."""
+
+        def on_event(event: Any) -> None:
+            update = event.configuration_update_event
+            key_path = list(update.key_path or []) if update is not None else []
+            try:
+                on_change(key_path)
+            except Exception:  # an exception here would only reach the executor's void
+                log.exception("configuration update %s could not be applied", "/".join(key_path))
+
+        def on_error(error: Exception) -> bool:
+            log.error("configuration update stream: %s", _one_line(error))
+            return False  # keep listening
+
+        future, self._subscription = self.client.subscribe_to_configuration_update_async(
+            key_path=[], on_stream_event=on_event, on_stream_error=on_error
+        )
+        wait(future, self.timeout_s, "SubscribeToConfigurationUpdate")
+
+    def report_state(self, state: str) -> None:
+        """``RUNNING`` or ``ERRORED``, shown by the nucleus (and the console) as the component's state."""
+        wait(self.client.update_state_async(state=state), self.timeout_s, f"UpdateState {state}")
+
+    def close(self) -> None:
+        if self._subscription is not None:
+            try:
+                self._subscription.close()
+            except Exception as error:  # already closed with the connection
+                log.debug("closing the configuration subscription: %s", error)
+            self._subscription = None
+
+
+class LiveConfig:
+    """Applies a new configuration to a running pipeline: thresholds, inference interval and topics, no restart.
+
+    Everything else (source, model, targets...) is read once at start; a change there is logged as needing a
+    restart. A configuration that does not validate is refused as a whole and the daemon keeps the old one.
+    """
+
+    LIVE = ("model.score_threshold", "model.class_thresholds", "inference.interval_s", "publish.greengrass")
+
+    def __init__(self, config: RuntimeConfig, pipeline: Any, publisher: IpcPublisher | None) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.publisher = publisher
+        self._lock = threading.Lock()
+
+    def apply(self, new: RuntimeConfig) -> list[str]:
+        """Apply ``new`` where it differs; returns the dotted keys applied live."""
+        with self._lock:
+            old = self.config
+            applied: list[str] = []
+            if (new.model.score_threshold, new.model.class_thresholds) != (
+                old.model.score_threshold,
+                old.model.class_thresholds,
+            ):
+                self.pipeline.detector.set_thresholds(new.model.score_threshold, new.model.class_thresholds)
+                applied += ["model.score_threshold", "model.class_thresholds"]
+            if new.inference.interval_s != old.inference.interval_s:
+                self.pipeline.set_inference_interval(new.inference.interval_s)
+                applied.append("inference.interval_s")
+            if new.publish.greengrass != old.publish.greengrass and self.publisher is not None:
+                self.publisher.set_topics(new.publish.greengrass)
+                applied.append("publish.greengrass")
+            later = _changed_keys(_without_live(old), _without_live(new))
+            if later:
+                log.warning("configuration changed for %s: applied at the next restart", ", ".join(later))
+            if applied:
+                log.info("configuration applied live: %s", ", ".join(applied))
+            self.config = new if not later else _merge_live(old, new)
+            return applied
+
+    def apply_tree(self, build: Callable[[], RuntimeConfig]) -> list[str]:
+        """Build the new config (from the nucleus) and apply it; a bad one is logged and nothing changes."""
+        try:
+            return self.apply(build())
+        except EdgeRuntimeError as error:
+            log.error("configuration update refused, keeping the running configuration: %s", error)
+            return []
+
+
+def _without_live(config: RuntimeConfig) -> dict[str, Any]:
+    tree = config.model_dump(mode="json")
+    for dotted in LiveConfig.LIVE:
+        section, key = dotted.split(".")
+        tree[section].pop(key, None)
+    return tree
+
+
+def _merge_live(old: RuntimeConfig, new: RuntimeConfig) -> RuntimeConfig:
+    """``old`` with ``new``'s live keys: what is running now."""
+    model = old.model.model_copy(
+        update={"score_threshold": new.model.score_threshold, "class_thresholds": new.model.class_thresholds}
+    )
+    publish = old.publish.model_copy(update={"greengrass": new.publish.greengrass})
+    return old.model_copy(update={"model": model, "inference": new.inference, "publish": publish})
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            keys += _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")
+        return keys
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def _is_timeout(error: BaseException) -> bool:
+    import concurrent.futures
+
+    return isinstance(error, (TimeoutError, concurrent.futures.TimeoutError))
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
