@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge_runtime import __version__
+from edge_runtime.bench import register as register_bench
 from edge_runtime.config import RuntimeConfig, load_config, parse_scalar, set_path
 from edge_runtime.errors import ConfigError, EdgeRuntimeError
 from edge_runtime.review.cli import register as register_review
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--print", action="store_true", help="print the effective config as JSON")
     check.set_defaults(handler=_check_config)
     register_review(sub)
+    register_bench(sub)
     return parser
 
 

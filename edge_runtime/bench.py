@@ -1,0 +1,108 @@
+"""``edge-runtime bench``: the daemon's pipeline against the bare forward and the AWS sample's sequential loop.
+
+Three modes run in this process, on the same bound detector and the same video, interleaved round by round (the
+order rotates each round) after a warm-up, so a machine that is busier in one minute than the next moves all
+three alike and the ratios stay fair:
+
+(a) ``bare``: the detector's MXNet forward on one preprocessed batch at the model's input size, in a loop
+    (no decode, resize or publish): the ceiling for anything that runs this model.
+(b) ``pipeline``: the real daemon pipeline (:class:`~edge_runtime.pipeline.Pipeline`): the capture thread decodes
+    the video into the queue while the inference thread preprocesses, detects, builds and publishes the message.
+(c) ``sequential``: the loop of the AWS sample's Greengrass function: read a frame, preprocess, forward, build
+    and publish the message, one after the other in one thread.
+
+(b) and (c) publish to a JSON-lines file in a temporary folder (the real encoding and write), wrapped so each
+publish time is recorded; capture-to-publish latency is that time minus the message's ``captured_at`` (which
+has millisecond resolution). Peak RSS is per mode: Linux's VmHWM is reset (``/proc/self/clear_refs``) before
+each run; where it cannot be reset, the figure is the process peak so far and the table says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge_runtime.bench_modes import BenchResult
+
+MODES = ("bare", "pipeline", "sequential")
+TITLES = {"bare": "(a) bare forward", "pipeline": "(b) daemon pipeline", "sequential": "(c) sequential loop"}
+
+
+def format_table(result: BenchResult) -> str:
+    """The figures as a small table: median fps with each round's, latency percentiles, peak RSS, ratios."""
+    data = result.to_dict()
+    width, height = result.frame_size
+    lines = [
+        f"model {result.model}, input {result.input_size}x{result.input_size}; video {result.video} "
+        f"({width}x{height}); {result.frames} frames per run, {result.rounds} interleaved rounds; "
+        f"queue_size {result.queue_size}",
+        f"{'mode':<22}{'fps':>8}  {'rounds':<24}{'latency p50':>12}{'p95 ms':>8}{'peak RSS MB':>13}",
+    ]
+    for mode in MODES:
+        summary = data["modes"][mode]
+        rounds = ", ".join(f"{value:.2f}" for value in summary["fps_rounds"])
+        p50, p95 = summary["latency_ms_p50"], summary["latency_ms_p95"]
+        rss = summary["peak_rss_bytes"]
+        lines.append(
+            f"{TITLES[mode]:<22}{summary['fps']:>8.2f}  {rounds:<24}"
+            f"{_ms(p50):>12}{_ms(p95):>8}{(f'{rss / 1e6:.0f}' if rss else '-'):>13}"
+        )
+    for name, ratio in data["ratios"].items():
+        label = {"pipeline/bare": "ratio b/a", "pipeline/sequential": "ratio b/c"}[name]
+        spread = ", ".join(f"{value:.3f}" for value in ratio["rounds"])
+        lines.append(f"{label:<22}{ratio['median']:>8.3f}  rounds: {spread}")
+    lines.append(
+        "latency: capture to publish (JSON-lines file publisher); peak RSS: "
+        + ("VmHWM reset before each run" if result.rss_scope == "per mode" else "whole process (could not reset)")
+    )
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def register(subparsers: Any) -> None:
+    """Add ``bench`` to the ``edge-runtime`` sub-commands."""
+    bench = subparsers.add_parser(
+        "bench",
+        help="measure the pipeline against the bare forward and a sequential loop",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("--model", metavar="DIR", required=True, help="model folder")
+    bench.add_argument("--video", metavar="FILE", required=True, help="video file (for example 1920x1080 mp4)")
+    bench.add_argument("--frames", type=_positive, default=30, metavar="N", help="frames per timed run (default 30)")
+    bench.add_argument("--rounds", type=_positive, default=3, metavar="R", help="interleaved rounds (default 3)")
+    bench.add_argument("--warmup", type=_positive, default=3, metavar="N", help="warm-up frames per mode (default 3)")
+    bench.add_argument("--queue-size", type=_positive, default=2, metavar="N", help="pipeline queue (default 2)")
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
+    bench.set_defaults(handler=bench_command)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    def progress(text: str) -> None:
+        print(f"bench: {text}", file=sys.stderr, flush=True)
+
+    from edge_runtime.bench_modes import run_bench  # MXNet, OpenCV: only once the command runs
+
+    result = run_bench(args.model, args.video, args.frames, args.rounds, args.warmup, args.queue_size, progress)
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_table(result))
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {text})")
+    return value
