@@ -1,0 +1,231 @@
+"""edge-runtime review: validation, fleet state, recording, report and the loop, with literal messages and times."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_runtime.cli import main
+from edge_runtime.errors import ReviewError
+from edge_runtime.review.fleet import Fleet
+from edge_runtime.review.report import build_report, parse_since, render_text, write_png
+from edge_runtime.review.session import Limits, ReviewSession
+from edge_runtime.review.store import Recorder, read_rows
+from edge_runtime.review.subscriber import ListSubscriber
+from edge_runtime.review.validation import check
+from edge_runtime.review.view import JsonView, PlainView, View
+
+T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+
+
+def detection(device: str, seq: int, labels: list[tuple[str, float]], session: str = "s1") -> dict[str, Any]:
+    return {
+        "schema": "edge-runtime/detection/1", "device": device, "session": session, "source": "v.avi", "seq": seq,
+        "captured_at": "2027-01-15T08:00:00.000Z", "published_at": "2027-01-15T08:00:00.010Z",
+        "model": {"name": "m", "version": "1"},
+        "timings_ms": {"preprocess": 1.0, "inference": 12.5, "postprocess": 0.5, "total": 14.0},
+        "image": {"width": 160, "height": 120},
+        "detections": [
+            {"label": label, "class_id": 0, "score": score, "box": [1, 2, 3, 4], "box_normalized": [0.1, 0.1, 0.2, 0.2]}
+            for label, score in labels
+        ],
+        "truncated": False,
+    }  # fmt: skip
+
+
+def status(device: str, state: str, session: str = "s1", **fields: Any) -> dict[str, Any]:
+    return {"schema": "edge-runtime/status/1", "device": device, "session": session, "state": state,
+            "at": "2027-01-15T08:00:00.000Z", **fields}  # fmt: skip
+
+
+def running(device: str, session: str = "s1") -> dict[str, Any]:
+    return status(device, "running", session, fps_out=9.5, inference_ms={"p50": 20.0, "p95": 30.0})
+
+
+def raw(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode()
+
+
+def checked(message: dict[str, Any] | bytes, at: float, topic: str = "edge/x/detections") -> Any:
+    return check(topic, message if isinstance(message, bytes) else raw(message), at)
+
+
+BAD = [
+    b"{not json",
+    raw(dict(detection("cam-1", 1, []), schema="edge-runtime/detection/2")),
+    b"x" * (10 * 1024 * 1024),
+    raw(dict(detection("cam-1", 1, []), seq=0)),
+]
+
+
+def test_check_classifies_every_rejection_without_raising():
+    outcomes = [check("t", payload, T0).outcome for payload in [*BAD, b"[1, 2]", b"\xff\xfe", raw(running("a"))]]
+    assert outcomes == ["malformed", "unknown_schema", "oversize", "invalid", "malformed", "malformed", "valid"]
+    assert check("t", BAD[2], T0).problem == f"{10 * 1024 * 1024} bytes > {256 * 1024}"
+    assert "seq" in check("t", BAD[3], T0).problem
+
+
+def test_fleet_rows_state_counts_and_latest():
+    fleet = Fleet(window_s=10, stale_after_s=30)
+    fleet.add(checked(running("cam-1"), T0))
+    fleet.add(checked(detection("cam-1", 1, [("cat", 0.9), ("dog", 0.6)]), T0 + 1))
+    fleet.add(checked(detection("cam-1", 2, [("cat", 0.8)]), T0 + 12))
+    fleet.add(checked(detection("cam-2", 1, [("dog", 0.7)]), T0 + 12))
+    for payload in BAD:
+        fleet.add(checked(payload, T0 + 12))
+    rows = {row.device: row for row in fleet.rows(now=T0 + 12)}
+    one = rows["cam-1"]
+    assert (one.state, one.status, one.fps, one.inference_ms) == ("online", "running", 9.5, 20.0)
+    assert one.detections_per_class == {"cat": 1}  # the frame at T0+1 left the 10 s window
+    assert one.latest == [("cat", 0.8)]
+    assert (one.messages, one.rejected) == (3, 2)  # unknown schema and invalid named cam-1
+    assert rows["cam-2"].inference_ms == 12.5  # no status yet: the detection's own timing
+    assert fleet.summary()["rejected"] == {"oversize": 1, "malformed": 1, "unknown_schema": 1, "invalid": 1}
+    assert fleet.rows(now=T0 + 43)[0].state == "stale"
+
+
+def test_fleet_offline_by_stop_or_last_will_until_a_new_session():
+    fleet = Fleet(stale_after_s=30)
+    fleet.add(checked(running("cam-1"), T0))
+    fleet.add(checked(status("cam-1", "offline"), T0 + 1))  # the broker's last will
+    fleet.add(checked(detection("cam-1", 7, []), T0 + 2))  # the old session's outbox flushing late
+    assert [(r.state, r.status) for r in fleet.rows(T0 + 2)] == [("offline", "offline")]
+    fleet.add(checked(detection("cam-1", 1, [], session="s2"), T0 + 3))
+    assert fleet.rows(T0 + 3)[0].state == "online"
+    fleet.add(checked(status("cam-1", "stopped", session="s2"), T0 + 4))
+    assert fleet.rows(T0 + 100)[0].state == "offline"  # offline, not stale
+    fleet.add(checked(running("cam-1", session="s3"), T0 + 101))
+    assert fleet.rows(T0 + 101)[0].state == "online"
+
+
+def test_recorder_appends_across_restarts_and_refuses_changes(tmp_path: Path):
+    db = tmp_path / "r.db"
+    first = Recorder(db)
+    items = [checked(running("cam-1"), T0), checked(BAD[2], T0 + 1)]
+    first.append(items, [raw(running("cam-1")), BAD[2]])
+    rows = list(read_rows(db))  # readable while the recorder is open
+    first.close()
+    second = Recorder(db)
+    second.append([checked(BAD[0], T0 + 2)], [BAD[0]])
+    second.close()
+    rows = list(read_rows(db))
+    assert [(r.id, r.outcome, r.valid, r.kind, r.device) for r in rows] == [
+        (1, "valid", True, "status", "cam-1"), (2, "oversize", False, None, None), (3, "malformed", False, None, None)
+    ]  # fmt: skip
+    assert rows[1].payload is None and rows[1].size == 10 * 1024 * 1024
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            connection.execute("DELETE FROM messages")
+    (tmp_path / "other.db").write_bytes(b"not sqlite at all, just some bytes" * 10)
+    with pytest.raises(ReviewError, match=r"other\.db"):
+        Recorder(tmp_path / "other.db")
+
+
+def record(db: Path, timed: list[tuple[float, dict[str, Any] | bytes]]) -> None:
+    recorder = Recorder(db)
+    items = [checked(message, at) for at, message in timed]
+    recorder.append(items, [m if isinstance(m, bytes) else raw(m) for _at, m in timed])
+    recorder.close()
+
+
+def test_report_counts_scores_and_gaps(tmp_path: Path):
+    db = tmp_path / "r.db"
+    record(db, [
+        (T0, running("cam-1")),
+        (T0 + 10, detection("cam-1", 1, [("cat", 0.95), ("dog", 0.55)])),
+        (T0 + 3600, detection("cam-1", 2, [("cat", 0.65)])),
+        (T0 + 3601, status("cam-1", "offline")),
+        (T0 + 3700, running("cam-1", session="s2")),
+        (T0 + 3900, detection("cam-1", 1, [("cat", 0.75)], session="s2")),
+        (T0 + 5, detection("cam-2", 1, [("dog", 0.85)])),
+        (T0 + 6, BAD[0]),
+    ])  # fmt: skip
+    report = build_report(db, gap_s=120).to_dict()
+    assert (report["messages"], report["valid"], report["rejected"]["malformed"]) == (8, 7, 1)
+    cam1 = report["devices"]["cam-1"]
+    cat = cam1["classes"]["cat"]
+    assert cat["count"] == 3
+    assert cat["per_hour"] == {"2027-01-15T08:00Z": 1, "2027-01-15T09:00Z": 2}
+    assert cat["scores"]["min"] == 0.65 and cat["scores"]["max"] == 0.95 and cat["scores"]["median"] == 0.75
+    assert cat["scores"]["histogram"] == [0, 0, 0, 0, 0, 0, 1, 1, 0, 1]
+    assert [(g["reason"], g["seconds"]) for g in cam1["gaps"]] == [
+        ("silent", 3590.0), ("last will", 99.0), ("silent", 200.0)
+    ]  # fmt: skip
+    only = build_report(db, since=T0 + 3650, device="cam-1").to_dict()
+    assert list(only["devices"]) == ["cam-1"] and only["devices"]["cam-1"]["classes"]["cat"]["count"] == 1
+    assert "cam-2: 1 detection and 0 status messages" in render_text(build_report(db))
+    png = write_png(build_report(db), tmp_path / "chart.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_parse_since():
+    assert parse_since("2h", T0) == T0 - 7200
+    assert parse_since("2027-01-15T08:00:00Z", 0) == T0
+    with pytest.raises(ReviewError, match="--since"):
+        parse_since("yesterday", T0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_session_records_counts_and_stops_at_max_messages(tmp_path: Path):
+    clock = Clock()
+    messages = [("edge/cam-1/status", raw(running("cam-1")))] + [("edge/x", payload) for payload in BAD[:3]]
+    messages += [("edge/cam-1/detections", raw(detection("cam-1", i, [("cat", 0.9)]))) for i in (1, 2, 3)]
+    out = io.StringIO()
+    session = ReviewSession(
+        ListSubscriber(messages, clock=clock, max_bytes=256 * 1024),
+        Fleet(),
+        JsonView(out),
+        threading.Event(),
+        recorder=Recorder(tmp_path / "r.db"),
+        limits=Limits(max_messages=6, duration_s=5),
+        clock=clock,
+    )
+    assert session.run() == 6
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [e["outcome"] for e in events if e["event"] == "message"] == ["valid", "malformed", "unknown_schema",
+                                                                        "oversize", "valid", "valid"]  # fmt: skip
+    assert [e["state"] for e in events if e["event"] == "state"] == ["online"]
+    assert events[-1]["event"] == "summary" and events[-1]["rejected"]["oversize"] == 1
+    assert len(list(read_rows(tmp_path / "r.db"))) == 6
+
+
+def test_session_stop_event_and_duration_bound_the_loop():
+    stop = threading.Event()
+    stop.set()
+    assert ReviewSession(ListSubscriber([]), Fleet(), View(), stop).run() == 0
+    bounded = ReviewSession(ListSubscriber([]), Fleet(), View(), threading.Event(), limits=Limits(duration_s=0.3))
+    assert bounded.run() == 0
+
+
+def test_plain_view_prints_only_on_change():
+    out = io.StringIO()
+    fleet = Fleet()
+    view = PlainView(out)
+    fleet.add(checked(running("cam-1"), T0))
+    view.tick(fleet, T0)
+    view.tick(fleet, T0 + 1)
+    assert out.getvalue().count("cam-1") == 1 and "online" in out.getvalue()
+
+
+def test_report_cli_json_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    db = tmp_path / "r.db"
+    record(db, [(T0, detection("cam-1", 1, [("cat", 0.9)]))])
+    assert main(["review", "report", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["devices"]["cam-1"]["classes"]["cat"]["count"] == 1
+    assert main(["review", "report", str(tmp_path / "nope.db")]) == 2
+    assert "recording not found" in capsys.readouterr().err
