@@ -1,0 +1,83 @@
+"""`edge-runtime bench` plumbing with a tiny real model and a short real video: structure and output, no timings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.bench import MODES, format_table
+from edge_runtime.bench_modes import BenchResult, LimitedSource, run_bench
+from edge_runtime.cli import main
+from edge_runtime.sources import FakeSource
+from tests.unit.edge_model_helpers import build_deploy_model
+
+
+@pytest.fixture(scope="module")
+def model_and_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("bench")
+    model = build_deploy_model(root / "model", image_size=64)
+    video = root / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 15.0, (160, 120))
+    assert writer.isOpened()
+    for index in range(10):
+        frame = np.full((120, 160, 3), 40, dtype=np.uint8)
+        cv2.rectangle(frame, (10 + 5 * index, 20), (60 + 5 * index, 80), (200, 120, 30), -1)
+        writer.write(frame)
+    writer.release()
+    return model, video
+
+
+def test_run_bench_measures_every_mode_every_round(model_and_video: tuple[Path, Path]) -> None:
+    model, video = model_and_video
+    result = run_bench(model, video, frames=4, rounds=2, warmup_frames=1)
+    assert isinstance(result, BenchResult)
+    assert result.frame_size == (160, 120) and result.input_size == 64 and result.model == "test-model 1.2.3"
+    data = result.to_dict()
+    assert set(data["modes"]) == set(MODES)
+    for mode in MODES:
+        summary = data["modes"][mode]
+        assert len(summary["fps_rounds"]) == 2 and all(value > 0 for value in summary["fps_rounds"])
+        assert summary["peak_rss_bytes"] > 0
+    # one capture-to-publish latency per published frame, for the two modes that publish
+    assert len(result.modes["pipeline"].latency_ms) == 8 and len(result.modes["sequential"].latency_ms) == 8
+    assert all(value >= 0 for value in result.modes["pipeline"].latency_ms)
+    assert data["modes"]["bare"]["latency_ms_p50"] is None
+    assert data["modes"]["pipeline"]["latency_ms_p50"] <= data["modes"]["pipeline"]["latency_ms_p95"]
+    for name in ("pipeline/bare", "pipeline/sequential"):
+        assert len(data["ratios"][name]["rounds"]) == 2 and data["ratios"][name]["median"] > 0
+    assert data["rss_scope"] in ("per mode", "process")
+
+    table = format_table(result).splitlines()
+    assert [line.split()[0] for line in table[2:5]] == ["(a)", "(b)", "(c)"]
+    assert table[5].startswith("ratio b/a") and table[6].startswith("ratio b/c")
+
+
+def test_bench_command_prints_json(model_and_video: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    model, video = model_and_video
+    argv = ["bench", "--model", str(model), "--video", str(video), "--frames", "2", "--rounds", "1", "--warmup", "1"]
+    assert main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["frames_per_run"] == 2 and data["rounds"] == 1 and data["queue_size"] == 2
+    assert set(data["modes"]) == set(MODES)
+
+
+def test_bench_command_errors_are_one_line(tmp_path: Path, model_and_video: tuple[Path, Path],
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    model, _ = model_and_video
+    assert main(["bench", "--model", str(model), "--video", str(tmp_path / "missing.mp4")]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    with pytest.raises(SystemExit):
+        main(["bench", "--model", str(model), "--video", "x.mp4", "--frames", "0"])
+
+
+def test_limited_source_ends_after_limit_and_rewinds() -> None:
+    source = LimitedSource(FakeSource(count=10), 3)
+    source.open()
+    assert [source.read() is not None for _ in range(4)] == [True, True, True, False]
+    source.rewind()
+    assert source.read() is not None
+    source.close()
