@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup broker test lint typecheck unit demo clean
+.PHONY: setup broker test lint typecheck unit demo component clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ unit: setup
 # pytest exits 5 when it collects no test: make treats that as a failure, so an empty run never passes.
 test: lint typecheck broker
 	$(PY) -m pytest
+
+# The Greengrass components in gdk's layout under greengrass-build/ (gdk-config.json's custom build runs this):
+# the inference component (wheel + lifecycle scripts zipped) and, from models/demo/, the model component.
+component: setup
+	$(PY) components/build.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache greengrass-build build *.egg-info

@@ -1,0 +1,194 @@
+"""Build the Greengrass components into gdk's layout (``make component``, and gdk's custom build command).
+
+    greengrass-build/recipes/ssd.ObjectDetector.json
+    greengrass-build/artifacts/ssd.ObjectDetector/<version>/ssd-object-detector.zip   wheel + install.sh + run.sh
+    greengrass-build/recipes/ssd.ObjectDetector.Model.json                          (when a model folder is given)
+    greengrass-build/artifacts/ssd.ObjectDetector.Model/<version>/model.zip          the deploy model folder's files
+
+gdk's own build does this for zip/maven projects; this project needs a wheel inside the zip, so gdk-config.json
+uses a custom build and gdk publish then uploads exactly these folders, rewriting the artifact URIs'
+``BUCKET_NAME``, ``COMPONENT_NAME`` and ``COMPONENT_VERSION``. Name, version and author come from
+gdk-config.json (one source of truth); the model component's version from ``--model-version`` or the model's
+model.json. Zip members carry a fixed timestamp, so the same inputs give the same bytes and digest.
+Standard library only: it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import re
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_COMPONENT = "ssd.ObjectDetector.Model"
+COMPONENT_ZIP = "ssd-object-detector.zip"
+MODEL_FILES = ("deploy_model_algo_1-symbol.json", "deploy_model_algo_1-0000.params", "model.json")
+SCRIPTS = ("install.sh", "run.sh")
+RECIPE_LIMIT = 16000  # bytes; gdk refuses larger recipes
+SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+ZIP_DATE = (2020, 1, 25, 0, 0, 0)
+
+
+class BuildError(Exception):
+    """A component cannot be built as asked (message: one line)."""
+
+
+def read_project(root: Path) -> tuple[str, str, str]:
+    """(component name, version, author) from gdk-config.json."""
+    config = json.loads((root / "gdk-config.json").read_text())
+    ((name, component),) = config["component"].items()
+    if not SEMVER.match(component["version"]):
+        raise BuildError(f"gdk-config.json: component.{name}.version must be x.y.z (got {component['version']!r})")
+    return name, component["version"], component["author"]
+
+
+def write_zip(path: Path, members: dict[str, tuple[bytes, int]], sort: bool = True) -> Path:
+    """A zip of ``name -> (bytes, unix mode)`` with fixed timestamps, members in name order unless ``sort`` is off."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(members) if sort else members:
+            data, mode = members[name]
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return path
+
+
+def fill_recipe(template: dict[str, Any], name: str, version: str, author: str, **fields: str) -> dict[str, Any]:
+    """The template with name, version and publisher set and ``{PLACEHOLDER}`` strings replaced by ``fields``."""
+    text = json.dumps(template)
+    for key, value in fields.items():
+        text = text.replace("{" + key + "}", json.dumps(value)[1:-1])
+    recipe: dict[str, Any] = json.loads(text)
+    recipe.update(ComponentName=name, ComponentVersion=version, ComponentPublisher=author)
+    return recipe
+
+
+def write_recipe(out: Path, recipe: dict[str, Any]) -> Path:
+    data = (json.dumps(recipe, indent=2) + "\n").encode()
+    if len(data) > RECIPE_LIMIT:
+        raise BuildError(f"{recipe['ComponentName']}: recipe is {len(data)} bytes, over gdk's {RECIPE_LIMIT}")
+    path = out / "recipes" / f"{recipe['ComponentName']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def build_wheel(root: Path, into: Path) -> Path:
+    """The device wheel: ``edge_runtime`` only, with the ``edge`` extra's requirements, the ``edge-runtime`` script.
+
+    Written here rather than by ``pip wheel``: that needs setuptools' bdist_wheel (the ``wheel`` package, not in
+    the venv) or, with build isolation, an index to fetch it from, and builds would not be byte-reproducible.
+    The device needs neither ``cloud_training`` nor its extras, so they are left out.
+    """
+    project = _read_pyproject(root)["project"]
+    name, version = project["name"], project["version"]
+    dist = f"{name.replace('-', '_')}-{version}"
+    metadata = [
+        "Metadata-Version: 2.1",
+        f"Name: {name}",
+        f"Version: {version}",
+        f"Summary: {project.get('description', '')}",
+        f"Requires-Python: {project.get('requires-python', '>=3.9')}",
+        "Provides-Extra: edge",
+    ]
+    metadata += [f'Requires-Dist: {req}; extra == "edge"' for req in project["optional-dependencies"]["edge"]]
+    scripts = {key: value for key, value in project.get("scripts", {}).items() if value.startswith("edge_runtime")}
+    files: dict[str, bytes] = {}
+    package = root / "edge_runtime"
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
+            files[path.relative_to(root).as_posix()] = path.read_bytes()
+    files[f"{dist}.dist-info/METADATA"] = ("\n".join(metadata) + "\n").encode()
+    wheel_file = "Wheel-Version: 1.0\nGenerator: components/build.py\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{dist}.dist-info/WHEEL"] = wheel_file.encode()
+    entry_points = "[console_scripts]\n" + "".join(f"{key} = {value}\n" for key, value in scripts.items())
+    files[f"{dist}.dist-info/entry_points.txt"] = entry_points.encode()
+    files[f"{dist}.dist-info/top_level.txt"] = b"edge_runtime\n"
+    record = [f"{path},sha256={_urlsafe_sha256(data)},{len(data)}" for path, data in files.items()]
+    record.append(f"{dist}.dist-info/RECORD,,")
+    files[f"{dist}.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
+    wheel = into / f"{dist}-py3-none-any.whl"
+    return write_zip(wheel, {path: (data, 0o644) for path, data in files.items()}, sort=False)
+
+
+def _read_pyproject(root: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11: pip vendors the same parser
+        from pip._vendor import tomli as tomllib  # type: ignore[no-redef]
+    with (root / "pyproject.toml").open("rb") as file:
+        return tomllib.load(file)
+
+
+def _urlsafe_sha256(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def build_inference(root: Path, out: Path) -> Path:
+    name, version, author = read_project(root)
+    artifacts = out / "artifacts" / name / version
+    artifacts.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = build_wheel(root, Path(tmp))
+        members = {wheel.name: (wheel.read_bytes(), 0o644)}
+        for script in SCRIPTS:
+            members[script] = ((root / "components" / script).read_bytes(), 0o755)
+        write_zip(artifacts / COMPONENT_ZIP, members)
+    template = json.loads((root / "recipes" / f"{name}.json").read_text())
+    return write_recipe(out, fill_recipe(template, name, version, author))
+
+
+def build_model(root: Path, out: Path, model_dir: Path, version: Optional[str]) -> Path:
+    """The model component: model.zip (the deploy folder's three files at its root) and its recipe with digest."""
+    missing = [file for file in MODEL_FILES if not (model_dir / file).is_file()]
+    if missing:
+        raise BuildError(f"{model_dir}: not a deploy model folder (missing {', '.join(missing)})")
+    info = json.loads((model_dir / "model.json").read_text())
+    version = version or str(info.get("version", ""))
+    if not SEMVER.match(version):
+        raise BuildError(f"{model_dir}/model.json: version must be x.y.z for a component (got {version!r})")
+    _, _, author = read_project(root)
+    artifacts = out / "artifacts" / MODEL_COMPONENT / version
+    artifacts.mkdir(parents=True)
+    members = {file: ((model_dir / file).read_bytes(), 0o644) for file in MODEL_FILES}
+    archive = write_zip(artifacts / "model.zip", members)
+    digest = base64.b64encode(hashlib.sha256(archive.read_bytes()).digest()).decode()
+    template = json.loads((root / "recipes" / f"{MODEL_COMPONENT}.json").read_text())
+    description = f"SSD model {info.get('name', model_dir.name)} {version}: {', '.join(info.get('class_names', []))}"
+    recipe = fill_recipe(
+        template, MODEL_COMPONENT, version, author, ARTIFACT_DIGEST=digest, MODEL_DESCRIPTION=description
+    )
+    return write_recipe(out, recipe)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "greengrass-build")
+    parser.add_argument("--model", type=Path, help="deploy model folder (default: models/demo when it holds a model)")
+    parser.add_argument("--model-version", help="model component version (default: model.json's version)")
+    args = parser.parse_args(argv)
+    try:
+        shutil.rmtree(args.out, ignore_errors=True)
+        print(build_inference(ROOT, args.out).relative_to(args.out.parent))
+        model = args.model or ROOT / "models" / "demo"
+        if args.model is not None or (model / "model.json").is_file():
+            print(build_model(ROOT, args.out, model, args.model_version).relative_to(args.out.parent))
+        else:
+            print(f"{model}: no model yet; the model component is not built", file=sys.stderr)
+    except (BuildError, OSError, ValueError, KeyError) as error:
+        print(f"build: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
