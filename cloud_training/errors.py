@@ -10,7 +10,9 @@ CloudTrainingError
 ├── StorageError         a local path or s3:// URI cannot be read, listed or written
 ├── HyperparameterError  an unknown hyperparameter or a value outside the algorithm's documented range
 ├── TrainingError        training cannot start or continue (no data, a box overflowing label_width, no checkpoint)
-└── EvaluationError      a model and a manifest cannot be evaluated together (class ids or names disagree, no images)
+├── EvaluationError      a model and a manifest cannot be evaluated together (class ids or names disagree, no images)
+└── AwsError             an AWS call or job failed: no region or credentials, access denied (names the IAM action),
+                         throttled after botocore's retries, a training or tuning job that failed or outran --max-wait
 """
 
 from __future__ import annotations
@@ -58,3 +60,7 @@ class TrainingError(CloudTrainingError):
 
 class EvaluationError(CloudTrainingError):
     """A model cannot be evaluated on a manifest: it cannot be loaded, or its classes disagree with the labels."""
+
+
+class AwsError(CloudTrainingError):
+    """An AWS call could not be made or failed after retries, or a SageMaker job ended badly; one line, no secrets."""

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from cloud_training.commands import augment, convert, evaluate, inspect, manifest, synth, train
+from cloud_training.commands import augment, convert, evaluate, inspect, manifest, publish, synth, train, tune
 
-COMMANDS: list[ModuleType] = [inspect, synth, manifest, augment, train, convert, evaluate]
+COMMANDS: list[ModuleType] = [inspect, synth, manifest, augment, train, tune, convert, evaluate, publish]

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cloud_training.commands.sagemaker_options import add_job_options
+
 EPILOG = """\
 example:
   cloud-training train --backend local --train data/train.manifest --validation data/validation.manifest \\
@@ -19,6 +21,14 @@ backend also accepts base_network=tiny-cnn, a small network that trains on a CPU
 DIR receives model.tar.gz (SageMaker's layout: model_algo_1-symbol.json, model_algo_1-0000.params, hyperparams.json;
 the epoch with the best validation mAP), metrics.csv, metrics.png and checkpoints/ (one per epoch, for --resume).
 Metric lines on stderr use the algorithm's format: '#quality_metric: host=algo-1, epoch=3, validation mAP <score>=(..)'.
+
+SageMaker (the built-in algorithm, Pipe mode, one augmented manifest object per channel, images on S3):
+  cloud-training train --backend sagemaker --train s3://B/prepared/train.manifest \\
+      --validation s3://B/prepared/validation.manifest --output s3://B/jobs/ --role arn:aws:iam::123456789012:role/SM \\
+      --instance-type ml.p3.2xlarge --wait --out runs/sm base_network=resnet-50 num_classes=2 mini_batch_size=16
+--dry-run prints the CreateTrainingJob request and calls nothing but S3 (to count the manifest; give
+num_training_samples=N and --label-attribute to skip that too). --wait follows the job, prints validation:mAP and
+downloads model.tar.gz to --out, ready for 'cloud-training convert'.
 """
 
 
@@ -30,13 +40,15 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--backend", choices=["local"], default="local",
-                        help="where to train: local = MXNet on this machine (default)")
+    parser.add_argument("--backend", choices=["local", "sagemaker"], default="local",
+                        help="where to train: local = MXNet on this machine (default), sagemaker = the built-in "
+                             "algorithm on SageMaker")
     parser.add_argument("--train", nargs="+", required=True, metavar="MANIFEST",
                         help="training manifest(s): local paths or s3:// URIs")
     parser.add_argument("--validation", nargs="+", required=True, metavar="MANIFEST",
                         help="validation manifest(s); never augmented")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="output folder (local: required; sagemaker: where --wait downloads model.tar.gz)")
     parser.add_argument("--hyperparameters", type=Path, metavar="FILE",
                         help="JSON object of hyperparameters (string or number values), e.g. a hyperparams.json")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in DIR/checkpoints")
@@ -47,15 +59,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-expand", type=float, default=4.0, metavar="RATIO",
                         help="largest zoom-out of the online augmentation (mxnet-ssd: 4; 1 disables it)")
     parser.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameters")
+    add_job_options(parser, "with --backend sagemaker")
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def raw_hyperparameters(args: argparse.Namespace) -> dict[str, object]:
+    """The hyperparameters as given: the JSON file's, then the name=value words over them."""
     from cloud_training.errors import HyperparameterError
-    from cloud_training.manifest.io import expand, read_records
-    from cloud_training.training.augmentation import AugmentationConfig
-    from cloud_training.training.hyperparameters import parse, parse_assignments
-    from cloud_training.training.local import LocalTrainer, TrainOptions
+    from cloud_training.training.hyperparameters import parse_assignments
 
     raw: dict[str, object] = {}
     if args.hyperparameters is not None:
@@ -67,6 +78,25 @@ def run(args: argparse.Namespace) -> int:
             raise HyperparameterError(f"{args.hyperparameters}: expected a JSON object")
         raw.update(loaded)
     raw.update(parse_assignments(args.assignments))
+    return raw
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.backend == "sagemaker":
+        return run_sagemaker(args)
+    return run_local(args)
+
+
+def run_local(args: argparse.Namespace) -> int:
+    from cloud_training.errors import HyperparameterError, TrainingError
+    from cloud_training.manifest.io import expand, read_records
+    from cloud_training.training.augmentation import AugmentationConfig
+    from cloud_training.training.hyperparameters import parse
+    from cloud_training.training.local import LocalTrainer, TrainOptions
+
+    if args.out is None:
+        raise TrainingError("--out is required with --backend local")
+    raw = raw_hyperparameters(args)
     if "num_training_samples" not in raw:
         records, _, _ = read_records(expand(args.train), args.label_attribute, skip_invalid=False)
         raw["num_training_samples"] = str(len(records))
@@ -83,4 +113,37 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {hp.base_network}/{hp.image_shape} for {state.epochs_done} epoch(s);"
           f" best validation mAP {state.best_map:.4f} at epoch {state.best_epoch}")
     print(f"artifact: {args.out / 'model.tar.gz'}")
+    return 0
+
+
+def run_sagemaker(args: argparse.Namespace) -> int:
+    """Check everything, build the CreateTrainingJob request, then (unless --dry-run) submit and maybe follow it."""
+    from cloud_training.aws import sagemaker_jobs as jobs
+    from cloud_training.aws import session
+    from cloud_training.commands.sagemaker_options import default_job_name, job_settings, known_count, require
+    from cloud_training.errors import AwsError
+    from cloud_training.training import remote
+
+    require(args, "--role", "--output")
+    if args.resume or args.pretrained_params is not None:
+        raise AwsError("--resume and --pretrained-params are for --backend local (SageMaker: use_pretrained_model=1)")
+    raw = raw_hyperparameters(args)
+    # the table first (a typo should not cost a manifest read); the count is filled in below
+    remote.sagemaker_hyperparameters({"num_training_samples": "1", **raw})
+    region = session.resolve_region(args.region)
+    facts = remote.manifest_facts(args.train, args.validation, args.label_attribute, known_count(raw))
+    raw.setdefault("num_training_samples", str(facts.train_lines))
+    hyperparameters = remote.sagemaker_hyperparameters(raw)
+    name = args.job_name or default_job_name()
+    request = jobs.training_request(name, hyperparameters, job_settings(args, facts, jobs.image_uri(region)))
+    if args.dry_run:
+        remote.print_request(request)
+        return 0
+    client = session.client("sagemaker", region)
+    arn = jobs.create_training_job(client, request)
+    print(f"training job {name} created: {arn}")
+    if args.wait:
+        remote.finish_training(client, name, args.out, print, args.poll_interval, args.wait_timeout)
+    else:
+        print(f"follow it with: aws sagemaker describe-training-job --training-job-name {name} --region {region}")
     return 0

@@ -1,0 +1,115 @@
+"""The options ``train --backend sagemaker`` and ``tune`` share: where the job runs, how big, how long, who pays.
+
+Kept in one place so the two commands cannot drift apart, and so the job settings are built (and checked) once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any, Optional
+
+from cloud_training.errors import AwsError, HyperparameterError
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 (got {text})")
+    return value
+
+
+def add_job_options(parser: argparse.ArgumentParser, group_title: str) -> None:
+    """Register the SageMaker job options on ``parser``."""
+    group = parser.add_argument_group(group_title)
+    group.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / your profile)")
+    group.add_argument("--role", metavar="ARN", help="IAM role SageMaker assumes to read the data and write the model")
+    group.add_argument("--output", metavar="S3_URI", help="S3 prefix for the job's output (model.tar.gz)")
+    group.add_argument("--job-name", help="job name (default: ssd-<UTC timestamp>)")
+    group.add_argument("--instance-type", default="ml.p3.2xlarge",
+                       help="training instance type (default ml.p3.2xlarge)")
+    group.add_argument("--instance-count", type=positive_int, default=1, help="instances per job (default 1)")
+    group.add_argument("--volume-size", type=positive_int, default=50, metavar="GB",
+                       help="EBS volume per instance in GB (default 50)")
+    group.add_argument("--max-runtime", type=positive_int, default=86400, metavar="SECONDS",
+                       help="stop the job after this long (default 86400)")
+    group.add_argument("--spot", action="store_true", help="managed spot training (cheaper; may wait for capacity)")
+    group.add_argument("--spot-max-wait", type=positive_int, metavar="SECONDS",
+                       help="with --spot: runtime plus time waiting for spot capacity (default 2 x --max-runtime)")
+    group.add_argument("--checkpoint-s3", metavar="S3_URI", help="with --spot: where the job keeps checkpoints")
+    group.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag for the job (repeat)")
+    group.add_argument("--wait", action="store_true",
+                       help="follow the job to its end, print validation:mAP and download model.tar.gz to --out")
+    group.add_argument("--poll-interval", type=positive_float, default=30.0, metavar="SECONDS",
+                       help="with --wait: seconds between status checks (default 30)")
+    group.add_argument("--wait-timeout", type=positive_float, default=172800.0, metavar="SECONDS",
+                       help="with --wait: give up waiting after this long; the job goes on (default 172800)")
+    group.add_argument("--dry-run", action="store_true",
+                       help="print the request and exit without calling SageMaker")
+
+
+def parse_tags(words: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key.strip():
+            raise AwsError(f"--tag expects KEY=VALUE (got {word!r})")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
+def default_job_name(now: Optional[dt.datetime] = None) -> str:
+    """``ssd-20240131-120000``: unique per second, sortable, within the 32 characters tuning jobs allow."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"ssd-{now:%Y%m%d-%H%M%S}"
+
+
+def require(args: argparse.Namespace, *names: str) -> None:
+    """Options argparse cannot mark required because only one backend needs them."""
+    for name in names:
+        if getattr(args, name.lstrip("-").replace("-", "_")) is None:
+            raise AwsError(f"{name} is required with SageMaker")
+
+
+def job_settings(args: argparse.Namespace, facts: Any, image: str) -> Any:
+    """The job settings from the options and what the manifests told us."""
+    from cloud_training.aws.sagemaker_jobs import JobSettings
+
+    return JobSettings(
+        train_manifest=facts.train, validation_manifest=facts.validation, label_attribute=facts.label_attribute,
+        output_path=args.output, role_arn=args.role, image=image, instance_type=args.instance_type,
+        instance_count=args.instance_count, volume_size_gb=args.volume_size, max_runtime_s=args.max_runtime,
+        spot=args.spot, max_wait_s=args.spot_max_wait, checkpoint_uri=args.checkpoint_s3, tags=parse_tags(args.tag),
+    )
+
+
+def wait_target(args: argparse.Namespace) -> Optional[Path]:
+    """Where ``--wait`` puts model.tar.gz; --wait without --out only reports."""
+    out: Optional[Path] = args.out
+    return out
+
+
+def known_count(raw: dict[str, object]) -> Optional[int]:
+    """num_training_samples when the user gave it (then the manifest need not be read to count)."""
+    if "num_training_samples" not in raw:
+        return None
+    try:
+        return int(str(raw["num_training_samples"]))
+    except ValueError:
+        raise HyperparameterError(
+            f"hyperparameters: num_training_samples must be an integer (got {raw['num_training_samples']!r})"
+        ) from None

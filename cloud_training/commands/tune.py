@@ -1,0 +1,82 @@
+"""``cloud-training tune``: SageMaker automatic model tuning of the built-in algorithm, maximising validation:mAP."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from cloud_training.commands.sagemaker_options import add_job_options, positive_int
+
+EPILOG = """\
+example:
+  cloud-training tune --train s3://B/prepared/train.manifest --validation s3://B/prepared/validation.manifest \\
+      --output s3://B/tuning/ --role arn:aws:iam::123456789012:role/SM --max-jobs 12 --parallel-jobs 3 \\
+      --range learning_rate=0.0001:0.05:log --range mini_batch_size=8:32 --range momentum=0.8:0.99 \\
+      --range optimizer=sgd,adam --wait --out runs/tuned base_network=resnet-50 num_classes=2 epochs=30
+
+Ranges: name=min:max[:auto|linear|log|reverse-log] for learning_rate, momentum, weight_decay (continuous) and
+mini_batch_size (integer); name=a,b,.. for optimizer. These are the hyperparameters SageMaker documents as tunable for
+object detection; each bound is checked against the algorithm's documented range. name=value words are fixed for
+every training job (num_training_samples defaults to the training manifest's line count). --wait follows the tuning
+job, names the best training job and its validation:mAP, and downloads its model.tar.gz to --out.
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "tune",
+        help="SageMaker automatic model tuning of the SSD (objective validation:mAP, maximised)",
+        description="Tune the SageMaker object detection algorithm's hyperparameters on Ground Truth manifests.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--train", nargs="+", required=True, metavar="S3_MANIFEST", help="training manifest (s3://)")
+    parser.add_argument("--validation", nargs="+", required=True, metavar="S3_MANIFEST",
+                        help="validation manifest (s3://); the objective is measured on it")
+    parser.add_argument("--range", action="append", default=[], dest="ranges", metavar="NAME=SPEC",
+                        help="a tuned hyperparameter (repeat): learning_rate=0.0001:0.1:log, optimizer=sgd,adam")
+    parser.add_argument("--max-jobs", type=positive_int, default=10, help="training jobs in total (default 10)")
+    parser.add_argument("--parallel-jobs", type=positive_int, default=2, help="training jobs at once (default 2)")
+    parser.add_argument("--strategy", choices=["Bayesian", "Random", "Hyperband", "Grid"], default="Bayesian",
+                        help="search strategy (default Bayesian)")
+    parser.add_argument("--label-attribute", help="the manifests' label attribute (default: detected)")
+    parser.add_argument("--hyperparameters", type=Path, metavar="FILE", help="JSON object of fixed hyperparameters")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="where --wait downloads the best model.tar.gz")
+    parser.add_argument("assignments", nargs="*", metavar="name=value", help="fixed hyperparameters")
+    add_job_options(parser, "the training jobs")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cloud_training.aws import sagemaker_jobs as jobs
+    from cloud_training.aws import session
+    from cloud_training.commands.sagemaker_options import default_job_name, job_settings, known_count, require
+    from cloud_training.commands.train import raw_hyperparameters
+    from cloud_training.training import remote
+
+    require(args, "--role", "--output")
+    ranges = [remote.parse_range(text) for text in args.ranges]
+    raw = raw_hyperparameters(args)
+    # every fixed value against the table, with each tuned one at its lower bound standing in
+    stand_ins = {item.name: item.values[0] for item in ranges}
+    remote.sagemaker_hyperparameters({"num_training_samples": "1", **raw, **stand_ins})
+    region = session.resolve_region(args.region)
+    facts = remote.manifest_facts(args.train, args.validation, args.label_attribute, known_count(raw))
+    raw.setdefault("num_training_samples", str(facts.train_lines))
+    static = {name: str(value).strip() for name, value in raw.items() if not name.startswith("_")}
+    name = args.job_name or default_job_name()
+    settings = job_settings(args, facts, jobs.image_uri(region))
+    request = jobs.tuning_request(name, static, ranges, settings, args.max_jobs, args.parallel_jobs, args.strategy)
+    if args.dry_run:
+        remote.print_request(request)
+        return 0
+    client = session.client("sagemaker", region)
+    arn = jobs.create_tuning_job(client, request)
+    print(f"tuning job {name} created: {arn}")
+    if args.wait:
+        remote.finish_tuning(client, name, args.out, print, args.poll_interval, args.wait_timeout)
+    else:
+        print(f"follow it with: aws sagemaker describe-hyper-parameter-tuning-job "
+              f"--hyper-parameter-tuning-job-name {name} --region {region}")
+    return 0

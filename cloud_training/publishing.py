@@ -1,0 +1,127 @@
+"""Ship a deploy model folder to the fleet: ``model.zip`` on S3, a model component version, optionally a deployment.
+
+The zip holds the folder's three files at its root (Greengrass unzips it to ``{artifacts:decompressedPath}/model/``,
+where the inference component looks). It is built deterministically (sorted names, fixed timestamps), so publishing
+the same folder twice gives the same bytes and the same digest. Before anything is uploaded, each file is checked
+against the SHA-256 that ``model.json`` records: a corrupted folder is refused here, not on a thousand devices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from cloud_training import storage
+from cloud_training.aws import greengrass
+from cloud_training.aws.recipes import ARTIFACT_NAME, greengrass_digest, model_recipe
+from cloud_training.errors import ArtifactError, AwsError
+
+# the deploy folder's contract (cloud_training.deploy_folder writes it; that module imports mxnet, so not imported here)
+MODEL_FILES = ("deploy_model_algo_1-symbol.json", "deploy_model_algo_1-0000.params", "model.json")
+VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+
+
+def check_model_folder(folder: Path) -> dict[str, Any]:
+    """The folder's ``model.json`` after checking every file is there and matches its recorded SHA-256."""
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: not a deploy model folder (make one with 'cloud-training convert')")
+    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ArtifactError(
+            f"{folder}: missing {', '.join(missing)}; a deploy model folder has {', '.join(MODEL_FILES)}"
+        )
+    try:
+        metadata = json.loads((folder / "model.json").read_text())
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"{folder / 'model.json'}: not JSON ({error})") from None
+    recorded = metadata.get("files") if isinstance(metadata, dict) else None
+    if not isinstance(recorded, dict):
+        raise ArtifactError(f"{folder / 'model.json'}: no 'files' digests; convert the model again")
+    for name in MODEL_FILES[:2]:
+        expected = recorded.get(name, {}).get("sha256") if isinstance(recorded.get(name), dict) else None
+        actual = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        if expected != actual:
+            raise ArtifactError(f"{folder / name}: SHA-256 {actual[:12]}… differs from model.json's "
+                                f"{str(expected)[:12]}…; the folder was modified after conversion")
+    return metadata
+
+
+def zip_model_folder(folder: Path) -> bytes:
+    """The three files at the zip's root, in a fixed order with fixed timestamps: same folder, same bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(MODEL_FILES):
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, (folder / name).read_bytes())
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """Everything publish will do, computed before any call (and all that --dry-run prints)."""
+
+    artifact_uri: str
+    artifact: bytes
+    digest: str
+    recipe: dict[str, Any]
+    deployment: Optional[dict[str, Any]]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "upload": {"uri": self.artifact_uri, "bytes": len(self.artifact), "sha256_base64": self.digest},
+            "create_component_version": {"inlineRecipe": self.recipe},
+            "create_deployment": self.deployment,
+        }
+
+
+def plan(folder: Path, bucket: str, name: str, version: str, deploy_to: Optional[str],
+         runtime_component: str, runtime_version: str) -> PublishPlan:
+    """Check the folder and the arguments, zip, digest, and write the recipe and deployment requests."""
+    if not VERSION.match(version):
+        raise AwsError(f"--component-version must be MAJOR.MINOR.PATCH (got {version!r})")
+    if not VERSION.match(runtime_version):
+        raise AwsError(f"--runtime-version must be MAJOR.MINOR.PATCH (got {runtime_version!r})")
+    if not bucket or "/" in bucket or bucket.startswith("s3:"):
+        raise AwsError(f"--bucket takes a bucket name, not a URI (got {bucket!r})")
+    metadata = check_model_folder(folder)
+    artifact = zip_model_folder(folder)
+    uri = f"s3://{bucket}/{name}/{version}/{ARTIFACT_NAME}"
+    digest = greengrass_digest(artifact)
+    description = f"SSD model {metadata.get('name', '?')} {metadata.get('version', '')}".strip()
+    recipe = model_recipe(name, version, uri, digest, description)
+    deployment = None
+    if deploy_to:
+        deployment = greengrass.deployment_request(
+            deploy_to, {runtime_component: runtime_version, name: version}, f"{name}-{version}"
+        )
+    return PublishPlan(uri, artifact, digest, recipe, deployment)
+
+
+def publish(plan_: PublishPlan, client: Any, report: Callable[[str], None], force: bool = False,
+            wait_s: float = 120.0) -> dict[str, Any]:
+    """Upload, create the component version, and (with a deployment) wait until it is deployable, then deploy."""
+    uri = plan_.artifact_uri
+    if not force and storage.exists(uri) and storage.read_bytes(uri) != plan_.artifact:
+        raise AwsError(f"{uri} exists with other content; component versions are immutable: "
+                       "choose a new --component-version (or --force to overwrite an unused upload)")
+    storage.write_bytes(plan_.artifact_uri, plan_.artifact)
+    report(f"uploaded {plan_.artifact_uri} ({len(plan_.artifact)} bytes, SHA-256 {plan_.digest})")
+    created = greengrass.create_component_version(client, plan_.recipe)
+    arn = str(created.get("arn"))
+    report(f"component {created.get('componentName')} {created.get('componentVersion')} created: {arn}")
+    result: dict[str, Any] = {"component_arn": arn}
+    if plan_.deployment is not None:
+        greengrass.wait_deployable(client, arn, report, max_wait_s=wait_s)
+        deployed = greengrass.create_deployment(client, plan_.deployment)
+        report(f"deployment {deployed.get('deploymentId')} to {plan_.deployment['targetArn']} created")
+        result["deployment_id"] = deployed.get("deploymentId")
+    return result
