@@ -70,6 +70,7 @@ class ReviewSession:
         deadline = None if self.limits.duration_s is None else started + self.limits.duration_s
         self.subscriber.start(self._deliver)
         try:
+            self.view.started(list(self.subscriber.topics))
             while not self.stop.is_set():
                 wait = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
                 if wait <= 0:

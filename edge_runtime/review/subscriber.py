@@ -40,6 +40,8 @@ Deliver = Callable[[Received], None]
 class Subscriber:
     """The seam: something that delivers :class:`Received` payloads until closed."""
 
+    topics: list[str]  # what it subscribed to, for the view
+
     def start(self, deliver: Deliver) -> None:
         raise NotImplementedError
 
@@ -57,6 +59,7 @@ class ListSubscriber(Subscriber):
         self, messages: Sequence[tuple[str, bytes]], clock: Callable[[], float] = time.time, max_bytes: int = 1 << 30
     ) -> None:
         self.messages = list(messages)
+        self.topics = ["(replay)"]
         self.clock = clock
         self.max_bytes = max_bytes
         self.closed = False

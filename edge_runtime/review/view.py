@@ -58,6 +58,9 @@ def table(rows: list[DeviceRow], fleet: Fleet, now: float, colour: bool = False)
 class View:
     """Base: does nothing; the loop calls these hooks."""
 
+    def started(self, topics: list[str]) -> None:
+        """Called once the subscriptions are in place: from here on nothing published is missed."""
+
     def message(self, item: Checked, fleet: Fleet, now: float) -> None:
         """Called after ``item`` was folded into ``fleet``."""
 
@@ -109,7 +112,8 @@ class PlainView(View):
 
 
 class JsonView(View):
-    """One JSON object per line: ``message`` events, ``state`` events when a device's state changes, a ``summary``."""
+    """One JSON object per line: ``subscribed``, then ``message`` events, ``state`` events when a device's state
+    changes, and a final ``summary``."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
@@ -118,6 +122,9 @@ class JsonView(View):
     def _emit(self, event: dict[str, Any]) -> None:
         self.stream.write(json.dumps(event, separators=(",", ":")) + "\n")
         self.stream.flush()
+
+    def started(self, topics: list[str]) -> None:
+        self._emit({"event": "subscribed", "topics": topics})
 
     def message(self, item: Checked, fleet: Fleet, now: float) -> None:
         self._emit(
