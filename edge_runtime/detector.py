@@ -64,14 +64,20 @@ class Detector(abc.ABC):
 
 
 def preprocess(image_bgr: np.ndarray, size: int, mean: Sequence[float]) -> np.ndarray:
-    """The (1, 3, size, size) float32 batch the network was trained on: RGB, square resize, minus the mean."""
+    """The (1, 3, size, size) float32 batch the network was trained on: RGB, square resize, minus the mean.
+
+    It runs once per frame on the inference thread, so it is ordered for speed with the very same result: resize
+    first (each channel is resized alike, so the channel swap commutes with it) and swap on the small image, then
+    one contiguous float copy, so MXNet need not copy a strided array again. Converting a 1080p frame's colours
+    before resizing, as a plain reading of the contract would, took about ten times longer.
+    """
     import cv2
 
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 BGR image (got shape {image_bgr.shape})")
-    rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-    resized = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR)
-    chw = resized.astype(np.float32).transpose(2, 0, 1) - np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
+    resized = cv2.resize(image_bgr, (size, size), interpolation=cv2.INTER_LINEAR)
+    chw = np.ascontiguousarray(resized.transpose(2, 0, 1)[::-1], dtype=np.float32)  # BGR HWC -> RGB CHW
+    chw -= np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
     return chw[np.newaxis, ...]
 
 

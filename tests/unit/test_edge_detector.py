@@ -41,6 +41,17 @@ def test_preprocess_is_rgb_square_resize_minus_mean_nchw() -> None:
     np.testing.assert_allclose(batch[0, :, 0, 0], [200 - 123.68, 20 - 116.779, 10 - 103.939], rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(1080, 1920, 3), (480, 640, 3), (37, 53, 3)])
+def test_preprocess_equals_convert_then_resize(shape: tuple[int, int, int]) -> None:
+    """The fast order (resize, then swap channels) gives exactly what the contract's plain order gives."""
+    image = np.random.default_rng(shape[0]).integers(0, 256, shape, dtype=np.uint8)
+    rgb = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (96, 96), interpolation=cv2.INTER_LINEAR)
+    expected = rgb.astype(np.float32).transpose(2, 0, 1) - np.asarray(MEAN, dtype=np.float32).reshape(3, 1, 1)
+    batch = preprocess(image, 96, MEAN)
+    assert batch.flags["C_CONTIGUOUS"] and batch.dtype == np.float32
+    np.testing.assert_array_equal(batch[0], expected)
+
+
 def test_postprocess_drops_background_thresholds_and_keeps_best_k() -> None:
     rows = np.array(
         [
