@@ -226,7 +226,8 @@ class GreengrassIpcServer:
                     if not connected:
                         return
                 elif kind == PING:
-                    self._write(conn, write_lock, {":message-type": PING_RESPONSE, ":message-flags": 0, ":stream-id": 0})
+                    pong = {":message-type": PING_RESPONSE, ":message-flags": 0, ":stream-id": 0}
+                    self._write(conn, write_lock, pong)
                 elif not connected:
                     self.errors.append(f"message type {kind} before CONNECT")
                     return
@@ -242,7 +243,9 @@ class GreengrassIpcServer:
                 self._subscribers = [s for s in self._subscribers if s[0] is not conn]
             conn.close()
 
-    def _connect(self, conn: socket.socket, write_lock: threading.Lock, headers: dict[str, Any], payload: bytes) -> bool:
+    def _connect(
+        self, conn: socket.socket, write_lock: threading.Lock, headers: dict[str, Any], payload: bytes
+    ) -> bool:
         token = json.loads(payload or b"{}").get("authToken")
         accepted = headers.get(":version") == "0.1.0" and token == self.auth_token
         with self._lock:
@@ -305,6 +308,8 @@ class GreengrassIpcServer:
         }
         self._write(conn, write_lock, headers, json.dumps(body).encode())
 
-    def _write(self, conn: socket.socket, write_lock: threading.Lock, headers: dict[str, Any], payload: bytes = b"") -> None:
+    def _write(
+        self, conn: socket.socket, write_lock: threading.Lock, headers: dict[str, Any], payload: bytes = b""
+    ) -> None:
         with write_lock:
             conn.sendall(encode_message(headers, payload))
