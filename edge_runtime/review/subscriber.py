@@ -95,6 +95,7 @@ class MqttSubscriber(Subscriber):
         self.connected = threading.Event()
         self.stopped = threading.Event()
         self._subscribed = False
+        self._was_connected = False
         self._deliver: Optional[Deliver] = None
         self._client: Any = None
 
@@ -144,10 +145,13 @@ class MqttSubscriber(Subscriber):
 
     def _on_connected(self, _data: Any) -> None:
         self._subscribed = False  # clean session: the broker forgot our subscriptions
+        self._was_connected = True
         self.connected.set()
 
     def _on_connection_failure(self, data: Any) -> None:
-        log.warning("review: connection failed (%s)", getattr(data, "exception", "unknown"))
+        # before the first connection, start() reports the failure in one line; after it, each retry is news
+        level = logging.WARNING if self._was_connected else logging.DEBUG
+        log.log(level, "review: connection failed (%s)", getattr(data, "exception", "unknown"))
 
     def _on_disconnected(self, data: Any) -> None:
         log.warning("review: disconnected (%s)", getattr(data, "exception", "unknown"))

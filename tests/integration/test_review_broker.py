@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from edge_helpers import REPO, build_deploy_model, free_port, read_jsonl, start_daemon, wait_for, write_video  # type: ignore[import-not-found]
-from edge_mqtt_helpers import Broker, Subscriber, require_mosquitto  # type: ignore[import-not-found]
+from edge_mqtt_helpers import Broker, Subscriber, make_tls_files, require_mosquitto  # type: ignore[import-not-found]
 
 PREFIX = "ml/object-detection"
 UNKNOWN = json.dumps({"schema": "edge-runtime/detection/2", "device": "cam-a"}).encode()
@@ -193,3 +193,41 @@ def test_two_daemons_one_killed_recorded_and_reported(broker: Broker, tmp_path: 
     assert report["devices"]["cam-b"]["gaps"][-1]["reason"] == "last will"
     assert report["devices"]["cam-a"]["gaps"][-1]["reason"] == "stopped"
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_review_over_mutual_tls_and_unreachable_broker(tmp_path: Path):
+    tls = make_tls_files(tmp_path / "tls")
+    tls_port = free_port()
+    broker = Broker(
+        require_mosquitto(), tmp_path / "broker", free_port(),
+        f"listener {tls_port} 127.0.0.1\ncafile {tls['ca']}\ncertfile {tls['server']}\nkeyfile {tls['server-key']}\n"
+        "require_certificate true\n",
+    )  # fmt: skip
+    broker.start()
+    try:
+        review = Review(
+            "--topic", f"{PREFIX}/#", "--mqtt-port", str(tls_port), "--tls-cert", str(tls["device"]),
+            "--tls-key", str(tls["device-key"]), "--tls-ca", str(tls["ca"]), "--json", "--max-messages", "1",
+            "--duration", "30",
+        )  # fmt: skip
+        assert wait_for(lambda: bool(review.snapshot("subscribed")), timeout=20), review.process.stderr
+        status = {"schema": "edge-runtime/status/1", "device": "cam-t", "session": "s", "state": "running",
+                  "at": "2027-01-15T08:00:00.000Z"}  # fmt: skip
+        publish_raw(broker.port, [(f"{PREFIX}/cam-t/status", json.dumps(status).encode())])
+        assert review.process.wait(timeout=20) == 0  # --max-messages 1
+        review._reader.join(5)
+        assert review.states() == {"cam-t": "online"}
+    finally:
+        if review.process.poll() is None:
+            review.process.kill()
+        broker.stop()
+
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_runtime", "review", "--mqtt-port", str(port), "--connect-timeout", "1"],
+        capture_output=True, text=True, cwd=REPO, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"edge-runtime: error: cannot connect to the broker 127.0.0.1:{port} within 1s"
+    ]
