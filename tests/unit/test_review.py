@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from edge_runtime.review.session import Limits, ReviewSession
 from edge_runtime.review.store import Recorder, read_rows
 from edge_runtime.review.subscriber import ListSubscriber
 from edge_runtime.review.validation import check
-from edge_runtime.review.view import JsonView, PlainView, View
+from edge_runtime.review.view import CLEAR, JsonView, PlainView, TerminalView, View
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
@@ -229,3 +230,23 @@ def test_report_cli_json_and_missing_file(tmp_path: Path, capsys: pytest.Capture
     assert json.loads(capsys.readouterr().out)["devices"]["cam-1"]["classes"]["cat"]["count"] == 1
     assert main(["review", "report", str(tmp_path / "nope.db")]) == 2
     assert "recording not found" in capsys.readouterr().err
+
+
+def test_png_without_matplotlib_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    db = tmp_path / "r.db"
+    record(db, [(T0, running("cam-1"))])
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    assert main(["review", "report", str(db), "--png", str(tmp_path / "c.png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--png needs matplotlib, which is not installed here" in captured.err
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_terminal_view_redraws_with_ansi_and_colour():
+    out = io.StringIO()
+    fleet = Fleet()
+    fleet.add(checked(running("cam-1"), T0))
+    view = TerminalView(out, refresh_s=1.0)
+    view.tick(fleet, T0)
+    view.tick(fleet, T0 + 0.5)  # within refresh_s: no redraw
+    assert out.getvalue().count(CLEAR) == 1 and "\x1b[32monline" in out.getvalue()
