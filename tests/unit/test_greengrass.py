@@ -1,0 +1,221 @@
+"""Recipes and gdk-config.json against gdk's own schemas; the build layout; the IPC publisher and live config.
+
+gdk lower-cases every recipe key before validating (gdk/common/RecipeValidator.py) and refuses recipes over
+16000 bytes, so the tests do the same (../shared/schemas/gdk/PROVENANCE.md). The IPC client is mocked here
+(pytest-mock); the real client runs against the test nucleus in tests/integration/test_greengrass_component.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import threading
+import zipfile
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+
+from edge_runtime.config import GreengrassConfig, validate
+from edge_runtime.detector import FakeDetector
+from edge_runtime.errors import PublishError
+from edge_runtime.greengrass import component_config, in_greengrass
+from edge_runtime.ipc import ComponentBridge, IpcPublisher, LiveConfig
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMAS = REPO.parent / "shared" / "schemas" / "gdk"
+RECIPES = sorted((REPO / "recipes").glob("*.json"))
+
+
+def lower_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key).lower(): lower_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [lower_keys(item) for item in value]
+    return value
+
+
+def load_build() -> Any:
+    spec = importlib.util.spec_from_file_location("component_build", REPO / "components" / "build.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[path.name for path in RECIPES])
+def test_recipe_is_valid_for_gdk_and_small(recipe: Path) -> None:
+    schema = json.loads((SCHEMAS / "recipe_schema.json").read_text())
+    jsonschema.validate(lower_keys(json.loads(recipe.read_text())), schema)
+    assert recipe.stat().st_size < 16000
+
+
+def test_schema_check_can_fail() -> None:
+    schema = json.loads((SCHEMAS / "recipe_schema.json").read_text())
+    recipe = lower_keys(json.loads(RECIPES[0].read_text()))
+    recipe["recipeformatversion"] = "2021-01-01"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(recipe, schema)
+
+
+def test_gdk_config_is_valid() -> None:
+    schema = json.loads((SCHEMAS / "config_schema.json").read_text())
+    jsonschema.validate(json.loads((REPO / "gdk-config.json").read_text()), schema)
+
+
+def test_inference_recipe_contract() -> None:
+    recipe = json.loads((REPO / "recipes" / "ssd.ObjectDetector.json").read_text())
+    assert recipe["ComponentDependencies"]["ssd.ObjectDetector.Model"]["DependencyType"] == "HARD"
+    platforms = [manifest["Platform"] for manifest in recipe["Manifests"]]
+    assert {p["architecture"] for p in platforms} == {"aarch64", "amd64"}  # no armv7l: MXNet has no wheel
+    defaults = recipe["ComponentConfiguration"]["DefaultConfiguration"]
+    runtime = {key: value for key, value in defaults.items() if key not in ("accessControl", "install")}
+    config = component_config(runtime, {"AWS_IOT_THING_NAME": "cam-1"}, {})  # validates strictly
+    assert config.publish.targets == ["greengrass"] and config.thing_name == "cam-1"
+    policies = defaults["accessControl"]["aws.greengrass.ipc.mqttproxy"]
+    (policy,) = policies.values()
+    assert policy["operations"] == ["aws.greengrass#PublishToIoTCore"]
+    assert policy["resources"] == [
+        config.publish.greengrass.topic.replace("{thing_name}", "{iot:thingName}"),
+        config.publish.greengrass.status_topic.replace("{thing_name}", "{iot:thingName}"),
+    ]
+    for manifest in recipe["Manifests"]:
+        run = manifest["Lifecycle"]["Run"]["Script"]
+        assert "{ssd.ObjectDetector.Model:artifacts:decompressedPath}/model" in run
+        assert manifest["Lifecycle"]["Install"]["Timeout"] > 0
+
+
+def test_build_layout_and_model_component(tmp_path: Path) -> None:
+    build = load_build()
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in build.MODEL_FILES:
+        (model / name).write_text(json.dumps({"version": "1.2.3", "name": "m", "class_names": ["a"]}))
+    out = tmp_path / "greengrass-build"
+    build.build_inference(REPO, out)
+    build.build_model(REPO, out, model, None)
+    files = sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
+    assert files == [
+        "artifacts/ssd.ObjectDetector.Model/1.2.3/model.zip",
+        "artifacts/ssd.ObjectDetector/0.1.0/ssd-object-detector.zip",
+        "recipes/ssd.ObjectDetector.Model.json",
+        "recipes/ssd.ObjectDetector.json",
+    ]
+    recipe = json.loads((out / "recipes" / "ssd.ObjectDetector.Model.json").read_text())
+    (artifact,) = recipe["Manifests"][0]["Artifacts"]
+    data = (out / "artifacts/ssd.ObjectDetector.Model/1.2.3/model.zip").read_bytes()
+    assert artifact["Uri"] == "s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/model.zip"
+    assert artifact["Digest"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert (recipe["ComponentName"], recipe["ComponentVersion"]) == ("ssd.ObjectDetector.Model", "1.2.3")
+    with zipfile.ZipFile(out / "artifacts/ssd.ObjectDetector.Model/1.2.3/model.zip") as archive:
+        assert sorted(archive.namelist()) == sorted(build.MODEL_FILES)
+    with zipfile.ZipFile(out / "artifacts/ssd.ObjectDetector/0.1.0/ssd-object-detector.zip") as archive:
+        assert sorted(archive.namelist()) == ["install.sh", "run.sh", "ssd_greengrass-0.1.0-py3-none-any.whl"]
+    schema = json.loads((SCHEMAS / "recipe_schema.json").read_text())
+    for path in (out / "recipes").iterdir():
+        jsonschema.validate(lower_keys(json.loads(path.read_text())), schema)
+        assert "{COMPONENT" not in path.read_text()
+
+
+def done(value: Any = None) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
+def test_in_greengrass_needs_socket_and_token() -> None:
+    assert in_greengrass({"AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": "/s", "SVCUID": "t"})
+    assert not in_greengrass({"AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": "/s"})
+
+
+def test_publisher_publishes_qos1_and_local(mocker) -> None:
+    client = mocker.Mock()
+    client.publish_to_iot_core_async.return_value = done()
+    client.publish_to_topic_async.return_value = done()
+    publisher = IpcPublisher(client, "cam-1", GreengrassConfig(local_topic="local/{thing_name}"))
+    publisher.publish("status", {"a": 1})
+    kwargs = client.publish_to_iot_core_async.call_args.kwargs
+    assert (kwargs["topic_name"], kwargs["qos"]) == ("ml/object-detection/cam-1/status", "1")
+    assert json.loads(kwargs["payload"]) == {"a": 1}
+    local = client.publish_to_topic_async.call_args.kwargs
+    assert local["topic"] == "local/cam-1/status"
+    assert local["publish_message"].json_message.message == {"a": 1}
+
+
+def test_publisher_bounded_wait_becomes_publish_error(mocker) -> None:
+    client = mocker.Mock()
+    client.publish_to_iot_core_async.return_value = Future()  # never answered
+    publisher = IpcPublisher(client, "cam-1", GreengrassConfig(timeout_s=0.05))
+    with pytest.raises(PublishError, match=r"PublishToIoTCore on ml/object-detection/cam-1 failed \(no answer"):
+        publisher.publish("detection", {})
+    client.publish_to_topic_async.assert_not_called()
+
+
+def test_publisher_refusal_is_one_line(mocker) -> None:
+    failed: Future = Future()
+    failed.set_exception(RuntimeError("UnauthorizedError: not allowed\nmore"))
+    client = mocker.Mock(**{"publish_to_iot_core_async.return_value": failed})
+    with pytest.raises(PublishError, match=r"\(RuntimeError: UnauthorizedError: not allowed\)$"):
+        IpcPublisher(client, "cam-1", GreengrassConfig()).publish("detection", {})
+
+
+def test_bridge_drops_access_control(mocker) -> None:
+    value = {"accessControl": {"x": {}}, "install": {}, "model": {"top_k": 3}}
+    client = mocker.Mock(**{"get_configuration_async.return_value": done(mocker.Mock(value=value))})
+    assert ComponentBridge(client).read_tree() == {"model": {"top_k": 3}}
+    client.get_configuration_async.assert_called_once_with(key_path=[])
+
+
+def test_live_config_applies_thresholds_interval_topics(mocker) -> None:
+    client = mocker.Mock(**{"publish_to_iot_core_async.return_value": done()})
+    old = validate({"thing_name": "cam-1"})
+    publisher = IpcPublisher(client, "cam-1", old.publish.greengrass)
+    pipeline = mocker.Mock(detector=FakeDetector())
+    live = LiveConfig(old, pipeline, publisher)
+    new = validate({
+        "thing_name": "cam-1",
+        "model": {"score_threshold": 0.2, "class_thresholds": {"thing": 0.7}},
+        "inference": {"interval_s": 2.0},
+        "publish": {"greengrass": {"topic": "other/{thing_name}"}},
+        "source": {"uri": "rtsp://cam"},  # not live: logged, applied at the next restart
+    })
+    applied = live.apply(new)
+    assert applied == ["model.score_threshold", "model.class_thresholds", "inference.interval_s", "publish.greengrass"]
+    assert pipeline.detector.thresholds == [(0.2, {"thing": 0.7})]
+    pipeline.set_inference_interval.assert_called_once_with(2.0)
+    assert publisher.topics()["detection"] == ("other/cam-1", None)
+    assert live.config.source.uri is None and live.config.model.score_threshold == 0.2
+    assert live.apply(new) == []  # nothing differs from what runs
+
+
+def test_live_config_refuses_bad_update(mocker, caplog) -> None:
+    pipeline = mocker.Mock(detector=FakeDetector())
+    live = LiveConfig(validate({}), pipeline, None)
+
+    def bad() -> Any:
+        return component_config({"model": {"score_threshold": 3}}, {}, {})
+
+    assert live.apply_tree(bad) == []
+    assert "model.score_threshold: Input should be less than or equal to 1 (got 3)" in caplog.text
+    assert pipeline.detector.thresholds == []
+
+
+def test_subscription_calls_back_with_key_path(mocker) -> None:
+    client = mocker.Mock()
+    client.subscribe_to_configuration_update_async.return_value = (done(), mocker.Mock())
+    seen: list[list[str]] = []
+    called = threading.Event()
+    bridge = ComponentBridge(client)
+
+    def on_change(path: list[str]) -> None:
+        seen.append(path)
+        called.set()
+
+    bridge.subscribe(on_change)
+    on_event = client.subscribe_to_configuration_update_async.call_args.kwargs["on_stream_event"]
+    on_event(mocker.Mock(configuration_update_event=mocker.Mock(key_path=["model", "score_threshold"])))
+    assert called.wait(1) and seen == [["model", "score_threshold"]]
