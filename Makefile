@@ -38,6 +38,14 @@ unit: setup
 test: lint typecheck broker
 	$(PY) -m pytest
 
+# The README's first command: set up, make a synthetic video of storage boxes, run the daemon on it with the demo
+# model. Detections go to stdout as JSON lines, one per frame; the closing summary is the last line on stderr.
+DEMO := build/make-demo
+demo: setup
+	@test -f models/demo/model.json || { echo "models/demo/ is missing: models/demo/README.md says how to rebuild it"; exit 2; }
+	$(VENV)/bin/cloud-training synth --out $(DEMO)/synth --images 0 --seed 7 --video $(DEMO)/boxes.mp4 --frames 150 --force
+	$(VENV)/bin/edge-runtime run --model models/demo --source $(DEMO)/boxes.mp4
+
 # The Greengrass components in gdk's layout under greengrass-build/ (gdk-config.json's custom build runs this):
 # the inference component (wheel + lifecycle scripts zipped) and, from models/demo/, the model component.
 component: setup
