@@ -12,7 +12,7 @@ CloudTrainingError
 ├── TrainingError        training cannot start or continue (no data, a box overflowing label_width, no checkpoint)
 ├── EvaluationError      a model and a manifest cannot be evaluated together (class ids or names disagree, no images)
 └── AwsError             an AWS call or job failed: no region or credentials, access denied (names the IAM action),
-                         throttled after botocore's retries, a training or tuning job that failed or outran --max-wait
+                         throttled after botocore's retries, a SageMaker job that failed or outran --wait-timeout
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from cloud_training.errors import ArtifactError, AwsError
 # the deploy folder's contract (cloud_training.deploy_folder writes it; that module imports mxnet, so not imported here)
 MODEL_FILES = ("deploy_model_algo_1-symbol.json", "deploy_model_algo_1-0000.params", "model.json")
 VERSION = re.compile(r"^\d+\.\d+\.\d+$")
-ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+ZIP_DATE = (2020, 1, 25, 0, 0, 0)  # as components/build.py: one model folder, one digest
 
 
 def check_model_folder(folder: Path) -> dict[str, Any]:
@@ -54,13 +54,14 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
 
 
 def zip_model_folder(folder: Path) -> bytes:
-    """The three files at the zip's root, in a fixed order with fixed timestamps: same folder, same bytes."""
+    """The three files at the zip's root, in a fixed order with fixed timestamps: same folder, same bytes (and the
+    same bytes ``make component`` writes, so both give one digest)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(MODEL_FILES):
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
+            info.external_attr = (0o100000 | 0o644) << 16  # a regular file, rw-r--r--: as components/build.py
             archive.writestr(info, (folder / name).read_bytes())
     return buffer.getvalue()
 
@@ -96,7 +97,8 @@ def plan(folder: Path, bucket: str, name: str, version: str, deploy_to: Optional
     artifact = zip_model_folder(folder)
     uri = f"s3://{bucket}/{name}/{version}/{ARTIFACT_NAME}"
     digest = greengrass_digest(artifact)
-    description = f"SSD model {metadata.get('name', '?')} {metadata.get('version', '')}".strip()
+    classes = ", ".join(str(c) for c in metadata.get("class_names", []))
+    description = f"SSD model {metadata.get('name', folder.name)} {version}: {classes}"
     recipe = model_recipe(name, version, uri, digest, description)
     deployment = None
     if deploy_to:
