@@ -303,3 +303,39 @@ def test_a_call_still_throttled_after_the_retries_is_one_line(s3_bucket, throttl
     assert err == ("cloud-training: error: sagemaker:CreateTrainingJob was throttled (ThrottlingException) and still "
                    "failed after 3 attempt(s); try again later or raise AWS_MAX_ATTEMPTS\n")
     assert SECRET not in out + err
+
+
+def test_a_failed_tuning_job_is_one_line_after_its_progress(s3_bucket, monkeypatch, capsys):
+    client, stub = stubbed("sagemaker")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/tune-stub"
+    stub.add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": arn})
+    now = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+    def tuning(status: str, completed: int, running: int, failed: int, **extra) -> dict:
+        return {
+            "HyperParameterTuningJobName": "tune-stub", "HyperParameterTuningJobArn": arn,
+            "HyperParameterTuningJobConfig": {"Strategy": "Bayesian",
+                                              "ResourceLimits": {"MaxParallelTrainingJobs": 2}},
+            "HyperParameterTuningJobStatus": status, "CreationTime": now,
+            "TrainingJobStatusCounters": {"Completed": completed, "InProgress": running, "NonRetryableError": failed},
+            "ObjectiveStatusCounters": {}, **extra,
+        }  # fmt: skip
+
+    for response in (tuning("InProgress", 0, 2, 0), tuning("InProgress", 1, 1, 1),
+                     tuning("Failed", 1, 0, 3, FailureReason="too many training jobs failed")):
+        stub.add_response("describe_hyper_parameter_tuning_job", response,
+                          {"HyperParameterTuningJobName": "tune-stub"})
+    use_client(monkeypatch, "sagemaker", client)
+    with stub:
+        code = main(["tune", "--train", s3_bucket.uri("t.manifest"), "--validation", s3_bucket.uri("v.manifest"),
+                     "--output", s3_bucket.uri("tuning"), "--role", ROLE, "--label-attribute", "bb",
+                     "--job-name", "tune-stub", "--range", "momentum=0.5:0.95", "--max-jobs", "4",
+                     "--wait", "--poll-interval", "0.01", "num_classes=2", "num_training_samples=9"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert [line for line in out.splitlines() if line.startswith("tuning job tune-stub:")] == [
+        "tuning job tune-stub: InProgress: 0 completed, 2 in progress, 0 failed, 0 stopped",
+        "tuning job tune-stub: InProgress: 1 completed, 1 in progress, 1 failed, 0 stopped",
+        "tuning job tune-stub: Failed: 1 completed, 0 in progress, 3 failed, 0 stopped",
+    ]
+    assert err == "cloud-training: error: tuning job tune-stub failed: too many training jobs failed\n"
