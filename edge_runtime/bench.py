@@ -8,8 +8,9 @@ three alike and the ratios stay fair:
     (no decode, resize or publish): the ceiling for anything that runs this model.
 (b) ``pipeline``: the real daemon pipeline (:class:`~edge_runtime.pipeline.Pipeline`): the capture thread decodes
     the video into the queue while the inference thread preprocesses, detects, builds and publishes the message.
-(c) ``sequential``: the loop of the AWS sample's Greengrass function: read a frame, preprocess, forward, build
-    and publish the message, one after the other in one thread.
+(c) ``sequential``: the loop of the AWS sample's Greengrass function: read a frame, preprocess as the sample does
+    (colour conversion of the full frame, resize, axis swaps), forward, build and publish the message, one after
+    the other in one thread. (b) leads (c) by the decode it overlaps and by its cheaper preprocessing.
 
 (b) and (c) publish to a JSON-lines file in a temporary folder (the real encoding and write), wrapped so each
 publish time is recorded; capture-to-publish latency is that time minus the message's ``captured_at`` (which
