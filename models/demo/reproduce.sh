@@ -6,8 +6,8 @@
 set -euo pipefail
 CT=.venv/bin/cloud-training
 B=build/demo
-HYPER=(base_network=tiny-cnn num_classes=2 image_shape=192 mini_batch_size=32 epochs=8
-       optimizer=sgd learning_rate=0.01 momentum=0.9 weight_decay=0.0005 lr_scheduler_step=6 lr_scheduler_factor=0.1
+HYPER=(base_network=tiny-cnn num_classes=2 image_shape=192 mini_batch_size=32 epochs=6
+       optimizer=sgd learning_rate=0.01 momentum=0.9 weight_decay=0.0005 lr_scheduler_step=5 lr_scheduler_factor=0.1
        use_pretrained_model=0)
 rm -rf "$B"
 
