@@ -43,7 +43,7 @@ test: lint typecheck broker
 DEMO := build/make-demo
 demo: setup
 	@test -f models/demo/model.json || { echo "models/demo/ is missing: models/demo/README.md says how to rebuild it"; exit 2; }
-	$(VENV)/bin/cloud-training synth --out $(DEMO)/synth --images 0 --seed 7 --video $(DEMO)/boxes.mp4 --frames 150 --force
+	$(VENV)/bin/cloud-training synth --out $(DEMO)/synth --images 0 --seed 1 --video $(DEMO)/boxes.mp4 --frames 150 --force
 	$(VENV)/bin/edge-runtime run --model models/demo --source $(DEMO)/boxes.mp4
 
 # The Greengrass components in gdk's layout under greengrass-build/ (gdk-config.json's custom build runs this):
