@@ -18,7 +18,7 @@ from typing import Any
 
 from edge_runtime import __version__
 from edge_runtime.bench import register as register_bench
-from edge_runtime.config import RuntimeConfig, load_config, parse_scalar, set_path
+from edge_runtime.config import RuntimeConfig, load_config, set_overrides, set_path
 from edge_runtime.errors import ConfigError, EdgeRuntimeError
 from edge_runtime.review.cli import register as register_review
 
@@ -89,12 +89,7 @@ def config_from_args(args: argparse.Namespace) -> RuntimeConfig:
 
 def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The config tree the flags give (``--set`` and the named options)."""
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"{key or '(empty)'}: --set needs KEY=VALUE (got {item!r})")
-        set_path(overrides, key.strip(), parse_scalar(value))
+    overrides = set_overrides(args.set)
     named = {
         "model.path": args.model,
         "model.score_threshold": args.score_threshold,

@@ -293,3 +293,14 @@ def load_config(
     if overrides:
         tree = merge(tree, overrides)
     return validate(tree)
+
+
+def set_overrides(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` words as a config tree; VALUE is parsed as JSON where it can be (:func:`parse_scalar`)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{key or '(empty)'}: --set needs KEY=VALUE (got {item!r})")
+        set_path(overrides, key.strip(), parse_scalar(value))
+    return overrides

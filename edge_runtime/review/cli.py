@@ -97,15 +97,9 @@ def register(sub: Any) -> None:
 
 def mqtt_config(args: argparse.Namespace) -> Any:
     """The ``publish.mqtt`` section from defaults < ``--config`` < environment < ``--set`` < named flags."""
-    from edge_runtime.config import load_config, parse_scalar, set_path
-    from edge_runtime.errors import ConfigError
+    from edge_runtime.config import load_config, set_overrides, set_path
 
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"{key or '(empty)'}: --set needs KEY=VALUE (got {item!r})")
-        set_path(overrides, key.strip(), parse_scalar(value))
+    overrides = set_overrides(args.set)
     named = {
         "publish.mqtt.host": args.mqtt_host,
         "publish.mqtt.port": args.mqtt_port,
