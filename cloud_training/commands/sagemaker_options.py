@@ -7,30 +7,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Any, Optional
 
+from cloud_training.commands.argtypes import int_at_least, number_in
 from cloud_training.errors import AwsError, HyperparameterError
 
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0 (got {text})")
-    return value
+positive_seconds = number_in(0.0, math.inf, low_open=True)
 
 
 def add_job_options(parser: argparse.ArgumentParser, group_title: str) -> None:
@@ -42,21 +26,21 @@ def add_job_options(parser: argparse.ArgumentParser, group_title: str) -> None:
     group.add_argument("--job-name", help="job name (default: ssd-<UTC timestamp>)")
     group.add_argument("--instance-type", default="ml.p3.2xlarge",
                        help="training instance type (default ml.p3.2xlarge)")
-    group.add_argument("--instance-count", type=positive_int, default=1, help="instances per job (default 1)")
-    group.add_argument("--volume-size", type=positive_int, default=50, metavar="GB",
+    group.add_argument("--instance-count", type=int_at_least(1), default=1, help="instances per job (default 1)")
+    group.add_argument("--volume-size", type=int_at_least(1), default=50, metavar="GB",
                        help="EBS volume per instance in GB (default 50)")
-    group.add_argument("--max-runtime", type=positive_int, default=86400, metavar="SECONDS",
+    group.add_argument("--max-runtime", type=int_at_least(1), default=86400, metavar="SECONDS",
                        help="stop the job after this long (default 86400)")
     group.add_argument("--spot", action="store_true", help="managed spot training (cheaper; may wait for capacity)")
-    group.add_argument("--spot-max-wait", type=positive_int, metavar="SECONDS",
+    group.add_argument("--spot-max-wait", type=int_at_least(1), metavar="SECONDS",
                        help="with --spot: runtime plus time waiting for spot capacity (default 2 x --max-runtime)")
     group.add_argument("--checkpoint-s3", metavar="S3_URI", help="with --spot: where the job keeps checkpoints")
     group.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag for the job (repeat)")
     group.add_argument("--wait", action="store_true",
                        help="follow the job to its end, print validation:mAP and download model.tar.gz to --out")
-    group.add_argument("--poll-interval", type=positive_float, default=30.0, metavar="SECONDS",
+    group.add_argument("--poll-interval", type=positive_seconds, default=30.0, metavar="SECONDS",
                        help="with --wait: seconds between status checks (default 30)")
-    group.add_argument("--wait-timeout", type=positive_float, default=172800.0, metavar="SECONDS",
+    group.add_argument("--wait-timeout", type=positive_seconds, default=172800.0, metavar="SECONDS",
                        help="with --wait: give up waiting after this long; the job goes on (default 172800)")
     group.add_argument("--dry-run", action="store_true",
                        help="print the request and exit without calling SageMaker")

@@ -7,6 +7,8 @@ import os
 import re
 from typing import Any
 
+from cloud_training.commands.argtypes import int_at_least, number_in
+
 EXAMPLE = """\
 example (2000 frames and a 10 s clip, then prepare them as the AWS sample's data):
   cloud-training synth --out data/synth --images 2000 --seed 1 --video data/synth.mp4 --frames 150
@@ -27,16 +29,6 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (got {value})")
-    return value
-
-
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "synth",
@@ -50,15 +42,15 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", metavar="DIR", help="output folder or s3:// prefix for frames and manifests")
-    parser.add_argument("--images", type=_non_negative, default=1000, metavar="N", help="frames (default: 1000)")
+    parser.add_argument("--images", type=int_at_least(0), default=1000, metavar="N", help="frames (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
     parser.add_argument("--size", type=_size, default=(640, 480), metavar="WxH", help="frame size (default: 640x480)")
     parser.add_argument("--video", metavar="FILE", help="also write an mp4 of boxes moving through a scene")
-    parser.add_argument("--frames", type=int, default=150, metavar="N", help="video frames (default: 150)")
-    parser.add_argument("--fps", type=float, default=15.0, help="video frame rate (default: 15)")
+    parser.add_argument("--frames", type=int_at_least(1), default=150, metavar="N", help="video frames (default: 150)")
+    parser.add_argument("--fps", type=number_in(1.0, 240.0), default=15.0, help="video frame rate (default: 15)")
     parser.add_argument(
         "--workers",
-        type=int,
+        type=int_at_least(1),
         default=min(4, os.cpu_count() or 1),
         metavar="N",
         help="rendering processes (default: CPU count, at most 4); the output does not depend on it",

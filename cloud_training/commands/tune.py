@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cloud_training.commands.sagemaker_options import add_job_options, positive_int
+from cloud_training.commands.argtypes import int_at_least
+from cloud_training.commands.sagemaker_options import add_job_options
 
 EPILOG = """\
 example:
@@ -36,8 +37,8 @@ def register(subparsers: Any) -> None:
                         help="validation manifest (s3://); the objective is measured on it")
     parser.add_argument("--range", action="append", default=[], dest="ranges", metavar="NAME=SPEC",
                         help="a tuned hyperparameter (repeat): learning_rate=0.0001:0.1:log, optimizer=sgd,adam")
-    parser.add_argument("--max-jobs", type=positive_int, default=10, help="training jobs in total (default 10)")
-    parser.add_argument("--parallel-jobs", type=positive_int, default=2, help="training jobs at once (default 2)")
+    parser.add_argument("--max-jobs", type=int_at_least(1), default=10, help="training jobs in total (default 10)")
+    parser.add_argument("--parallel-jobs", type=int_at_least(1), default=2, help="training jobs at once (default 2)")
     parser.add_argument("--strategy", choices=["Bayesian", "Random", "Hyperband", "Grid"], default="Bayesian",
                         help="search strategy (default Bayesian)")
     parser.add_argument("--label-attribute", help="the manifests' label attribute (default: detected)")
