@@ -18,7 +18,7 @@ import posixpath
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from cloud_training.errors import StorageError
 
@@ -159,6 +159,37 @@ def exists(location: str) -> bool:
     return os.path.isfile(location)
 
 
+@functools.lru_cache(maxsize=1)
+def _file_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _replace_locally(location: str, fill: Callable[[str], object]) -> None:
+    """Write a local file whole: ``fill`` writes a temporary file beside it, which then replaces ``location``.
+
+    mkstemp creates its file private (0600); the result gets the usual mode instead, since others read what we write
+    (a Greengrass component's user, a colleague on a shared machine).
+    """
+    directory = os.path.dirname(os.path.abspath(location))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{os.path.basename(location)}.", suffix=".tmp", dir=directory)
+        os.close(handle)
+        try:
+            fill(temp)
+            os.chmod(temp, _file_mode())
+            os.replace(temp, location)
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+    except OSError as error:
+        raise StorageError(f"{location}: cannot write: {error.strerror or error}") from None
+
+
 def write_bytes(location: str, data: bytes) -> None:
     """Write a whole file so that readers see either the old content or the new one, never a part."""
     if is_s3(location):
@@ -168,20 +199,7 @@ def write_bytes(location: str, data: bytes) -> None:
         except _botocore_errors() as error:
             raise _s3_failure(location, error) from error
         return
-    directory = os.path.dirname(os.path.abspath(location))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{os.path.basename(location)}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.replace(temp, location)
-        except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise
-    except OSError as error:
-        raise StorageError(f"{location}: cannot write: {error.strerror or error}") from None
+    _replace_locally(location, lambda temp: Path(temp).write_bytes(data))
 
 
 def write_text(location: str, text: str) -> None:
@@ -202,20 +220,7 @@ def put_file(local_path: str | os.PathLike[str], location: str) -> None:
         except failures as error:
             raise _s3_failure(location, error) from error
         return
-    directory = os.path.dirname(os.path.abspath(location))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{os.path.basename(location)}.", suffix=".tmp", dir=directory)
-        os.close(handle)
-        try:
-            shutil.copyfile(source, temp)
-            os.replace(temp, location)
-        except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise
-    except OSError as error:
-        raise StorageError(f"{location}: cannot write: {error.strerror or error}") from None
+    _replace_locally(location, lambda temp: shutil.copyfile(source, temp))
 
 
 def list_files(location: str, suffix: str = "") -> list[str]:
