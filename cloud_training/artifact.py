@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud_training.errors import ArtifactError
+from edge_runtime.model import sha256_of
 
 SYMBOL_FILE = "model_algo_1-symbol.json"
 PARAMS_FILE = "model_algo_1-0000.params"
@@ -47,7 +48,7 @@ def read_artifact(path: Path) -> TrainingArtifact:
             "".join(hashlib.sha256(files[name]).hexdigest() for name in ARTIFACT_FILES).encode()
         ).hexdigest()
     else:
-        digest = sha256_file(path)
+        digest = sha256_of(path)
     try:
         symbol_json = files[SYMBOL_FILE].decode("utf-8")
     except UnicodeDecodeError as error:
@@ -56,14 +57,6 @@ def read_artifact(path: Path) -> TrainingArtifact:
         source=str(path), sha256=digest, symbol_json=symbol_json, params=files[PARAMS_FILE],
         hyperparameters=hyperparameters,
     )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def parse_hyperparameters(raw: bytes, where: str) -> dict[str, str]:

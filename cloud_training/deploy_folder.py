@@ -8,7 +8,6 @@ file so a device can refuse a corrupted copy before loading it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ import mxnet as mx
 
 from cloud_training import __version__
 from cloud_training.errors import OutputError
+from edge_runtime.model import sha256_of
 
 DEPLOY_PREFIX = "deploy_model_algo_1"
 DEPLOY_SYMBOL_FILE = f"{DEPLOY_PREFIX}-symbol.json"
@@ -58,11 +58,8 @@ def model_metadata(
 
 
 def file_digest(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
+    """model.json's entry for a file: what the device checks before loading it (edge_runtime.model)."""
+    return {"sha256": sha256_of(path), "size": path.stat().st_size}
 
 
 def write_deploy_folder(

@@ -29,8 +29,10 @@ from cloud_training.conversion import (
     load_symbol,
     select_params,
 )
-from cloud_training.deploy_folder import DEPLOY_PARAMS_FILE, MODEL_JSON, file_digest
+from cloud_training.deploy_folder import DEPLOY_PARAMS_FILE, MODEL_JSON
 from cloud_training.errors import ArtifactError
+from edge_runtime.errors import ModelError
+from edge_runtime.model import ModelInfo, read_model_info
 
 
 @dataclass
@@ -75,20 +77,16 @@ def _inspect_deploy_folder(path: Path) -> Inspection:
     files: dict[str, str] = {}
     symbol_json = (path / DEPLOY_SYMBOL_FILE).read_text(encoding="utf-8", errors="replace")
     symbol_where = f"{path / DEPLOY_SYMBOL_FILE}"
-    symbol = load_symbol(symbol_json, symbol_where)
     class_names: Optional[list[str]] = None
     network: Optional[str] = None
     if (path / MODEL_JSON).exists():
         kind = "deploy model folder"
-        manifest = _read_model_json(path)
-        files.update(_verify_digests(path, manifest))
+        info = _device_view(path)
+        manifest = json.loads((path / MODEL_JSON).read_text(encoding="utf-8"))  # valid: the device view read it
+        files.update({name: "SHA-256 verified" for name in manifest["files"]})
         files[MODEL_JSON] = "read"
-        try:
-            image_shape = int(manifest["input"]["shape"][2])
-            declared = {"num_classes": str(manifest["num_classes"])}
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise ArtifactError(f"{path / MODEL_JSON}: lacks input.shape or num_classes") from None
-        class_names = manifest.get("class_names")
+        image_shape, declared = info.image_size, {"num_classes": str(info.num_classes)}
+        class_names = list(info.class_names) if info.class_names is not None else None
         network = manifest.get("network")
         declared_where = str(path / MODEL_JSON)
     elif (path / HYPERPARAMS_FILE).exists():
@@ -100,6 +98,7 @@ def _inspect_deploy_folder(path: Path) -> Inspection:
         files[HYPERPARAMS_FILE] = "read"
     else:
         raise ArtifactError(f"{path}: has {DEPLOY_SYMBOL_FILE} but neither {MODEL_JSON} nor {HYPERPARAMS_FILE}")
+    symbol = load_symbol(symbol_json, symbol_where)  # after the digests: a changed file is named as changed
     shape = graph_shape(symbol, image_shape, symbol_where)
     check_num_classes(declared, shape, declared_where)
     files.setdefault(DEPLOY_SYMBOL_FILE, "read")
@@ -117,31 +116,9 @@ def _inspect_deploy_folder(path: Path) -> Inspection:
     )
 
 
-def _read_model_json(path: Path) -> dict[str, Any]:
+def _device_view(path: Path) -> ModelInfo:
+    """model.json read and every listed file's digest checked exactly as the device will, before it loads anything."""
     try:
-        manifest = json.loads((path / MODEL_JSON).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ArtifactError(f"{path / MODEL_JSON}: not valid JSON ({error})") from None
-    if not isinstance(manifest, dict):
-        raise ArtifactError(f"{path / MODEL_JSON}: expected a JSON object")
-    return manifest
-
-
-def _verify_digests(path: Path, manifest: dict[str, Any]) -> dict[str, str]:
-    checked: dict[str, str] = {}
-    listed = manifest.get("files")
-    if not isinstance(listed, dict):
-        raise ArtifactError(f"{path / MODEL_JSON}: has no 'files' digests")
-    for name, expected in listed.items():
-        file_path = path / name
-        if not file_path.is_file():
-            raise ArtifactError(f"{file_path}: missing (model.json lists it)")
-        actual = file_digest(file_path)["sha256"]
-        want = expected.get("sha256") if isinstance(expected, dict) else None
-        if actual != want:
-            raise ArtifactError(
-                f"{file_path}: SHA-256 is {actual[:12]}… but model.json says {str(want)[:12]}…: the file was changed"
-                " or corrupted"
-            )
-        checked[name] = "SHA-256 verified"
-    return checked
+        return read_model_info(path, verify_digests=True)
+    except ModelError as error:
+        raise ArtifactError(str(error)) from None

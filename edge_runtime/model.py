@@ -134,7 +134,8 @@ def _check_file(folder: Path, name: str, entry: Any, verify_digests: bool) -> No
         actual = sha256_of(file)
         if actual != entry["sha256"].lower():
             raise ModelError(
-                f"{file}: SHA-256 digest mismatch (model.json says {entry['sha256'][:12]}…, file is {actual[:12]}…)"
+                f"{file}: SHA-256 digest mismatch: the file's SHA-256 is {actual[:12]}… but model.json says"
+                f" {entry['sha256'][:12]}…"
             )
 
 
