@@ -46,6 +46,20 @@ class ModelConfig(_Strict):
     warmup_runs: int = Field(default=1, ge=0, le=20, description="inferences on a blank image before the first frame")
     context: Literal["cpu", "gpu"] = Field(default="cpu", description="MXNet device")
     gpu_id: int = Field(default=0, ge=0, le=15, description="GPU index when context is gpu")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="frames inferred at once, each by its own bound copy of the graph (weights shared); on a CPU,"
+        " 2 raises throughput where one forward cannot keep every core busy, at the cost of latency",
+    )
+    threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="OpenMP threads per forward; 0: the usable CPU cores divided by workers (MXNet alone would use"
+        " half the cores on x86); OMP_NUM_THREADS in the environment wins over 0",
+    )
 
     @model_validator(mode="after")
     def _thresholds_in_range(self) -> ModelConfig:

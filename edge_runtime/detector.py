@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import queue
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -142,7 +143,12 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 class MXNetDetector(Detector):
-    """An SSD deploy graph bound once for a batch of one, with its weights, warmed up before the first frame."""
+    """An SSD deploy graph bound ``workers`` times for a batch of one, warmed up before the first frame.
+
+    Each binding (an MXNet executor) has its own input and intermediate arrays but all share one copy of the
+    weights, so a second worker costs activations, not another 110 MB of resnet-50 weights. :meth:`detect` is
+    thread-safe: each call borrows a free executor, so up to ``workers`` pipeline threads infer at once.
+    """
 
     def __init__(
         self,
@@ -153,32 +159,33 @@ class MXNetDetector(Detector):
         context: str = "cpu",
         gpu_id: int = 0,
         warmup_runs: int = 1,
+        workers: int = 1,
+        threads: int = 0,
     ) -> None:
+        from edge_runtime.mxnet_io import configure_threads
+
+        self.threads_env = configure_threads(threads, workers)  # before MXNet loads: it reads them only then
         import mxnet as mx
 
-        from edge_runtime.mxnet_io import first_line, load_params, load_symbol, native_stderr_to_log
+        from edge_runtime.mxnet_io import load_params, load_symbol
 
         self.info = info
         self.score_threshold = score_threshold
         self.class_thresholds = class_thresholds_by_id(info, class_thresholds or {})
         self.top_k = top_k
+        self.workers = workers
         self._thresholds_lock = threading.Lock()  # a live update swaps both thresholds between two frames
+        self._mx = mx
         symbol = load_symbol(info.symbol_path)
         arg_params, aux_params = load_params(info.params_path)
         ctx = mx.gpu(gpu_id) if context == "gpu" else mx.cpu()
         shape = (1, 3, info.image_size, info.image_size)
-        try:
-            with native_stderr_to_log():
-                module = mx.mod.Module(symbol, data_names=["data"], label_names=None, context=ctx)
-                module.bind(data_shapes=[("data", shape)], for_training=False)
-                module.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
-        except Exception as error:  # MXNetError / ValueError / RuntimeError from a graph-weights mismatch
-            raise ModelError(f"{info.params_path}: weights do not fit the graph ({first_line(error)})") from None
-        self._module = module
-        self._mx = mx
-        out_shape = module.get_outputs()[0].shape if module.get_outputs() else None
-        log.debug("bound %s: input %s, output %s", info.name, shape, out_shape)
-        for _ in range(warmup_runs):
+        weights, aux = _weights_for(symbol, arg_params, aux_params, ctx, info)
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(workers):
+            self._free.put(_bind(symbol, weights, aux, ctx, shape, info))
+        log.debug("bound %s %d time(s): input %s; %s", info.name, workers, shape, self.threads_env)
+        for _ in range(warmup_runs * workers):  # one executor after another: each allocates on its first forward
             self._forward(np.zeros(shape, dtype=np.float32))
 
     @classmethod
@@ -193,6 +200,8 @@ class MXNetDetector(Detector):
             context=config.context,
             gpu_id=config.gpu_id,
             warmup_runs=config.warmup_runs,
+            workers=config.workers,
+            threads=config.threads,
         )
 
     def set_thresholds(self, score_threshold: float, class_thresholds: Mapping[str, float]) -> None:
@@ -202,9 +211,13 @@ class MXNetDetector(Detector):
             self.class_thresholds = by_id
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        mx = self._mx
-        self._module.forward(mx.io.DataBatch([mx.nd.array(batch)]), is_train=False)
-        output: np.ndarray = self._module.get_outputs()[0].asnumpy()
+        """The network's output rows for one (1, 3, S, S) batch, on whichever executor is free."""
+        executor = self._free.get()  # never waits long: the pipeline runs at most ``workers`` threads
+        try:
+            executor.forward(is_train=False, data=batch)  # copies the batch into the executor's input
+            output: np.ndarray = executor.outputs[0].asnumpy()
+        finally:
+            self._free.put(executor)
         return output
 
     def detect(self, image_bgr: np.ndarray) -> DetectionResult:
@@ -224,6 +237,38 @@ class MXNetDetector(Detector):
             "postprocess": (done - inferred) * 1000.0,
         }
         return DetectionResult(width=width, height=height, detections=detections, timings_ms=timings)
+
+
+def _weights_for(
+    symbol: Any, arg_params: Mapping[str, Any], aux_params: Mapping[str, Any], ctx: Any, info: ModelInfo
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The graph's weights and auxiliary states on ``ctx``, by name; ModelError naming what the file lacks."""
+    needed = [name for name in symbol.list_arguments() if name != "data"]
+    missing = [name for name in needed if name not in arg_params]
+    missing += [name for name in symbol.list_auxiliary_states() if name not in aux_params]
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ModelError(f"{info.params_path}: weights do not fit the graph (missing {shown})")
+    weights = {name: arg_params[name].as_in_context(ctx) for name in needed}
+    aux = {name: aux_params[name].as_in_context(ctx) for name in symbol.list_auxiliary_states()}
+    return weights, aux
+
+
+def _bind(
+    symbol: Any, weights: dict[str, Any], aux: dict[str, Any], ctx: Any, shape: tuple[int, ...], info: ModelInfo
+) -> Any:
+    """One inference executor over the shared ``weights``, with its own input array of ``shape``."""
+    import mxnet as mx
+
+    from edge_runtime.mxnet_io import first_line, native_stderr_to_log
+
+    try:
+        with native_stderr_to_log():
+            return symbol.bind(
+                ctx, args={**weights, "data": mx.nd.zeros(shape, ctx=ctx)}, aux_states=aux, grad_req="null"
+            )
+    except Exception as error:  # MXNetError from a shape mismatch between the graph and the weights
+        raise ModelError(f"{info.params_path}: weights do not fit the graph ({first_line(error)})") from None
 
 
 class FakeDetector(Detector):

@@ -11,7 +11,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
-from edge_model_helpers import PARAMS, SYMBOL, build_deploy_model, write_plain_pair  # type: ignore[import-not-found]
+from edge_model_helpers import PARAMS, SYMBOL, _digest, build_deploy_model, write_plain_pair  # type: ignore[import-not-found]
 
 from edge_runtime.detector import MXNetDetector, postprocess, preprocess
 from edge_runtime.errors import ModelError
@@ -182,3 +182,84 @@ def test_class_thresholds_resolve_labels_and_ids(model_dir: Path) -> None:
     assert class_thresholds_by_id(info, {"yellow box": 0.9, "0": 0.2}) == {1: 0.9, 0: 0.2}
     with pytest.raises(ModelError, match=r"model.class_thresholds: 'red box' is not a class of test-model"):
         class_thresholds_by_id(info, {"red box": 0.5})
+
+
+def test_workers_share_weights_and_infer_concurrently_with_identical_results(model_dir: Path) -> None:
+    """Two executors over one copy of the weights, driven by two threads at once, give the one-worker answers."""
+    import threading
+
+    single = MXNetDetector(read_model_info(model_dir), score_threshold=0.05, top_k=50, warmup_runs=0)
+    double = MXNetDetector(read_model_info(model_dir), score_threshold=0.05, top_k=50, warmup_runs=1, workers=2)
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, size=(90, 160, 3), dtype=np.uint8) for _ in range(6)]
+    expected = [[d.to_dict() for d in single.detect(image).detections] for image in images]
+    assert any(expected), "the random model should find something in at least one image"
+    results: dict[tuple[int, int], list[dict[str, object]]] = {}
+
+    def run(thread_index: int) -> None:
+        for round_index in range(4):
+            for image_index, image in enumerate(images):
+                found = [d.to_dict() for d in double.detect(image).detections]
+                results[(thread_index, round_index * 10 + image_index)] = found
+                assert found == expected[image_index]
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(results) == 2 * 4 * len(images)
+    assert double._free.qsize() == 2  # every executor was given back
+    first, second = double._free.get(), double._free.get()
+    name = next(key for key in first.arg_dict if key.endswith("_weight"))
+    assert first.arg_dict[name].handle.value == second.arg_dict[name].handle.value  # one copy of the weights
+    assert first.arg_dict["data"].handle.value != second.arg_dict["data"].handle.value  # an input each
+
+
+@pytest.mark.parametrize("damage", ["missing", "shape"])
+def test_weights_that_do_not_fit_the_graph_fail_in_one_line(model_dir: Path, tmp_path: Path, damage: str) -> None:
+    saved = mx.nd.load(str(model_dir / PARAMS))
+    name = sorted(key for key in saved if key.startswith("arg:") and key.endswith("_weight"))[0]
+    if damage == "missing":
+        del saved[name]
+    else:
+        saved[name] = mx.nd.zeros(tuple(2 * size for size in saved[name].shape))
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    (folder / SYMBOL).write_bytes((model_dir / SYMBOL).read_bytes())
+    mx.nd.save(str(folder / PARAMS), saved)
+    manifest = json.loads((model_dir / "model.json").read_text())
+    manifest["files"] = {name: _digest(folder / name) for name in (SYMBOL, PARAMS)}  # consistent, just wrong
+    (folder / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError) as caught:
+        MXNetDetector(read_model_info(folder), warmup_runs=0)
+    message = str(caught.value)
+    assert "weights do not fit the graph" in message and "\n" not in message
+    if damage == "missing":
+        assert name[4:] in message
+
+
+def test_configure_threads_defaults_to_the_cores_per_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MXNet is already loaded in this process: the function must say what it would set, and change nothing."""
+    from edge_runtime import mxnet_io
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MXNET_CPU_WORKER_NTHREADS", raising=False)
+    monkeypatch.setattr(mxnet_io, "usable_cores", lambda: 4)
+    monkeypatch.delitem(sys.modules, "mxnet")  # pretend MXNet is not loaded yet, so the variables are set
+    assert mxnet_io.configure_threads(0, 1) == {"OMP_NUM_THREADS": "4"}
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert mxnet_io.configure_threads(0, 2) == {"OMP_NUM_THREADS": "2", "MXNET_CPU_WORKER_NTHREADS": "2"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # an operator's explicit choice wins over the default ...
+    assert mxnet_io.configure_threads(0, 1)["OMP_NUM_THREADS"] == "3"
+    assert mxnet_io.configure_threads(1, 1)["OMP_NUM_THREADS"] == "1"  # ... but not over the config's threads
+
+
+def test_configure_threads_after_mxnet_loaded_changes_nothing(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    from edge_runtime import mxnet_io
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with caplog.at_level("WARNING", logger="edge_runtime.mxnet_io"):
+        assert mxnet_io.configure_threads(5, 1)["OMP_NUM_THREADS"] == "2"
+    assert "already loaded" in caplog.text
