@@ -18,7 +18,8 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from edge_runtime.review.validation import REJECTIONS, Checked
+from edge_runtime.review.redelivery import SKIPPED
+from edge_runtime.review.validation import Checked
 
 OFFLINE_STATES = ("stopped", "offline")
 RECENT_PROBLEMS = 5
@@ -78,13 +79,13 @@ class Fleet:
     def __init__(self, window_s: float = 60.0, stale_after_s: float = 90.0) -> None:
         self.window_s = window_s
         self.stale_after_s = stale_after_s
-        self.rejected: dict[str, int] = dict.fromkeys(REJECTIONS, 0)
+        self.rejected: dict[str, int] = dict.fromkeys(SKIPPED, 0)
         self.problems: collections.deque[str] = collections.deque(maxlen=RECENT_PROBLEMS)
         self.valid = 0
         self._devices: dict[str, _Device] = {}
 
     def add(self, item: Checked) -> None:
-        """Fold one checked message into the state; rejections are only counted (and their device's row)."""
+        """Fold one checked message into the state; what was skipped is only counted (and in its device's row)."""
         if not item.valid or item.message is None:
             self.rejected[item.outcome] = self.rejected.get(item.outcome, 0) + 1
             self.problems.append(f"{item.outcome} on {item.topic}: {item.problem}")

@@ -4,7 +4,9 @@ Everything is computed from valid rows of the recording, with the reviewer's rec
 clocks may disagree; the reviewer's is the same for every device). Per device and class: detections per hour and
 the score distribution. Per device: gaps, either ``stopped`` / ``last will`` (from a status message until the
 device is heard from in a new session, or the recording ends) or ``silent`` (no message for longer than
-``gap_s`` while it was supposed to be online). Rejected messages are counted by reason.
+``gap_s`` while it was supposed to be online). Skipped messages are counted by reason: the rejections and the
+``duplicate`` redeliveries the review recorded, plus any detection recorded as valid twice (the review drops
+redeliveries within one run; a later run appending to the same file starts with no memory of the earlier one).
 
 The chart needs matplotlib, which is in the ``cloud`` extra, not ``edge``: asking for ``--png`` without it is a
 one-line error before anything is computed, never a half-written report.
@@ -23,8 +25,8 @@ from typing import Any, Optional
 
 from edge_runtime.errors import ReviewError
 from edge_runtime.review.fleet import OFFLINE_STATES
+from edge_runtime.review.redelivery import DUPLICATE, SKIPPED, Redeliveries
 from edge_runtime.review.store import read_rows
-from edge_runtime.review.validation import REJECTIONS
 
 HISTOGRAM_BINS = 10  # score histogram: [0, 0.1), [0.1, 0.2), ... [0.9, 1.0]
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -118,7 +120,7 @@ class Report:
     recording: str
     messages: int = 0
     valid: int = 0
-    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECTIONS, 0))
+    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIPPED, 0))
     devices: dict[str, DeviceStats] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,13 +138,18 @@ def build_report(
 ) -> Report:
     """Fold every row of the recording (from ``since``, of ``device``) into a :class:`Report`."""
     report = Report(str(path))
+    redeliveries = Redeliveries()
     for row in read_rows(path, since=since, device=device):
         report.messages += 1
         if not row.valid or row.payload is None:
             report.rejected[row.outcome] = report.rejected.get(row.outcome, 0) + 1
             continue
-        report.valid += 1
         message = json.loads(row.payload)
+        session = (str(message["device"]), str(message["session"]))
+        if row.kind == "detection" and redeliveries.seen(*session, int(message["seq"])):
+            report.rejected[DUPLICATE] += 1  # recorded as valid by an earlier review run, or by an older version
+            continue
+        report.valid += 1
         stats = report.devices.setdefault(str(message["device"]), DeviceStats())
         _fold(stats, row.kind, message, row.received_at, gap_s)
     for stats in report.devices.values():
@@ -188,7 +195,7 @@ def _fold(stats: DeviceStats, kind: Optional[str], message: dict[str, Any], at: 
 def render_text(report: Report) -> str:
     """The report for a terminal: totals, then per device its classes, score spread and gaps."""
     rejected = ", ".join(f"{reason} {count}" for reason, count in report.rejected.items())
-    lines = [f"{report.recording}: {report.messages} messages, {report.valid} valid; rejected: {rejected}"]
+    lines = [f"{report.recording}: {report.messages} messages, {report.valid} valid; skipped: {rejected}"]
     for name, stats in sorted(report.devices.items()):
         data = stats.to_dict()
         lines.append("")

@@ -3,7 +3,9 @@
 The subscriber's callback only puts into a bounded queue (dropping and counting when it is full, so a flood cannot
 block awscrt's event loop or grow memory); this loop takes from it with a timeout, so it also notices the stop
 event, ``--duration`` and staleness when nothing arrives. Messages taken together are recorded in one
-transaction. ``--max-messages`` counts every received message, valid or not.
+transaction. ``--max-messages`` counts every received message, valid or not. A detection the broker delivered
+again (QoS 1 is at least once) leaves the check as a ``duplicate`` (:mod:`edge_runtime.review.redelivery`): it is
+recorded as one, counted and skipped, so no detection is counted twice.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from edge_runtime.review.fleet import Fleet
+from edge_runtime.review.redelivery import Redeliveries
 from edge_runtime.review.store import Recorder
 from edge_runtime.review.subscriber import Received, Subscriber
 from edge_runtime.review.validation import Checked, check, oversize
@@ -56,6 +59,7 @@ class ReviewSession:
         self.clock = clock
         self.received = 0
         self.dropped = 0  # the queue was full: the loop fell behind
+        self.redeliveries = Redeliveries()
         self._queue: queue.Queue[Received] = queue.Queue(maxsize=limits.queue_size)
 
     def _deliver(self, item: Received) -> None:
@@ -119,6 +123,8 @@ class ReviewSession:
             else check(item.topic, item.payload, item.received_at, self.limits.max_bytes)
             for item in batch
         ]
+        # before recording, so the recording says which copies were redeliveries
+        checked = [self.redeliveries.check(item) for item in checked]
         if self.recorder is not None:
             self.recorder.append(checked, [item.payload for item in batch])
         now = self.clock()

@@ -5,7 +5,9 @@ and readers (``review report``, ``sqlite3`` in another terminal) see committed r
 writing. Rows are never changed or deleted, and triggers refuse UPDATE and DELETE so a report always describes
 what arrived. A ``meta`` table names the file's format; a file of another format is refused, not mixed into.
 Oversize payloads are stored without their bytes (their size and reason are kept): a 10 MB payload should be
-visible in the record, not fill the disk.
+visible in the record, not fill the disk. A detection the broker delivered again is recorded too, as a
+``duplicate`` (payload kept, ``valid`` 0): the valid rows of a review run hold each detection once, and the
+record still shows every delivery.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ CREATE TABLE IF NOT EXISTS messages (
     device TEXT,                        -- from the payload, when it names one
     kind TEXT,                          -- detection | status | NULL (unknown)
     schema_version TEXT,                -- the payload's "schema" field, when it has one
-    valid INTEGER NOT NULL,             -- 1 when it passed its JSON Schema
-    outcome TEXT NOT NULL,              -- valid | oversize | malformed | unknown_schema | invalid
+    valid INTEGER NOT NULL,             -- 1 when it passed its JSON Schema and was not a redelivery
+    outcome TEXT NOT NULL,              -- valid | oversize | malformed | unknown_schema | invalid | duplicate
     problem TEXT NOT NULL DEFAULT '',
     size INTEGER NOT NULL,              -- payload bytes as received
     payload BLOB                        -- NULL for oversize payloads

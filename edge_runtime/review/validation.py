@@ -28,7 +28,7 @@ class Checked:
     topic: str
     received_at: float  # wall-clock seconds (epoch), as the reviewer received it
     size: int
-    outcome: str  # "valid" or one of REJECTIONS
+    outcome: str  # "valid", one of REJECTIONS, or "duplicate" (a redelivery, see review.redelivery)
     kind: Optional[str]  # "detection", "status", or None when unknown
     device: Optional[str]
     schema: Optional[str]

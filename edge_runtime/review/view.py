@@ -49,7 +49,7 @@ def table(rows: list[DeviceRow], fleet: Fleet, now: float, colour: bool = False)
         )
     summary = fleet.summary()
     rejected = ", ".join(f"{reason} {count}" for reason, count in summary["rejected"].items())
-    lines.append(f"{_clock(now)} UTC  valid {summary['valid']}; rejected: {rejected}")
+    lines.append(f"{_clock(now)} UTC  valid {summary['valid']}; skipped: {rejected}")
     if summary["problems"]:
         lines.append(f"  last problem: {summary['problems'][-1]}")
     return lines

@@ -119,6 +119,7 @@ def test_two_daemons_one_killed_recorded_and_reported(broker: Broker, tmp_path: 
             daemons[thing] = start_daemon(*daemon_args(model, video, broker.port, thing, tmp_path))
         both_online = wait_for(lambda: review.states() == {"cam-a": "online", "cam-b": "online"}, timeout=40)
         assert both_online, (review.states(), [d.poll() for d in daemons.values()])
+
         def delivered_by(thing: str) -> int:
             return sum(1 for m in witness.snapshot() if m["device"] == thing and "seq" in m)
 
@@ -156,7 +157,7 @@ def test_two_daemons_one_killed_recorded_and_reported(broker: Broker, tmp_path: 
 
     # the review counted and skipped each bad message, and survived them
     summary = review.snapshot("summary")[-1]
-    assert summary["rejected"] == {"oversize": 1, "malformed": 1, "unknown_schema": 1, "invalid": 0}
+    assert summary["rejected"] == {"oversize": 1, "malformed": 1, "unknown_schema": 1, "invalid": 0, "duplicate": 0}
     assert summary["valid"] == len(delivered)
 
     # the recording holds exactly what the broker delivered: every message once, nothing else valid

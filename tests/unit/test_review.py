@@ -15,6 +15,7 @@ import pytest
 from edge_runtime.cli import main
 from edge_runtime.errors import ReviewError
 from edge_runtime.review.fleet import Fleet
+from edge_runtime.review.redelivery import Redeliveries
 from edge_runtime.review.report import build_report, parse_since, render_text, write_png
 from edge_runtime.review.session import Limits, ReviewSession
 from edge_runtime.review.store import Recorder, read_rows
@@ -87,7 +88,9 @@ def test_fleet_rows_state_counts_and_latest():
     assert one.latest == [("cat", 0.8)]
     assert (one.messages, one.rejected) == (3, 2)  # unknown schema and invalid named cam-1
     assert rows["cam-2"].inference_ms == 12.5  # no status yet: the detection's own timing
-    assert fleet.summary()["rejected"] == {"oversize": 1, "malformed": 1, "unknown_schema": 1, "invalid": 1}
+    assert fleet.summary()["rejected"] == {
+        "oversize": 1, "malformed": 1, "unknown_schema": 1, "invalid": 1, "duplicate": 0
+    }  # fmt: skip
     assert fleet.rows(now=T0 + 43)[0].state == "stale"
 
 
@@ -250,3 +253,74 @@ def test_terminal_view_redraws_with_ansi_and_colour():
     view.tick(fleet, T0)
     view.tick(fleet, T0 + 0.5)  # within refresh_s: no redraw
     assert out.getvalue().count(CLEAR) == 1 and "\x1b[32monline" in out.getvalue()
+
+
+def test_redeliveries_per_device_and_session():
+    seen = Redeliveries()
+    assert [seen.seen("cam-1", "s1", seq) for seq in (1, 2, 3)] == [False, False, False]  # in order
+    assert seen.seen("cam-1", "s1", 3)  # the same again
+    assert seen.seen("cam-1", "s1", 1)  # an older one again
+    assert not seen.seen("cam-1", "s2", 1)  # the device's next run numbers from 1
+    assert not seen.seen("cam-1", "s1", 4)  # ... while the old run's outbox still flushes
+    assert not seen.seen("cam-2", "s1", 1)  # another device, even with the same session id
+    assert not seen.seen("cam-1", "s1", 9)  # a gap (the outbox dropped its oldest) is not a repeat
+    assert seen.seen("cam-1", "s2", 1) and seen.seen("cam-2", "s1", 1)
+
+
+def test_redeliveries_forget_the_least_recently_heard_session_first():
+    seen = Redeliveries(max_sessions=2)
+    seen.seen("cam-1", "s1", 5)
+    seen.seen("cam-2", "s1", 5)
+    seen.seen("cam-1", "s1", 6)  # cam-1 heard again: cam-2 is now the least recent
+    seen.seen("cam-3", "s1", 1)
+    assert len(seen) == 2
+    assert seen.seen("cam-1", "s1", 6) and seen.seen("cam-3", "s1", 1)
+    assert not seen.seen("cam-2", "s1", 5)  # forgotten, so taken as new
+
+
+def test_redeliveries_check_marks_only_repeated_detections():
+    seen = Redeliveries()
+    first = seen.check(checked(detection("cam-1", 12, [], session="abc"), T0))
+    again = seen.check(checked(detection("cam-1", 12, [], session="abc"), T0 + 1))
+    assert first.outcome == "valid" and first.message is not None
+    assert (again.outcome, again.valid, again.message, again.kind, again.device) == (
+        "duplicate", False, None, "detection", "cam-1"
+    )  # fmt: skip
+    assert again.problem == "redelivery of seq 12 of session abc (MQTT QoS 1 is at least once)"
+    statuses = [seen.check(checked(running("cam-1"), T0 + i)) for i in (2, 3)]  # a retained status, sent again
+    assert [s.outcome for s in statuses] == ["valid", "valid"]
+    assert seen.check(checked(BAD[3], T0 + 4)).outcome == "invalid"
+
+
+def test_session_skips_records_and_reports_redeliveries(tmp_path: Path):
+    sent = [detection("cam-1", seq, [("cat", 0.9)]) for seq in (1, 2, 2, 3, 1)] + [running("cam-1")] * 2
+    messages = [("edge/cam-1", raw(message)) for message in sent]
+    out = io.StringIO()
+    db = tmp_path / "r.db"
+    fleet = Fleet(window_s=3600)
+    session = ReviewSession(
+        ListSubscriber(messages, clock=Clock()), fleet, JsonView(out), threading.Event(), recorder=Recorder(db),
+        limits=Limits(duration_s=5, max_messages=len(messages)), clock=Clock(),
+    )  # fmt: skip
+    assert session.run() == 7  # every message is received and counted, duplicates too
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [e["outcome"] for e in events if e["event"] == "message"] == [
+        "valid", "valid", "duplicate", "valid", "duplicate", "valid", "valid"
+    ]  # fmt: skip
+    summary = events[-1]
+    assert (summary["valid"], summary["rejected"]["duplicate"]) == (5, 2)
+    assert "redelivery of seq 1 of session s1" in summary["problems"][-1]
+    assert fleet.rows(T0 + 10)[0].detections_per_class == {"cat": 3}  # not 5
+    assert [r.outcome for r in read_rows(db)].count("duplicate") == 2
+    report = build_report(db).to_dict()
+    assert (report["messages"], report["valid"], report["rejected"]["duplicate"]) == (7, 5, 2)
+    assert report["devices"]["cam-1"]["detection_messages"] == 3
+    assert "skipped: oversize 0, malformed 0, unknown_schema 0, invalid 0, duplicate 2" in render_text(build_report(db))
+
+
+def test_report_skips_a_detection_recorded_valid_twice(tmp_path: Path):
+    db = tmp_path / "r.db"  # two review runs appending to one file: the second had no memory of the first
+    record(db, [(T0, detection("cam-1", 1, [("cat", 0.9)])), (T0 + 1, detection("cam-1", 1, [("cat", 0.9)]))])
+    report = build_report(db).to_dict()
+    assert (report["valid"], report["rejected"]["duplicate"]) == (1, 1)
+    assert report["devices"]["cam-1"]["classes"]["cat"]["count"] == 1
