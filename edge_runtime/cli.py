@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mqtt-host", metavar="HOST", help="publish.mqtt.host")
     run.add_argument("--mqtt-port", type=int, metavar="PORT", help="publish.mqtt.port")
     run.add_argument("--status-interval", type=float, metavar="S", help="status.interval_s")
+    run.add_argument(
+        "--workers", type=int, metavar="N", help="model.workers: frames inferred side by side (1; 2 for throughput)"
+    )
+    run.add_argument("--threads", type=int, metavar="N", help="model.threads: OpenMP threads per forward (0: auto)")
     run.set_defaults(handler=_run)
 
     detect = sub.add_parser("detect", help="detect objects in images and print the detections as JSON")
@@ -102,6 +106,8 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "publish.mqtt.host": getattr(args, "mqtt_host", None),
         "publish.mqtt.port": getattr(args, "mqtt_port", None),
         "status.interval_s": getattr(args, "status_interval", None),
+        "model.workers": getattr(args, "workers", None),
+        "model.threads": getattr(args, "threads", None),
     }
     for key, value in named.items():
         if value is not None:

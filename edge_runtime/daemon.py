@@ -63,6 +63,7 @@ def build_pipeline(config: RuntimeConfig, stop: threading.Event, ipc_client: Any
         loop=config.source.loop,
         max_fps=config.source.max_fps,
         inference_interval_s=config.inference.interval_s,
+        workers=config.model.workers,
         publish_mode=config.publish.mode,
         heartbeat_s=config.publish.heartbeat_s,
         status_interval_s=config.status.interval_s,

@@ -272,13 +272,18 @@ def _bind(
 
 
 class FakeDetector(Detector):
-    """Returns scripted detections (or none) without a network; records the image sizes it was given."""
+    """Returns scripted detections (or none) without a network; records the image sizes it was given.
+
+    Thread-safe like :class:`MXNetDetector`: each call gets the next call index (for ``script`` and ``delay_s``,
+    which may be a function of it, so a test can make a later frame finish first) and ``max_concurrent`` records
+    how many calls ever overlapped.
+    """
 
     def __init__(
         self,
         info: ModelInfo | None = None,
         script: Callable[[int], list[Detection]] | None = None,
-        delay_s: float = 0.0,
+        delay_s: float | Callable[[int], float] = 0.0,
     ) -> None:
         self.info = info or ModelInfo(
             folder=Path("fake"),
@@ -296,15 +301,29 @@ class FakeDetector(Detector):
         self.delay_s = delay_s
         self.calls: list[tuple[int, int]] = []
         self.thresholds: list[tuple[float, dict[str, float]]] = []  # every live update, in order
+        self.max_concurrent = 0
+        self._lock = threading.Lock()
+        self._started = 0
+        self._running = 0
 
     def set_thresholds(self, score_threshold: float, class_thresholds: Mapping[str, float]) -> None:
         self.thresholds.append((score_threshold, dict(class_thresholds)))
 
     def detect(self, image_bgr: np.ndarray) -> DetectionResult:
         height, width = image_bgr.shape[:2]
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        detections = self.script(len(self.calls)) if self.script else []
-        self.calls.append((width, height))
-        timings = {"preprocess": 0.0, "inference": self.delay_s * 1000.0, "postprocess": 0.0}
+        with self._lock:
+            call = self._started
+            self._started += 1
+            self._running += 1
+            self.max_concurrent = max(self.max_concurrent, self._running)
+        delay = self.delay_s(call) if callable(self.delay_s) else self.delay_s
+        try:
+            if delay:
+                time.sleep(delay)
+            detections = self.script(call) if self.script else []
+        finally:
+            with self._lock:
+                self._running -= 1
+                self.calls.append((width, height))
+        timings = {"preprocess": 0.0, "inference": delay * 1000.0, "postprocess": 0.0}
         return DetectionResult(width=width, height=height, detections=detections, timings_ms=timings)

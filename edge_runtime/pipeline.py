@@ -1,10 +1,12 @@
 """The pipeline: capture -> newest-wins queue -> detector -> publishers, plus periodic status, under one stop event.
 
 It knows only the seams (:class:`FrameSource`, :class:`Detector`, :class:`Publisher`), so unit tests run it with
-the fakes. Threads: ``capture`` (see :mod:`edge_runtime.capture`), ``inference`` (detect, build the message,
-publish) and ``status``. Every loop waits on ``get(timeout=...)`` or ``stop.wait(...)``, so setting the event ends
-them within a poll. :meth:`stop` is ordered: capture first (no new frames), then the frame in flight finishes,
-then status, then publishers are closed (flushing an outbox) within what remains of the time bound.
+the fakes. Threads: ``capture`` (see :mod:`edge_runtime.capture`), ``workers`` inference threads (detect, build
+the message, publish) and ``status``. With more than one inference thread, frames are detected side by side but
+published in the order they left the queue (:class:`InOrder`), so subscribers still see ``seq`` ascending. Every
+loop waits on ``get(timeout=...)`` or ``stop.wait(...)``, so setting the event ends them within a poll.
+:meth:`stop` is ordered: capture first (no new frames), then the frames in flight finish, then status, then
+publishers are closed (flushing an outbox) within what remains of the time bound.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import uuid
 from typing import Any, Callable
 
 from edge_runtime.capture import Capture
-from edge_runtime.detector import Detector
+from edge_runtime.detector import DetectionResult, Detector
 from edge_runtime.errors import PublishError
 from edge_runtime.frames import Frame, LatestQueue
 from edge_runtime.health import Stats, rss_bytes
@@ -49,6 +51,44 @@ class ChangeFilter:
         return False
 
 
+class InOrder:
+    """Tickets in the order frames leave the queue; a ticket's holder may publish once every earlier one has.
+
+    Each inference thread takes a frame and a ticket together (:meth:`take`), detects at its own pace, then waits
+    for its turn (:meth:`turn`) to update the stats and publish. A turn always ends, even when detection fails,
+    so one failed frame cannot hold back the others; waits poll so a stuck turn never blocks the stop event.
+    """
+
+    def __init__(self) -> None:
+        self._taking = threading.Lock()
+        self._turns = threading.Condition()
+        self._issued = 0
+        self._next = 0
+
+    def take(self, frames: LatestQueue[Frame], timeout: float) -> tuple[int, Frame]:
+        """The oldest waiting frame and its ticket; raises :class:`queue.Empty` after ``timeout``."""
+        with self._taking:
+            frame = frames.get(timeout=timeout)
+            ticket = self._issued
+            self._issued += 1
+            return ticket, frame
+
+    def wait_turn(self, ticket: int, give_up: Callable[[], bool]) -> bool:
+        """Block until ``ticket`` is next (True), or ``give_up()`` says the pipeline failed (False)."""
+        with self._turns:
+            while self._next != ticket:
+                if give_up():
+                    return False
+                self._turns.wait(POLL_S)
+            return True
+
+    def done(self, ticket: int) -> None:
+        """``ticket`` has published (or given up): the next one may go."""
+        with self._turns:
+            self._next = max(self._next, ticket + 1)
+            self._turns.notify_all()
+
+
 class Pipeline:
     def __init__(
         self,
@@ -63,6 +103,7 @@ class Pipeline:
         loop: bool = False,
         max_fps: float | None = None,
         inference_interval_s: float = 0.0,
+        workers: int = 1,
         publish_mode: str = "frame",
         heartbeat_s: float = 10.0,
         status_interval_s: float = 30.0,
@@ -78,6 +119,12 @@ class Pipeline:
         self.frames: LatestQueue[Frame] = LatestQueue(queue_size)
         self.capture = Capture(source, self.frames, stop, loop, max_fps, reconnect_initial_s, reconnect_max_s)
         self.inference_interval_s = inference_interval_s
+        self.workers = workers
+        self.order = InOrder()
+        self._last_take = float("-inf")  # monotonic time a frame was last taken, for the inference interval
+        self._take_lock = threading.Lock()
+        self._running_workers = workers
+        self._workers_lock = threading.Lock()
         self.change_filter = ChangeFilter(heartbeat_s) if publish_mode == "change" else None
         self.status_interval_s = status_interval_s
         self.stats = Stats()
@@ -96,7 +143,8 @@ class Pipeline:
             self.capture.open_now()
         self.capture.start()
         self.started = True
-        self._spawn(self._inference_loop, "inference")
+        for index in range(self.workers):
+            self._spawn(self._inference_loop, "inference" if self.workers == 1 else f"inference-{index + 1}")
         if self.status_interval_s > 0:
             self._spawn(self._status_loop, "status")
 
@@ -109,23 +157,43 @@ class Pipeline:
         try:
             while not self.stop_event.is_set():
                 try:
-                    frame = self.frames.get(timeout=POLL_S)
+                    ticket, frame = self._take()
                 except queue.Empty:
                     if self.capture.ended.is_set() and len(self.frames) == 0:
                         break  # a file source has ended and everything it gave is processed
                     continue
-                self._process(frame)
-                if self.inference_interval_s > 0:
-                    self.stop_event.wait(self.inference_interval_s)
+                try:
+                    result = self.detector.detect(frame.image)
+                    if self.order.wait_turn(ticket, lambda: self.failed):
+                        self._publish_result(frame, result)
+                finally:
+                    self.order.done(ticket)
         except Exception:
             log.exception("inference thread failed")
             self.failed = True
         finally:
-            self.finished.set()
-            self.stop_event.set()
+            with self._workers_lock:
+                self._running_workers -= 1
+                last = self._running_workers == 0
+            if last or self.failed:
+                self.stop_event.set()
+            if last:
+                self.finished.set()
 
-    def _process(self, frame: Frame) -> None:
-        result = self.detector.detect(frame.image)
+    def _take(self) -> tuple[int, Frame]:
+        """The next frame and its ticket, no sooner than ``inference_interval_s`` after the previous take."""
+        with self._take_lock:  # one interval for the pipeline, however many threads infer
+            if self.inference_interval_s > 0:
+                wait = self._last_take + self.inference_interval_s - time.monotonic()
+                if wait > 0:
+                    self.stop_event.wait(min(wait, POLL_S))
+                    raise queue.Empty  # back to the loop, which notices a stop, then here again
+            ticket, frame = self.order.take(self.frames, POLL_S)
+            self._last_take = time.monotonic()
+            return ticket, frame
+
+    def _publish_result(self, frame: Frame, result: DetectionResult) -> None:
+        """Stats and the message for one detected frame; runs in ticket order, one thread at a time."""
         self.stats.frame_done(result.timings_ms.get("inference", 0.0), (d.label for d in result.detections))
         if self.change_filter and not self.change_filter.should_publish([d.label for d in result.detections]):
             return

@@ -235,3 +235,49 @@ def test_image_folder_reads_images_in_name_order_and_skips_bad_files(tmp_path: P
     image = source.read()
     assert image is not None and image.shape == (1080, 1920, 3)
     assert source.read() is None
+
+
+def test_two_workers_overlap_but_publish_in_frame_order() -> None:
+    """Even frames take longer than odd ones, so with two threads later frames finish first; seq stays ascending."""
+    recorder = RecordingPublisher()
+    stop = threading.Event()
+    detector = FakeDetector(script=one_box, delay_s=lambda call: 0.03 if call % 2 == 0 else 0.001)
+    pipeline = Pipeline(FakeSource(count=30), detector, [recorder], stop, workers=2, queue_size=4, status_interval_s=0)
+    pipeline.start()
+    assert wait_until(pipeline.finished.is_set, 10.0)
+    assert pipeline.stop(2.0)
+    assert [m["seq"] for m in recorder.of_kind("detection")] == list(range(1, 31))
+    assert detector.max_concurrent == 2 and pipeline.stats.processed == 30
+    assert pipeline.capture.state == "ended" and pipeline.frames.dropped == 0
+
+
+def test_a_failed_frame_stops_the_pipeline_without_blocking_the_other_worker() -> None:
+    def script(call: int) -> list[Detection]:
+        if call == 5:
+            raise RuntimeError("boom")
+        return []
+
+    recorder = RecordingPublisher()
+    stop = threading.Event()
+    detector = FakeDetector(script=script, delay_s=0.002)
+    pipeline = Pipeline(FakeSource(count=None, live=True), detector, [recorder], stop, workers=2, status_interval_s=0)
+    pipeline.start()
+    assert wait_until(pipeline.finished.is_set, 5.0)
+    assert pipeline.failed and stop.is_set()
+    assert pipeline.stop(2.0)  # every thread ended
+    seqs = [m["seq"] for m in recorder.of_kind("detection")]
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+
+
+def test_inference_interval_spaces_takes_across_workers() -> None:
+    recorder = RecordingPublisher()
+    stop = threading.Event()
+    pipeline = Pipeline(
+        FakeSource(count=None, live=True), FakeDetector(), [recorder], stop,
+        workers=2, inference_interval_s=0.1, status_interval_s=0,
+    )  # fmt: skip
+    pipeline.start()
+    time.sleep(0.55)
+    assert pipeline.stop(2.0)
+    times = [m["published_at"] for m in recorder.of_kind("detection")]
+    assert 4 <= len(times) <= 7  # one every 0.1 s over ~0.55 s, not two (one per worker)
