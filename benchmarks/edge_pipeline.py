@@ -1,12 +1,13 @@
 """Edge pipeline throughput: the daemon against the bare forward and the AWS sample's sequential loop.
 
-    python -m benchmarks.edge_pipeline [--frames 20] [--rounds 3] [--demo models/demo] [--skip-seed]
+    python -m benchmarks.edge_pipeline [--frames 20] [--rounds 3] [--workers 1,2] [--demo models/demo] [--skip-seed]
 
 Prepares, in a temporary folder, the seed's network (the resnet-50 / 512 deploy graph SageMaker's SSD ships, with
 random weights: speed does not depend on them) as a deploy folder, and a 1920x1080 mp4v video of the synthetic
 scene; then runs the same measurement as ``edge-runtime bench`` (see :mod:`edge_runtime.bench`) for that model and
-for the demo model, when it exists. The model-making lives here because ``edge_runtime`` never imports
-``cloud_training``.
+for the demo model, when it exists, once per pipeline layout in ``--workers`` (1: one forward at a time on every
+core, the daemon's default; 2: two frames in the network at once, half the cores each). The model-making lives
+here because ``edge_runtime`` never imports ``cloud_training``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def main() -> None:
     parser.add_argument("--demo", type=Path, default=Path("models/demo"), help="the demo model folder")
     parser.add_argument("--demo-frames", type=int, default=150, help="frames per timed run for the demo model")
     parser.add_argument("--skip-seed", action="store_true", help="only the demo model")
+    parser.add_argument(
+        "--workers", default="1,2", help="pipeline layouts to measure, as model.workers values (default 1,2)"
+    )
     args = parser.parse_args()
 
     def progress(text: str) -> None:
@@ -80,11 +84,15 @@ def main() -> None:
             runs.append((args.demo, args.demo_frames))
         else:
             print(f"{args.demo}: no model there; the demo model is left out", file=sys.stderr)
+        layouts = [int(value) for value in args.workers.split(",")]
         for model, count in runs:
-            print(f"measuring {model.name} ...", file=sys.stderr, flush=True)
-            result = run_bench(model, video, count, args.rounds, args.warmup, args.queue_size, progress)
-            print(format_table(result).replace(str(video), video.name))
-            print()
+            for workers in layouts:
+                print(f"measuring {model.name} with {workers} worker(s) ...", file=sys.stderr, flush=True)
+                result = run_bench(
+                    model, video, count, args.rounds, args.warmup, args.queue_size, progress, workers=workers
+                )
+                print(format_table(result).replace(str(video), video.name))
+                print(flush=True)
 
 
 if __name__ == "__main__":

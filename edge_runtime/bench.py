@@ -1,21 +1,27 @@
 """``edge-runtime bench``: the daemon's pipeline against the bare forward and the AWS sample's sequential loop.
 
-Three modes run in this process, on the same bound detector and the same video, interleaved round by round (the
-order rotates each round) after a warm-up, so a machine that is busier in one minute than the next moves all
-three alike and the ratios stay fair:
+Three modes, on the same model and video, interleaved round by round (the order rotates each round), so a
+machine that is busier in one minute than the next moves all three alike and the ratios stay fair. Each timed
+run is a fresh process that loads the model, warms up, then runs ``--frames`` frames (see
+:mod:`edge_runtime.bench_modes` for why):
 
-(a) ``bare``: the detector's MXNet forward on one preprocessed batch at the model's input size, in a loop
-    (no decode, resize or publish): the ceiling for anything that runs this model.
+(a) ``bare``: the detector's MXNet forward on one preprocessed batch at the model's input size, in a loop (no
+    decode, resize or publish), with the pipeline's ``--workers`` loops side by side: the ceiling for (b).
 (b) ``pipeline``: the real daemon pipeline (:class:`~edge_runtime.pipeline.Pipeline`): the capture thread decodes
-    the video into the queue while the inference thread preprocesses, detects, builds and publishes the message.
+    the video into the queue while ``--workers`` inference threads preprocess, detect, and publish in order.
 (c) ``sequential``: the loop of the AWS sample's Greengrass function: read a frame, preprocess as the sample does
     (colour conversion of the full frame, resize, axis swaps), forward, build and publish the message, one after
-    the other in one thread. (b) leads (c) by the decode it overlaps and by its cheaper preprocessing.
+    the other in one thread, with one executor using every core (its best layout, whatever ``--workers`` says).
+
+With one worker, (b) can lead (c) only by the decode it overlaps, which costs little next to a large network's
+forward; and where the forward already keeps every core busy, overlapping steals from it. With two workers of
+half the threads each, two frames are in the network at once: on a CPU, where one forward does not scale
+perfectly over the cores, that raises the throughput (each frame takes longer: see the latency columns).
 
 (b) and (c) publish to a JSON-lines file in a temporary folder (the real encoding and write), wrapped so each
 publish time is recorded; capture-to-publish latency is that time minus the message's ``captured_at`` (which
-has millisecond resolution). Peak RSS is per mode: Linux's VmHWM is reset (``/proc/self/clear_refs``) before
-each run; where it cannot be reset, the figure is the process peak so far and the table says so.
+has millisecond resolution). Peak RSS is per run: Linux's VmHWM is reset (``/proc/self/clear_refs``) after the
+warm-up; where it cannot be reset, the figure is the run's whole peak, loading included, and the table says so.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ def format_table(result: BenchResult) -> str:
         f"model {result.model}, input {result.input_size}x{result.input_size}; video {result.video} "
         f"({width}x{height}); {result.frames} frames per run, {result.rounds} interleaved rounds; "
         f"queue_size {result.queue_size}",
-        f"{'mode':<22}{'fps':>8}  {'rounds':<24}{'latency p50':>12}{'p95 ms':>8}{'peak RSS MB':>13}",
+        f"{'mode':<22}{'layout':<24}{'fps':>7}  {'rounds':<24}{'latency p50':>12}{'p95 ms':>8}{'peak RSS MB':>13}",
     ]
     for mode in MODES:
         summary = data["modes"][mode]
@@ -48,16 +54,16 @@ def format_table(result: BenchResult) -> str:
         p50, p95 = summary["latency_ms_p50"], summary["latency_ms_p95"]
         rss = summary["peak_rss_bytes"]
         lines.append(
-            f"{TITLES[mode]:<22}{summary['fps']:>8.2f}  {rounds:<24}"
+            f"{TITLES[mode]:<22}{summary['layout']:<24}{summary['fps']:>7.2f}  {rounds:<24}"
             f"{_ms(p50):>12}{_ms(p95):>8}{(f'{rss / 1e6:.0f}' if rss else '-'):>13}"
         )
     for name, ratio in data["ratios"].items():
         label = {"pipeline/bare": "ratio b/a", "pipeline/sequential": "ratio b/c"}[name]
         spread = ", ".join(f"{value:.3f}" for value in ratio["rounds"])
-        lines.append(f"{label:<22}{ratio['median']:>8.3f}  rounds: {spread}")
+        lines.append(f"{label:<46}{ratio['median']:>7.3f}  rounds: {spread}")
     lines.append(
         "latency: capture to publish (JSON-lines file publisher); peak RSS: "
-        + ("VmHWM reset before each run" if result.rss_scope == "per mode" else "whole process (could not reset)")
+        + ("VmHWM reset after each warm-up" if result.rss_scope == "per mode" else "whole run (could not reset)")
     )
     return "\n".join(lines)
 
@@ -80,6 +86,12 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--rounds", type=_positive, default=3, metavar="R", help="interleaved rounds (default 3)")
     bench.add_argument("--warmup", type=_positive, default=3, metavar="N", help="warm-up frames per mode (default 3)")
     bench.add_argument("--queue-size", type=_positive, default=2, metavar="N", help="pipeline queue (default 2)")
+    bench.add_argument(
+        "--workers", type=_positive, default=1, metavar="N", help="pipeline inference threads, as model.workers (1)"
+    )
+    bench.add_argument(
+        "--threads", type=_non_negative, default=0, metavar="N", help="OpenMP threads per forward (0: cores/workers)"
+    )
     bench.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     bench.set_defaults(handler=bench_command)
 
@@ -90,7 +102,10 @@ def bench_command(args: argparse.Namespace) -> int:
 
     from edge_runtime.bench_modes import run_bench  # MXNet, OpenCV: only once the command runs
 
-    result = run_bench(args.model, args.video, args.frames, args.rounds, args.warmup, args.queue_size, progress)
+    result = run_bench(
+        args.model, args.video, args.frames, args.rounds, args.warmup, args.queue_size, progress,
+        workers=args.workers, threads=args.threads,
+    )  # fmt: skip
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -99,11 +114,18 @@ def bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {text})")
-    return value
+def _int_at_least(minimum: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} (got {text})")
+        return value
+
+    return parse
+
+
+_positive = _int_at_least(1)
+_non_negative = _int_at_least(0)

@@ -1,13 +1,25 @@
 """The three measured modes of ``edge-runtime bench`` (see :mod:`edge_runtime.bench` for what each one is).
 
+Every timed run happens in a fresh child process (``python -m edge_runtime.bench_modes MODE ...``), for two
+reasons. MXNet reads its thread settings once, when it loads, and the modes are measured each at its own best:
+the sequential loop with one executor on every core, the bare forward and the pipeline with the pipeline's
+``workers`` x ``threads``. And each child's peak RSS is its own. The parent only checks the inputs, orders the
+runs (rounds interleaved, the order rotating) and collects each child's one JSON line. Only one child runs at a
+time, so the runs never compete for the cores and a small device holds one copy of the model at once.
+
 Kept apart from the command module because this one imports numpy, the pipeline and (when run) MXNet, while the
 command line must build its parser without them.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -15,19 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 
 from edge_runtime.bench import MODES
 from edge_runtime.config import ModelConfig, SourceConfig
-from edge_runtime.detector import DetectionResult, MXNetDetector, postprocess, preprocess
-from edge_runtime.errors import SourceError
-from edge_runtime.frames import Frame
-from edge_runtime.health import percentile
-from edge_runtime.messages import detection_message
-from edge_runtime.pipeline import Pipeline
+from edge_runtime.errors import BenchError, EdgeRuntimeError, SourceError
+from edge_runtime.health import percentile, rss_bytes
 from edge_runtime.publishers import JsonlFilePublisher, Publisher
 from edge_runtime.sources import FrameSource, make_source
+
+RUN_TIMEOUT_S = 1800  # one child: model load, warm-up and the timed frames; a stuck child is killed
 
 
 @dataclass
@@ -37,6 +46,7 @@ class ModeFigures:
     fps: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     peak_rss_bytes: list[int] = field(default_factory=list)
+    layout: str = ""  # "2 workers x 1 thread": how the child ran MXNet
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -45,6 +55,7 @@ class ModeFigures:
             "latency_ms_p50": percentile(self.latency_ms, 0.5),
             "latency_ms_p95": percentile(self.latency_ms, 0.95),
             "peak_rss_bytes": max(self.peak_rss_bytes) if self.peak_rss_bytes else None,
+            "layout": self.layout,
         }
 
 
@@ -57,7 +68,8 @@ class BenchResult:
     frames: int
     rounds: int
     queue_size: int
-    rss_scope: str  # "per mode" (VmHWM reset before each run) or "process"
+    workers: int
+    rss_scope: str  # "per mode" (VmHWM reset after the warm-up) or "process" (the child's peak, loading included)
     modes: dict[str, ModeFigures]
 
     def ratios(self, mode: str, over: str) -> list[float]:
@@ -77,6 +89,7 @@ class BenchResult:
             "frames_per_run": self.frames,
             "rounds": self.rounds,
             "queue_size": self.queue_size,
+            "workers": self.workers,
             "rss_scope": self.rss_scope,
             "modes": {mode: figures.summary() for mode, figures in self.modes.items()},
             "ratios": {
@@ -84,6 +97,34 @@ class BenchResult:
                 for name, values in ratios.items()
             },
         }
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One timed run, as the parent asks a child for it."""
+
+    mode: str
+    model: str
+    video: str
+    frames: int
+    warmup_frames: int
+    queue_size: int
+    workers: int
+    threads: int
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable, "-m", "edge_runtime.bench_modes", self.mode, "--model", self.model, "--video", self.video,
+            "--frames", str(self.frames), "--warmup", str(self.warmup_frames), "--queue-size", str(self.queue_size),
+            "--workers", str(self.workers), "--threads", str(self.threads),
+        ]  # fmt: skip
+
+
+def layout_of(mode: str, workers: int, threads: int) -> tuple[int, int]:
+    """(workers, threads) a mode runs with: the sequential loop is one executor on every core, as a plain
+    ``Module`` script would be at its best; the bare forward runs the pipeline's layout, so b/a is the pipeline's
+    own overhead."""
+    return (1, 0) if mode == "sequential" else (workers, threads)
 
 
 class LimitedSource(FrameSource):
@@ -114,8 +155,84 @@ class LimitedSource(FrameSource):
         self.open()
 
 
+def first_frame_size(video: str) -> tuple[int, int]:
+    """(width, height) of the video's first frame; SourceError when it cannot be opened or read."""
+    source = LimitedSource(make_source(SourceConfig(uri=video, kind="file")), 1)
+    source.open()
+    try:
+        image = source.read()
+    finally:
+        source.close()
+    if image is None:
+        raise SourceError(f"{video}: no frame could be read")
+    return int(image.shape[1]), int(image.shape[0])
+
+
+def run_bench(
+    model: str | Path,
+    video: str | Path,
+    frames: int = 30,
+    rounds: int = 3,
+    warmup_frames: int = 3,
+    queue_size: int = 2,
+    progress: Callable[[str], None] | None = None,
+    workers: int = 1,
+    threads: int = 0,
+) -> BenchResult:
+    """Measure the three modes, ``rounds`` x (a, b, c) in a rotating order, each run in a fresh child process."""
+    from edge_runtime.model import read_model_info
+
+    info = read_model_info(str(model))  # a bad model folder or a missing video fails here, in one line
+    frame_size = first_frame_size(str(video))
+    figures = {mode: ModeFigures() for mode in MODES}
+    scopes: set[str] = set()
+    for round_index in range(rounds):
+        order = MODES[round_index % 3 :] + MODES[: round_index % 3]
+        for mode in order:
+            mode_workers, mode_threads = layout_of(mode, workers, threads)
+            spec = RunSpec(mode, str(model), str(video), frames, warmup_frames, queue_size, mode_workers, mode_threads)
+            run = _run_child(spec)
+            figures[mode].fps.append(float(run["fps"]))
+            figures[mode].latency_ms.extend(float(value) for value in run["latency_ms"])
+            figures[mode].peak_rss_bytes.append(int(run["peak_rss_bytes"]))
+            figures[mode].layout = str(run["layout"])
+            scopes.add(str(run["rss_scope"]))
+            if progress:
+                progress(f"round {round_index + 1}/{rounds} {mode} ({run['layout']}): {run['fps']:.2f} fps")
+    return BenchResult(
+        model=f"{info.name} {info.version}",
+        input_size=info.image_size,
+        video=str(video),
+        frame_size=frame_size,
+        frames=frames,
+        rounds=rounds,
+        queue_size=queue_size,
+        workers=workers,
+        rss_scope="per mode" if scopes == {"per mode"} else "process",
+        modes=figures,
+    )
+
+
+def _run_child(spec: RunSpec) -> dict[str, Any]:
+    try:
+        done = subprocess.run(
+            spec.argv(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"the {spec.mode} run did not finish within {RUN_TIMEOUT_S} s") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        problem = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise BenchError(f"the {spec.mode} run failed: {problem}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+# ---- the child: one mode, one timed run ---------------------------------------------------------------------
+
+
 class TimedPublisher(Publisher):
-    """Publishes through ``inner`` (a real publisher) and records, per detection message, publish time − capture."""
+    """Publishes through ``inner`` (a real publisher) and records, per detection message, publish time - capture."""
 
     name = "timed"
 
@@ -140,7 +257,7 @@ def _parse_utc(text: str) -> float:
 
 
 def reset_peak_rss() -> bool:
-    """Reset Linux's peak RSS (VmHWM) to the current RSS, so the next reading is this mode's peak."""
+    """Reset Linux's peak RSS (VmHWM) to the current RSS, so the next reading is this run's peak."""
     try:
         with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
             refs.write("5")
@@ -149,36 +266,23 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_bytes() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
 class Bench:
-    """One detector, one video, three ways of running them; each ``run_*`` is one timed run of ``frames`` frames."""
+    """One detector, one video; each ``run_*`` is one timed run of ``frames`` frames, returning (fps, latencies)."""
 
-    def __init__(self, detector: MXNetDetector, video: str, frames: int, queue_size: int, out_dir: Path) -> None:
+    def __init__(self, detector: Any, video: str, queue_size: int, out_dir: Path) -> None:
+        from edge_runtime.detector import preprocess
+
         self.detector = detector
         self.video = video
-        self.frames = frames
         self.queue_size = queue_size
         self.out_dir = out_dir
         self._runs = 0
-        first = self._source(1)
-        first.open()
-        image = first.read()
-        first.close()
+        source = self._source(1)
+        source.open()
+        image = source.read()
+        source.close()
         if image is None:
             raise SourceError(f"{video}: no frame could be read")
-        self.frame_size = (int(image.shape[1]), int(image.shape[0]))
         self.batch = preprocess(image, detector.info.image_size, detector.info.mean)
 
     def _source(self, limit: int) -> LimitedSource:
@@ -189,30 +293,49 @@ class Bench:
         return TimedPublisher(JsonlFilePublisher(self.out_dir / f"run-{self._runs}.jsonl", 10_000_000_000, 0))
 
     def run_bare(self, frames: int) -> tuple[float, list[float]]:
+        """``frames`` forwards of one prepared batch, spread over ``workers`` threads as the pipeline would be."""
+        workers = self.detector.workers
+        shares = [frames // workers + (1 if index < frames % workers else 0) for index in range(workers)]
+
+        def loop(count: int) -> None:
+            for _ in range(count):
+                self.detector._forward(self.batch)  # the detector's own forward: array in, asnumpy out
+
+        threads = [threading.Thread(target=loop, args=(count,)) for count in shares]
         started = time.perf_counter()
-        for _ in range(frames):
-            self.detector._forward(self.batch)  # the detector's own forward: array in, asnumpy out
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         return frames / (time.perf_counter() - started), []
 
     def run_pipeline(self, frames: int) -> tuple[float, list[float]]:
+        from edge_runtime.pipeline import Pipeline
+
         publisher = self._publisher()
         stop = threading.Event()
-        source = self._source(frames)
-        pipeline = Pipeline(source, self.detector, [publisher], stop, queue_size=self.queue_size, status_interval_s=0.0)
+        pipeline = Pipeline(
+            self._source(frames), self.detector, [publisher], stop,
+            queue_size=self.queue_size, status_interval_s=0.0, workers=self.detector.workers,
+        )  # fmt: skip
         started = time.perf_counter()
         pipeline.start()
         pipeline.finished.wait()
         pipeline.stop(5.0)
         if pipeline.failed or len(publisher.latency_ms) != frames:
-            raise RuntimeError(f"pipeline published {len(publisher.latency_ms)} of {frames} frames")
+            raise BenchError(f"the pipeline published {len(publisher.latency_ms)} of {frames} frames")
         return frames / (publisher.last_publish - started), publisher.latency_ms
 
-    def _sample_detect(self, image_bgr: np.ndarray) -> DetectionResult:
+    def _sample_detect(self, image_bgr: np.ndarray) -> Any:
         """Preprocess as the AWS sample's ``predict_from_file`` does, then the detector's forward and postprocess.
 
         The sample converts the colours of the full frame, resizes, swaps axes (a strided view that MXNet must
         copy) and feeds 0-255 values without the mean; speed, not the detections, is what is compared here.
         """
+        import cv2
+
+        from edge_runtime.detector import DetectionResult, postprocess
+
         size = self.detector.info.image_size
         started = time.perf_counter()
         image = cv2.resize(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), (size, size))
@@ -223,12 +346,15 @@ class Bench:
         height, width = image_bgr.shape[:2]
         detector = self.detector
         detections = postprocess(rows, width, height, detector.info.label, detector.score_threshold,
-                                 detector.class_thresholds, detector.top_k)
+                                 detector.class_thresholds, detector.top_k)  # fmt: skip
         timings = {"preprocess": (prepared - started) * 1000.0, "inference": (inferred - prepared) * 1000.0,
-                   "postprocess": (time.perf_counter() - inferred) * 1000.0}
+                   "postprocess": (time.perf_counter() - inferred) * 1000.0}  # fmt: skip
         return DetectionResult(width=width, height=height, detections=detections, timings_ms=timings)
 
     def run_sequential(self, frames: int) -> tuple[float, list[float]]:
+        from edge_runtime.frames import Frame
+        from edge_runtime.messages import detection_message
+
         publisher = self._publisher()
         source = self._source(frames)
         info = self.detector.info
@@ -241,53 +367,58 @@ class Bench:
             result = self._sample_detect(frame.image)
             message = detection_message(device="bench", session="sequential", source=self.video, frame=frame,
                                         result=result, model_name=info.name, model_version=info.version,
-                                        published_at=time.time())
+                                        published_at=time.time())  # fmt: skip
             publisher.publish("detection", message)
         source.close()
         publisher.close(5.0)
         if seq != frames:
-            raise RuntimeError(f"the video gave {seq} frames, not {frames}")
+            raise BenchError(f"the video gave {seq} frames, not {frames}")
         return frames / (publisher.last_publish - started), publisher.latency_ms
 
 
-def run_bench(
-    model: str | Path,
-    video: str | Path,
-    frames: int = 30,
-    rounds: int = 3,
-    warmup_frames: int = 3,
-    queue_size: int = 2,
-    progress: Callable[[str], None] | None = None,
-) -> BenchResult:
-    """Measure the three modes, interleaved: ``rounds`` × (a, b, c) in a rotating order, after one warm-up each."""
-    detector = MXNetDetector.from_config(ModelConfig(path=str(model), warmup_runs=2))
-    figures = {mode: ModeFigures() for mode in MODES}
+def measure(spec: RunSpec) -> dict[str, Any]:
+    """In the child: load the model as the spec says, warm this mode up, then one timed run of it."""
+    from edge_runtime.detector import MXNetDetector
+
+    config = ModelConfig(path=spec.model, warmup_runs=2, workers=spec.workers, threads=spec.threads)
+    detector = MXNetDetector.from_config(config)  # sets MXNet's threads before it loads
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
-        bench = Bench(detector, str(video), frames, queue_size, Path(tmp))
-        runners = {"bare": bench.run_bare, "pipeline": bench.run_pipeline, "sequential": bench.run_sequential}
-        for mode in MODES:
-            runners[mode](warmup_frames)  # threads, allocations, decoder start-up, page cache
-        per_mode = reset_peak_rss()
-        for round_index in range(rounds):
-            order = MODES[round_index % 3 :] + MODES[: round_index % 3]
-            for mode in order:
-                reset_peak_rss()
-                fps, latency = runners[mode](frames)
-                figures[mode].fps.append(fps)
-                figures[mode].latency_ms.extend(latency)
-                figures[mode].peak_rss_bytes.append(peak_rss_bytes())
-                if progress:
-                    progress(f"round {round_index + 1}/{rounds} {mode}: {fps:.2f} fps")
-    return BenchResult(
-        model=f"{detector.info.name} {detector.info.version}",
-        input_size=detector.info.image_size,
-        video=str(video),
-        frame_size=bench.frame_size,
-        frames=frames,
-        rounds=rounds,
-        queue_size=queue_size,
-        rss_scope="per mode" if per_mode else "process",
-        modes=figures,
-    )
+        bench = Bench(detector, spec.video, spec.queue_size, Path(tmp))
+        runner = {"bare": bench.run_bare, "pipeline": bench.run_pipeline, "sequential": bench.run_sequential}
+        runner[spec.mode](spec.warmup_frames)  # threads, allocations, decoder start-up, page cache
+        per_run = reset_peak_rss()
+        fps, latency = runner[spec.mode](spec.frames)
+    threads = detector.threads_env.get("OMP_NUM_THREADS", "?")
+    workers = detector.workers
+    return {
+        "mode": spec.mode,
+        "fps": fps,
+        "latency_ms": [round(value, 3) for value in latency],
+        "peak_rss_bytes": rss_bytes("VmHWM"),
+        "rss_scope": "per mode" if per_run else "process",
+        "layout": f"{workers} worker{'s' * (workers != 1)} x {threads} thread{'s' * (threads != '1')}",
+    }
 
 
+def child_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge_runtime.bench_modes", description="one timed bench run")
+    parser.add_argument("mode", choices=MODES)
+    for name in ("model", "video"):
+        parser.add_argument(f"--{name}", required=True)
+    for name in ("frames", "warmup", "queue-size", "workers", "threads"):
+        parser.add_argument(f"--{name}", type=int, required=True)
+    args = parser.parse_args(argv)
+    spec = RunSpec(args.mode, args.model, args.video, args.frames, args.warmup, args.queue_size, args.workers,
+                   args.threads)  # fmt: skip
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    try:
+        result = measure(spec)
+    except EdgeRuntimeError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())

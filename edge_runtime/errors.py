@@ -8,7 +8,8 @@ EdgeRuntimeError
 ├── ModelError           a model folder is missing a file, fails its SHA-256 digests, or its parts disagree
 ├── SourceError          a frame source cannot be opened or read (live sources retry with backoff)
 ├── PublishError         a publisher cannot be set up (bad TLS files, unwritable output file, unusable outbox)
-└── ReviewError          ``review``: the broker cannot be reached or subscribed, a recording cannot be used
+├── ReviewError          ``review``: the broker cannot be reached or subscribed, a recording cannot be used
+└── BenchError           ``bench``: a measuring run (a child process) failed or timed out
 """
 
 from __future__ import annotations
@@ -36,3 +37,7 @@ class PublishError(EdgeRuntimeError):
 
 class ReviewError(EdgeRuntimeError):
     """``edge-runtime review`` cannot connect, subscribe, record or report."""
+
+
+class BenchError(EdgeRuntimeError):
+    """``edge-runtime bench`` could not complete a measuring run."""

@@ -15,12 +15,12 @@ from collections.abc import Iterable
 from typing import Callable
 
 
-def rss_bytes() -> int | None:
-    """Resident set size of this process, or None where neither /proc nor resource can say."""
+def rss_bytes(field: str = "VmRSS") -> int | None:
+    """Resident set size of this process (``VmHWM``: its peak), or None where neither /proc nor resource can say."""
     try:
         with open("/proc/self/status", encoding="ascii", errors="replace") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from edge_runtime.bench import MODES, format_table
-from edge_runtime.bench_modes import BenchResult, LimitedSource, run_bench
+from edge_runtime.bench_modes import BenchResult, LimitedSource, RunSpec, _run_child, run_bench
 from edge_runtime.cli import main
+from edge_runtime.errors import BenchError
 from edge_runtime.sources import FakeSource
 from tests.unit.edge_model_helpers import build_deploy_model
 
@@ -50,10 +51,31 @@ def test_run_bench_measures_every_mode_every_round(model_and_video: tuple[Path, 
     for name in ("pipeline/bare", "pipeline/sequential"):
         assert len(data["ratios"][name]["rounds"]) == 2 and data["ratios"][name]["median"] > 0
     assert data["rss_scope"] in ("per mode", "process")
+    assert {summary["layout"].split(" x ")[0] for summary in data["modes"].values()} == {"1 worker"}
 
     table = format_table(result).splitlines()
     assert [line.split()[0] for line in table[2:5]] == ["(a)", "(b)", "(c)"]
     assert table[5].startswith("ratio b/a") and table[6].startswith("ratio b/c")
+
+
+def test_two_workers_run_the_bare_forward_and_pipeline_side_by_side(model_and_video: tuple[Path, Path]) -> None:
+    """Each run is its own process, so each mode gets its own MXNet threads: (c) stays one executor on every core."""
+    model, video = model_and_video
+    data = run_bench(model, video, frames=5, rounds=1, warmup_frames=1, workers=2, threads=1).to_dict()
+    assert data["workers"] == 2
+    assert data["modes"]["bare"]["layout"] == "2 workers x 1 thread"
+    assert data["modes"]["pipeline"]["layout"] == "2 workers x 1 thread"
+    assert data["modes"]["sequential"]["layout"].startswith("1 worker x ")
+    assert len(data["modes"]["pipeline"]["fps_rounds"]) == 1
+
+
+def test_a_failing_child_run_is_one_line(model_and_video: tuple[Path, Path], tmp_path: Path) -> None:
+    _, video = model_and_video
+    spec = RunSpec("bare", str(tmp_path / "no-model"), str(video), 2, 1, 2, 1, 0)
+    with pytest.raises(BenchError) as caught:
+        _run_child(spec)
+    assert str(caught.value).startswith("the bare run failed: ") and "no-model" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_bench_command_prints_json(model_and_video: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,8 +87,9 @@ def test_bench_command_prints_json(model_and_video: tuple[Path, Path], capsys: p
     assert set(data["modes"]) == set(MODES)
 
 
-def test_bench_command_errors_are_one_line(tmp_path: Path, model_and_video: tuple[Path, Path],
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_command_errors_are_one_line(
+    tmp_path: Path, model_and_video: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     model, _ = model_and_video
     assert main(["bench", "--model", str(model), "--video", str(tmp_path / "missing.mp4")]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
