@@ -48,21 +48,33 @@ def build_mqtt5_client(
     on_stopped: Callable[[Any], None],
     will: Any = None,
     on_publish: Callable[[Any], None] | None = None,
+    session_expiry_s: int = 0,
 ) -> Any:
     """An unstarted awscrt MQTT5 client for ``mqtt``: plain TCP, or mutual TLS when ``mqtt.tls`` is set.
 
     Shared by the daemon's publisher and ``edge-runtime review``'s subscriber, so both reach a broker (or AWS IoT
-    Core) from the same config section and fail the same way on bad TLS files.
+    Core) from the same config section and fail the same way on bad TLS files. The session is clean unless
+    ``session_expiry_s`` > 0: then the broker keeps it (subscriptions and undelivered QoS 1 messages) for that long
+    after a disconnect and the client rejoins it, from the first connection on. The daemon needs no broker session
+    (its outbox keeps what is unsent); a reviewer that must not miss messages while it is away does.
     """
     from awscrt import mqtt5
     from awsiot import mqtt5_client_builder
 
+    # REJOIN_ALWAYS, not REJOIN_POST_SUCCESS: a restarted reviewer gets what queued while it was away. awscrt's
+    # caveat (the client's own unacknowledged QoS 1 publishes do not survive its restart) does not touch a client
+    # that only subscribes.
+    behavior = (
+        mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS if session_expiry_s > 0 else mqtt5.ClientSessionBehaviorType.CLEAN
+    )
     common: dict[str, Any] = {
         "endpoint": mqtt.host,
         "port": mqtt.port,
         "client_id": client_id,
-        "connect_options": mqtt5.ConnectPacket(keep_alive_interval_sec=mqtt.keep_alive_s),
-        "session_behavior": mqtt5.ClientSessionBehaviorType.CLEAN,
+        "connect_options": mqtt5.ConnectPacket(
+            keep_alive_interval_sec=mqtt.keep_alive_s, session_expiry_interval_sec=session_expiry_s or None
+        ),
+        "session_behavior": behavior,
         "offline_queue_behavior": mqtt5.ClientOperationQueueBehaviorType.FAIL_ALL_ON_DISCONNECT,
         "min_reconnect_delay_ms": int(mqtt.reconnect_min_s * 1000),
         "max_reconnect_delay_ms": int(mqtt.reconnect_max_s * 1000),

@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   edge-runtime review --topic 'ml/object-detection/#' --mqtt-host abc-ats.iot.eu-west-1.amazonaws.com \\
       --mqtt-port 8883 --tls-cert cert.pem --tls-key key.pem --tls-ca AmazonRootCA1.pem --client-id operator-1
   edge-runtime review --record fleet.db --json --duration 60 > events.jsonl
+  edge-runtime review --client-id operator-1 --session-expiry 3600 --record fleet.db  # also what came while away (1 h)
   edge-runtime review report fleet.db --since 2h --device cam-1 --png detections.png
 """
 
@@ -46,7 +47,7 @@ def register(sub: Any) -> None:
         help="watch (and --record) what the fleet publishes over MQTT; 'review report FILE.db' summarises a recording",
         description="Subscribe to detection and status topics and show one row per device: online/offline, last seen,"
         " fps, inference ms, detections per class over a recent window, the latest labels. Messages that fail the"
-        " schema are counted and skipped.",
+        " schema are counted and skipped, and so are detections the broker delivers twice (QoS 1 is at least once).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,6 +59,11 @@ def register(sub: Any) -> None:
     review.add_argument("--mqtt-host", metavar="HOST", help="broker host or AWS IoT Core endpoint")
     review.add_argument("--mqtt-port", type=int, metavar="PORT", help="1883 plain TCP, 8883 mutual TLS")
     review.add_argument("--client-id", metavar="ID", help="MQTT client id (default: edge-runtime-review-<random>)")
+    review.add_argument(
+        "--session-expiry", type=_positive(int), metavar="S",
+        help="keep the MQTT session (subscriptions, queued QoS 1 messages) this long after a disconnect and rejoin it;"
+        " needs --client-id (default: a clean session)",
+    )  # fmt: skip
     review.add_argument("--tls-cert", metavar="PEM", help="certificate for mutual TLS")
     review.add_argument("--tls-key", metavar="PEM", help="private key for mutual TLS")
     review.add_argument("--tls-ca", metavar="PEM", help="CA bundle, e.g. AmazonRootCA1.pem")
@@ -115,6 +121,7 @@ def mqtt_config(args: argparse.Namespace) -> Any:
 
 
 def _review(args: argparse.Namespace) -> int:
+    from edge_runtime.errors import ReviewError
     from edge_runtime.review.fleet import Fleet
     from edge_runtime.review.session import Limits, ReviewSession
     from edge_runtime.review.store import Recorder
@@ -122,11 +129,20 @@ def _review(args: argparse.Namespace) -> int:
     from edge_runtime.review.view import make_view
 
     mqtt = mqtt_config(args)
+    if args.session_expiry is not None and not mqtt.client_id:
+        # a random id would leave the kept session behind for nobody: the next run could never rejoin it
+        raise ReviewError("--session-expiry needs --client-id: a persistent session belongs to one client id")
     topics = args.topic or ["edge/#"]
     stop = threading.Event()
     recorder = Recorder(args.record) if args.record else None
     session = ReviewSession(
-        MqttSubscriber(mqtt, topics, args.max_payload, connect_timeout_s=args.connect_timeout),
+        MqttSubscriber(
+            mqtt,
+            topics,
+            args.max_payload,
+            connect_timeout_s=args.connect_timeout,
+            session_expiry_s=args.session_expiry or 0,
+        ),
         Fleet(window_s=args.window, stale_after_s=3 * args.status_interval),
         make_view(args.json),
         stop,

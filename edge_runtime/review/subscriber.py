@@ -4,8 +4,15 @@ The MQTT client is built by :func:`edge_runtime.mqtt.build_mqtt5_client` from th
 section as the daemon's publisher (host, port, mutual TLS files, keep-alive, reconnect backoff), so whatever
 reaches a broker or AWS IoT Core for a device reaches it for the reviewer. Its publish callback runs on awscrt's
 event-loop thread, so it only measures the payload and hands it over; a payload over the size limit is handed
-over as its size alone (counted and skipped without parsing, and not held in memory). The session is clean, so
-after a reconnect the topics are subscribed again from the review loop (:meth:`MqttSubscriber.maintain`).
+over as its size alone (counted and skipped without parsing, and not held in memory).
+
+The session is clean unless ``session_expiry_s`` is set (``--session-expiry``, with a fixed ``--client-id``): then
+the broker keeps the subscriptions and queues QoS 1 messages for that long after a disconnect, and the client
+rejoins the session, so what is published while the reviewer is cut off or stopped reaches it when it is back
+(within the broker's limits, e.g. mosquitto's max_queued_messages). The topics are subscribed on every start (a kept
+session's earlier subscriptions stay too); after a reconnect they are subscribed again from the review loop
+(:meth:`MqttSubscriber.maintain`) only when the broker did not keep the session. Either way QoS 1 is at least
+once: a message may arrive twice, which :mod:`edge_runtime.review.redelivery` deals with.
 """
 
 from __future__ import annotations
@@ -85,12 +92,14 @@ class MqttSubscriber(Subscriber):
         max_bytes: int,
         connect_timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
+        session_expiry_s: int = 0,
     ) -> None:
         self.mqtt = mqtt
         self.topics = list(topics)
         self.max_bytes = max_bytes
         self.connect_timeout_s = connect_timeout_s
         self.clock = clock
+        self.session_expiry_s = session_expiry_s
         self.client_id = mqtt.client_id or default_client_id()
         self.connected = threading.Event()
         self.stopped = threading.Event()
@@ -143,8 +152,10 @@ class MqttSubscriber(Subscriber):
         if deliver is not None:
             deliver(Received(str(packet.topic), None if size > self.max_bytes else payload, size, self.clock()))
 
-    def _on_connected(self, _data: Any) -> None:
-        self._subscribed = False  # clean session: the broker forgot our subscriptions
+    def _on_connected(self, data: Any) -> None:
+        connack = getattr(data, "connack_packet", None)
+        if not getattr(connack, "session_present", False):
+            self._subscribed = False  # a clean or expired session: the broker forgot our subscriptions
         self._was_connected = True
         self.connected.set()
 
@@ -181,4 +192,5 @@ def _build(subscriber: MqttSubscriber) -> Any:
         on_disconnected=subscriber._on_disconnected,
         on_stopped=subscriber._on_stopped,
         on_publish=subscriber._on_publish,
+        session_expiry_s=subscriber.session_expiry_s,
     )

@@ -8,18 +8,21 @@ import sqlite3
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from edge_runtime.cli import main
+from edge_runtime.config import MqttConfig
 from edge_runtime.errors import ReviewError
+from edge_runtime.mqtt import build_mqtt5_client
 from edge_runtime.review.fleet import Fleet
 from edge_runtime.review.redelivery import Redeliveries
 from edge_runtime.review.report import build_report, parse_since, render_text, write_png
 from edge_runtime.review.session import Limits, ReviewSession
 from edge_runtime.review.store import Recorder, read_rows
-from edge_runtime.review.subscriber import ListSubscriber
+from edge_runtime.review.subscriber import ListSubscriber, MqttSubscriber
 from edge_runtime.review.validation import check
 from edge_runtime.review.view import CLEAR, JsonView, PlainView, TerminalView, View
 
@@ -324,3 +327,42 @@ def test_report_skips_a_detection_recorded_valid_twice(tmp_path: Path):
     report = build_report(db).to_dict()
     assert (report["valid"], report["rejected"]["duplicate"]) == (1, 1)
     assert report["devices"]["cam-1"]["classes"]["cat"]["count"] == 1
+
+
+def test_session_expiry_keeps_and_rejoins_the_session(monkeypatch: pytest.MonkeyPatch):
+    from awscrt import mqtt5
+
+    monkeypatch.setattr(mqtt5, "Client", lambda options: options)  # the options it would be built with
+
+    def noop(_data: Any) -> None:
+        pass
+
+    def options(**extra: Any) -> Any:
+        return build_mqtt5_client(
+            MqttConfig(), "id", on_connected=noop, on_connection_failure=noop, on_disconnected=noop,
+            on_stopped=noop, **extra,
+        )  # fmt: skip
+
+    clean, kept = options(), options(session_expiry_s=3600)
+    assert (clean.session_behavior, clean.connect_options.session_expiry_interval_sec) == (
+        mqtt5.ClientSessionBehaviorType.CLEAN, None
+    )  # fmt: skip
+    assert (kept.session_behavior, kept.connect_options.session_expiry_interval_sec) == (
+        mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS, 3600
+    )  # fmt: skip
+
+
+def test_subscriber_resubscribes_only_when_the_broker_forgot_the_session():
+    subscriber = MqttSubscriber(MqttConfig(), ["edge/#"], 1024)
+    subscriber._subscribed = True
+    subscriber._on_connected(SimpleNamespace(connack_packet=SimpleNamespace(session_present=True)))
+    assert subscriber._subscribed and subscriber.connected.is_set()
+    subscriber._on_connected(SimpleNamespace(connack_packet=SimpleNamespace(session_present=False)))
+    assert not subscriber._subscribed  # maintain() subscribes again
+
+
+def test_session_expiry_needs_a_client_id(capsys: pytest.CaptureFixture[str]):
+    assert main(["review", "--session-expiry", "60", "--mqtt-port", "1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "edge-runtime: error: --session-expiry needs --client-id: a persistent session belongs to one client id"
+    ]
