@@ -3,11 +3,12 @@
 A broker that sent a detection but stopped before the subscriber's PUBACK reached it sends the message again
 when the subscriber's persistent session resumes, and MQTT 5 (4.3.2) requires a QoS 1 receiver to treat it as
 new whatever its DUP flag says (awscrt does not even expose the flag). The daemon numbers its detections
-1, 2, 3... per session (a random id per run) and its outbox keeps one message in flight, so they arrive in order:
-a detection whose ``seq`` is not above the highest seen for its (device, session) is one already delivered.
-Status messages carry no sequence and are never called duplicates (a retained status is sent again on every
-subscribe, on purpose). Memory is bounded: the least recently heard of sessions are forgotten first, and a
-redelivery from a forgotten session would be taken as new, which needs 10,000 newer sessions in between.
+1, 2, 3... per session (a random id per run), publishes them in that order (even with several inference threads)
+and its outbox keeps one message in flight, so they arrive in order: a detection whose ``seq`` is not above the
+highest seen for its (device, session) is one already delivered. Status messages carry no sequence and are
+never called duplicates (a retained status is sent again on every subscribe, on purpose). Memory is bounded: the
+least recently heard of sessions are forgotten first, and a redelivery from a forgotten session would be taken
+as new, which needs 10,000 newer sessions in between.
 """
 
 from __future__ import annotations
