@@ -1,4 +1,4 @@
-"""A real mosquitto broker on a free loopback port, and a persistent QoS 1 subscriber (awscrt MQTT5)."""
+"""A real mosquitto broker on a free loopback port, a persistent QoS 1 subscriber (awscrt MQTT5), and the review."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ import getpass
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from edge_helpers import REPO  # type: ignore[import-not-found]
 
 
 def require_mosquitto() -> str:
@@ -112,6 +115,41 @@ class Subscriber:
 
         self.client.stop(mqtt5.DisconnectPacket())
         self._stopped.wait(5)
+
+
+class Review:
+    """``edge-runtime review --json`` as a subprocess, its stdout events collected by a reader thread."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "edge_runtime", "review", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )  # fmt: skip
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._lock:
+                self.events.append(json.loads(line))
+
+    def snapshot(self, event: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.events if e["event"] == event]
+
+    def states(self) -> dict[str, str]:
+        """Each device's latest state as the review reported it."""
+        return {e["device"]: e["state"] for e in self.snapshot("state")}
+
+    def stop(self, timeout: float = 15) -> tuple[int, str]:
+        """SIGTERM, as a service manager stops it: the exit code and stderr, within ``timeout``."""
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(5)
+        return code, self.process.stderr.read() if self.process.stderr else ""
 
 
 def make_tls_files(folder: Path) -> dict[str, Path]:

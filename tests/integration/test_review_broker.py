@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from edge_helpers import REPO, build_deploy_model, free_port, read_jsonl, start_daemon, wait_for, write_video  # type: ignore[import-not-found]
-from edge_mqtt_helpers import Broker, Subscriber, make_tls_files, require_mosquitto  # type: ignore[import-not-found]
+from edge_mqtt_helpers import Broker, Review, Subscriber, make_tls_files, require_mosquitto  # type: ignore[import-not-found]
 
 PREFIX = "ml/object-detection"
 UNKNOWN = json.dumps({"schema": "edge-runtime/detection/2", "device": "cam-a"}).encode()
@@ -32,34 +32,6 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     running.start()
     yield running
     running.stop()
-
-
-class Review:
-    """``edge-runtime review --json`` as a subprocess, its stdout events collected by a reader thread."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "edge_runtime", "review", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        )  # fmt: skip
-        self.events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._lock:
-                self.events.append(json.loads(line))
-
-    def snapshot(self, event: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [e for e in self.events if e["event"] == event]
-
-    def states(self) -> dict[str, str]:
-        """Each device's latest state as the review reported it."""
-        return {e["device"]: e["state"] for e in self.snapshot("state")}
 
 
 def daemon_args(model: Path, video: Path, port: int, thing: str, folder: Path) -> list[str]:
