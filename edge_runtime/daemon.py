@@ -95,9 +95,11 @@ def run_daemon(
             pipeline.stop(config.shutdown_timeout_s)
             raise
         log.info(
-            "running: model %s %s, source %s, publishing to %s",
+            "running: model %s %s (%d worker(s), %s OpenMP thread(s) each), source %s, publishing to %s",
             pipeline.detector.info.name,
             pipeline.detector.info.version,
+            pipeline.workers,
+            getattr(pipeline.detector, "threads_env", {}).get("OMP_NUM_THREADS", "default"),
             config.source.uri,
             ", ".join(p.name for p in pipeline.publishers),
         )
