@@ -8,7 +8,6 @@ against the SHA-256 that ``model.json`` records: a corrupted folder is refused h
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -21,6 +20,8 @@ from cloud_training import storage
 from cloud_training.aws import greengrass
 from cloud_training.aws.recipes import ARTIFACT_NAME, greengrass_digest, model_recipe
 from cloud_training.errors import ArtifactError, AwsError
+from edge_runtime.errors import ModelError
+from edge_runtime.model import read_model_info
 
 # the deploy folder's contract (cloud_training.deploy_folder writes it; that module imports mxnet, so not imported here)
 MODEL_FILES = ("deploy_model_algo_1-symbol.json", "deploy_model_algo_1-0000.params", "model.json")
@@ -37,19 +38,11 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
         raise ArtifactError(
             f"{folder}: missing {', '.join(missing)}; a deploy model folder has {', '.join(MODEL_FILES)}"
         )
-    try:
-        metadata = json.loads((folder / "model.json").read_text())
-    except (OSError, ValueError) as error:
-        raise ArtifactError(f"{folder / 'model.json'}: not JSON ({error})") from None
-    recorded = metadata.get("files") if isinstance(metadata, dict) else None
-    if not isinstance(recorded, dict):
-        raise ArtifactError(f"{folder / 'model.json'}: no 'files' digests; convert the model again")
-    for name in MODEL_FILES[:2]:
-        expected = recorded.get(name, {}).get("sha256") if isinstance(recorded.get(name), dict) else None
-        actual = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-        if expected != actual:
-            raise ArtifactError(f"{folder / name}: SHA-256 {actual[:12]}… differs from model.json's "
-                                f"{str(expected)[:12]}…; the folder was modified after conversion")
+    try:  # the device's own reading: what publish accepts, the device loads (digests checked before anything)
+        read_model_info(folder, verify_digests=True)
+    except ModelError as error:
+        raise ArtifactError(f"{error}; convert the model again if the folder was changed") from None
+    metadata: dict[str, Any] = json.loads((folder / "model.json").read_text())
     return metadata
 
 

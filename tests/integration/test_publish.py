@@ -104,7 +104,7 @@ def test_a_modified_folder_and_bad_arguments_are_refused_before_any_call(model_d
         (changed / name).write_bytes((model_dir / name).read_bytes())
     (changed / "deploy_model_algo_1-symbol.json").write_text("{}")
     assert main(["publish", str(changed), "--bucket", "b", "--component-version", "1.0.0", "--dry-run"]) == 2
-    assert "differs from model.json's" in capsys.readouterr().err
+    assert "does not match model.json" in capsys.readouterr().err  # the device's own check, before any call
     assert main(["publish", str(model_dir), "--bucket", "b", "--component-version", "1.0", "--dry-run"]) == 2
     assert "--component-version must be MAJOR.MINOR.PATCH (got '1.0')" in capsys.readouterr().err
     assert main(["publish", str(model_dir), "--bucket", "b", "--component-version", "1.0.0", "--dry-run",
