@@ -27,6 +27,9 @@ EXAMPLES = """examples:
 """
 
 
+MAX_SESSION_EXPIRY_S = 0xFFFFFFFF  # MQTT 5 session expiry is a four-byte integer (and that value means "never")
+
+
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
@@ -129,6 +132,9 @@ def _review(args: argparse.Namespace) -> int:
     from edge_runtime.review.view import make_view
 
     mqtt = mqtt_config(args)
+    if args.session_expiry is not None and args.session_expiry > MAX_SESSION_EXPIRY_S:
+        limit = MAX_SESSION_EXPIRY_S
+        raise ReviewError(f"--session-expiry: at most {limit} s, MQTT 5's limit (got {args.session_expiry})")
     if args.session_expiry is not None and not mqtt.client_id:
         # a random id would leave the kept session behind for nobody: the next run could never rejoin it
         raise ReviewError("--session-expiry needs --client-id: a persistent session belongs to one client id")

@@ -366,3 +366,11 @@ def test_session_expiry_needs_a_client_id(capsys: pytest.CaptureFixture[str]):
     assert capsys.readouterr().err.strip().splitlines() == [
         "edge-runtime: error: --session-expiry needs --client-id: a persistent session belongs to one client id"
     ]
+
+
+def test_session_expiry_beyond_mqtt_limit_is_one_line(capsys: pytest.CaptureFixture[str]):
+    argv = ["review", "--session-expiry", str(2**32), "--client-id", "op", "--mqtt-port", "1"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "edge-runtime: error: --session-expiry: at most 4294967295 s, MQTT 5's limit (got 4294967296)"
+    ]
