@@ -31,6 +31,10 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from edge_runtime.argtypes import int_at_least
+
+POSITIVE = int_at_least(1)
+
 if TYPE_CHECKING:
     from edge_runtime.bench_modes import BenchResult
 
@@ -82,15 +86,15 @@ def register(subparsers: Any) -> None:
     )
     bench.add_argument("--model", metavar="DIR", required=True, help="model folder")
     bench.add_argument("--video", metavar="FILE", required=True, help="video file (for example 1920x1080 mp4)")
-    bench.add_argument("--frames", type=_positive, default=30, metavar="N", help="frames per timed run (default 30)")
-    bench.add_argument("--rounds", type=_positive, default=3, metavar="R", help="interleaved rounds (default 3)")
-    bench.add_argument("--warmup", type=_positive, default=3, metavar="N", help="warm-up frames per mode (default 3)")
-    bench.add_argument("--queue-size", type=_positive, default=2, metavar="N", help="pipeline queue (default 2)")
+    bench.add_argument("--frames", type=POSITIVE, default=30, metavar="N", help="frames per timed run (default 30)")
+    bench.add_argument("--rounds", type=POSITIVE, default=3, metavar="R", help="interleaved rounds (default 3)")
+    bench.add_argument("--warmup", type=POSITIVE, default=3, metavar="N", help="warm-up frames per mode (default 3)")
+    bench.add_argument("--queue-size", type=POSITIVE, default=2, metavar="N", help="pipeline queue (default 2)")
     bench.add_argument(
-        "--workers", type=_positive, default=1, metavar="N", help="pipeline inference threads, as model.workers (1)"
+        "--workers", type=POSITIVE, default=1, metavar="N", help="pipeline inference threads, as model.workers (1)"
     )
     bench.add_argument(
-        "--threads", type=_non_negative, default=0, metavar="N", help="OpenMP threads per forward (0: cores/workers)"
+        "--threads", type=int_at_least(0), default=0, metavar="N", help="OpenMP threads per forward (0: cores/workers)"
     )
     bench.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     bench.set_defaults(handler=bench_command)
@@ -112,20 +116,3 @@ def bench_command(args: argparse.Namespace) -> int:
     else:
         print(format_table(result))
     return 0
-
-
-def _int_at_least(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum} (got {text})")
-        return value
-
-    return parse
-
-
-_positive = _int_at_least(1)
-_non_negative = _int_at_least(0)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cloud_training.commands.argtypes import number_in
+from edge_runtime.argtypes import number_in
 
 EPILOG = """\
 example:

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from cloud_training.commands.argtypes import number_in
+from edge_runtime.argtypes import number_in
 
 EPILOG = """\
 example:

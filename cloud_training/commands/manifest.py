@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cloud_training.commands.argtypes import number_in
+from edge_runtime.argtypes import number_in
 
 PREPARE_EXAMPLE = """\
 example (the four jobs of the AWS sample, colour from per-line metadata):

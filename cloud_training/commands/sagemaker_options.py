@@ -11,8 +11,8 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from cloud_training.commands.argtypes import int_at_least, number_in
 from cloud_training.errors import AwsError, HyperparameterError
+from edge_runtime.argtypes import int_at_least, number_in
 
 positive_seconds = number_in(0.0, math.inf, low_open=True)
 

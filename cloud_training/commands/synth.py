@@ -7,7 +7,7 @@ import os
 import re
 from typing import Any
 
-from cloud_training.commands.argtypes import int_at_least, number_in
+from edge_runtime.argtypes import int_at_least, number_in
 
 EXAMPLE = """\
 example (2000 frames and a 10 s clip, then prepare them as the AWS sample's data):

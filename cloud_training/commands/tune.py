@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cloud_training.commands.argtypes import int_at_least
 from cloud_training.commands.sagemaker_options import add_job_options
+from edge_runtime.argtypes import int_at_least
 
 EPILOG = """\
 example:

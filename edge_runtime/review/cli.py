@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import threading
 import time
 from types import FrameType
-from typing import Any, Callable, Optional
+from typing import Any, Optional
+
+from edge_runtime.argtypes import int_at_least, number_in
 
 EXAMPLES = """examples:
   edge-runtime review --topic 'edge/#'                                  # a local broker on 127.0.0.1:1883
@@ -27,20 +30,8 @@ EXAMPLES = """examples:
 """
 
 
+POSITIVE = number_in(0.0, math.inf, low_open=True)  # seconds: any float above 0
 MAX_SESSION_EXPIRY_S = 0xFFFFFFFF  # MQTT 5 session expiry is a four-byte integer (and that value means "never")
-
-
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0 (got {text})")
-        return value
-
-    return parse
 
 
 def register(sub: Any) -> None:
@@ -63,7 +54,7 @@ def register(sub: Any) -> None:
     review.add_argument("--mqtt-port", type=int, metavar="PORT", help="1883 plain TCP, 8883 mutual TLS")
     review.add_argument("--client-id", metavar="ID", help="MQTT client id (default: edge-runtime-review-<random>)")
     review.add_argument(
-        "--session-expiry", type=_positive(int), metavar="S",
+        "--session-expiry", type=int_at_least(1), metavar="S",
         help="keep the MQTT session (subscriptions, queued QoS 1 messages) this long after a disconnect and rejoin it;"
         " needs --client-id (default: a clean session)",
     )  # fmt: skip
@@ -72,18 +63,18 @@ def register(sub: Any) -> None:
     review.add_argument("--tls-ca", metavar="PEM", help="CA bundle, e.g. AmazonRootCA1.pem")
     review.add_argument("--record", metavar="FILE.db", help="append every message to this SQLite file")
     review.add_argument("--json", action="store_true", help="one JSON object per message and state change")
-    review.add_argument("--window", type=_positive(float), default=60.0, metavar="S", help="count window (60)")
+    review.add_argument("--window", type=POSITIVE, default=60.0, metavar="S", help="count window (60)")
     review.add_argument(
-        "--status-interval", type=_positive(float), default=30.0, metavar="S",
+        "--status-interval", type=POSITIVE, default=30.0, metavar="S",
         help="the devices' status.interval_s; a device silent for 3x this is stale (30)",
     )  # fmt: skip
     review.add_argument(
-        "--max-payload", type=_positive(int), default=256 * 1024, metavar="BYTES",
+        "--max-payload", type=int_at_least(1), default=256 * 1024, metavar="BYTES",
         help="larger payloads are counted and skipped unparsed (262144)",
     )  # fmt: skip
-    review.add_argument("--duration", type=_positive(float), metavar="S", help="exit after this long")
-    review.add_argument("--max-messages", type=_positive(int), metavar="N", help="exit after N messages")
-    review.add_argument("--connect-timeout", type=_positive(float), default=10.0, metavar="S", help="(10)")
+    review.add_argument("--duration", type=POSITIVE, metavar="S", help="exit after this long")
+    review.add_argument("--max-messages", type=int_at_least(1), metavar="N", help="exit after N messages")
+    review.add_argument("--connect-timeout", type=POSITIVE, default=10.0, metavar="S", help="(10)")
     review.set_defaults(handler=_review)
 
     actions = review.add_subparsers(dest="review_action", metavar="ACTION")
@@ -99,7 +90,7 @@ def register(sub: Any) -> None:
     report.add_argument("--png", metavar="FILE", help="chart of detections over time (needs matplotlib)")
     report.add_argument("--json", action="store_true", help="the report as one JSON object")
     report.add_argument(
-        "--gap", type=_positive(float), default=90.0, metavar="S", help="silence longer than this is a gap (90)"
+        "--gap", type=POSITIVE, default=90.0, metavar="S", help="silence longer than this is a gap (90)"
     )
     report.set_defaults(handler=_report)
 

@@ -1,4 +1,5 @@
-"""Argument types shared by the sub-commands: argparse reports their message as ``argument --x: <message>``."""
+"""Argument types for both command lines (cloud-training may import edge_runtime, never the reverse): argparse
+reports their message as ``argument --x: <message>``."""
 
 from __future__ import annotations
 
