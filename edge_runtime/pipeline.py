@@ -52,26 +52,17 @@ class ChangeFilter:
 
 
 class InOrder:
-    """Tickets in the order frames leave the queue; a ticket's holder may publish once every earlier one has.
+    """Publishing turns: the holder of ticket ``n`` (the ``n``-th frame taken) goes once tickets ``0..n-1`` are done.
 
-    Each inference thread takes a frame and a ticket together (:meth:`take`), detects at its own pace, then waits
-    for its turn (:meth:`turn`) to update the stats and publish. A turn always ends, even when detection fails,
-    so one failed frame cannot hold back the others; waits poll so a stuck turn never blocks the stop event.
+    Each inference thread takes a frame with its ticket (:meth:`Pipeline._take`), detects at its own pace, then
+    waits for its turn (:meth:`wait_turn`) to update the stats and publish. A turn always ends (:meth:`done`), even
+    when detection fails, so one failed frame cannot hold back the others; waits poll so a stuck turn never blocks
+    the stop event.
     """
 
     def __init__(self) -> None:
-        self._taking = threading.Lock()
         self._turns = threading.Condition()
-        self._issued = 0
         self._next = 0
-
-    def take(self, frames: LatestQueue[Frame], timeout: float) -> tuple[int, Frame]:
-        """The oldest waiting frame and its ticket; raises :class:`queue.Empty` after ``timeout``."""
-        with self._taking:
-            frame = frames.get(timeout=timeout)
-            ticket = self._issued
-            self._issued += 1
-            return ticket, frame
 
     def wait_turn(self, ticket: int, give_up: Callable[[], bool]) -> bool:
         """Block until ``ticket`` is next (True), or ``give_up()`` says the pipeline failed (False)."""
@@ -122,6 +113,7 @@ class Pipeline:
         self.workers = workers
         self.order = InOrder()
         self._last_take = float("-inf")  # monotonic time a frame was last taken, for the inference interval
+        self._tickets = 0  # frames taken so far: the next frame's ticket
         self._take_lock = threading.Lock()
         self._running_workers = workers
         self._workers_lock = threading.Lock()
@@ -182,15 +174,16 @@ class Pipeline:
 
     def _take(self) -> tuple[int, Frame]:
         """The next frame and its ticket, no sooner than ``inference_interval_s`` after the previous take."""
-        with self._take_lock:  # one interval for the pipeline, however many threads infer
+        with self._take_lock:  # tickets in queue order, and one interval however many threads infer
             if self.inference_interval_s > 0:
                 wait = self._last_take + self.inference_interval_s - time.monotonic()
                 if wait > 0:
                     self.stop_event.wait(min(wait, POLL_S))
                     raise queue.Empty  # back to the loop, which notices a stop, then here again
-            ticket, frame = self.order.take(self.frames, POLL_S)
+            frame = self.frames.get(timeout=POLL_S)
             self._last_take = time.monotonic()
-            return ticket, frame
+            self._tickets += 1
+            return self._tickets - 1, frame
 
     def _publish_result(self, frame: Frame, result: DetectionResult) -> None:
         """Stats and the message for one detected frame; runs in ticket order, one thread at a time."""
