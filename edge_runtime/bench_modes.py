@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -410,7 +409,6 @@ def child_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spec = RunSpec(args.mode, args.model, args.video, args.frames, args.warmup, args.queue_size, args.workers,
                    args.threads)  # fmt: skip
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
     try:
         result = measure(spec)
     except EdgeRuntimeError as error:
