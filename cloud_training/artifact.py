@@ -16,12 +16,13 @@ from pathlib import Path
 
 from cloud_training.errors import ArtifactError
 from edge_runtime.model import sha256_of
+from edge_runtime.model_format import SYMBOL_FILE as SYMBOL_FILE_OF_DEPLOY_FOLDER
 
 SYMBOL_FILE = "model_algo_1-symbol.json"
 PARAMS_FILE = "model_algo_1-0000.params"
 HYPERPARAMS_FILE = "hyperparams.json"
 ARTIFACT_FILES = (SYMBOL_FILE, PARAMS_FILE, HYPERPARAMS_FILE)
-DEPLOY_SYMBOL_FILE = "deploy_model_algo_1-symbol.json"
+DEPLOY_SYMBOL_FILE = SYMBOL_FILE_OF_DEPLOY_FOLDER  # a converted folder, given where an artifact is expected
 MAX_MEMBER_BYTES = 2 * 1024**3  # the largest SSD artifacts are a few hundred MB
 
 

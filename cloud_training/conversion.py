@@ -21,7 +21,7 @@ import mxnet as mx
 from cloud_training.artifact import PARAMS_FILE, SYMBOL_FILE, TrainingArtifact
 from cloud_training.errors import ArtifactError, GraphError
 from cloud_training.ssd.heads import VARIANCES, detection_head
-from edge_runtime.mxnet_io import native_stderr_to_log
+from edge_runtime.detectors.mxnet_io import native_stderr_to_log
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,14 +21,11 @@ import mxnet as mx
 from cloud_training import __version__
 from cloud_training.errors import OutputError
 from edge_runtime.model import sha256_of
+from edge_runtime.model_format import MEAN_RGB, MODEL_FORMAT, MODEL_JSON, OUTPUT_ROW, PARAMS_FILE, SYMBOL_FILE
 
-DEPLOY_PREFIX = "deploy_model_algo_1"
-DEPLOY_SYMBOL_FILE = f"{DEPLOY_PREFIX}-symbol.json"
-DEPLOY_PARAMS_FILE = f"{DEPLOY_PREFIX}-0000.params"
-MODEL_JSON = "model.json"
-MODEL_FORMAT = "ssd-deploy-model/1"
-MEAN_RGB = (123.68, 116.779, 103.939)
-OUTPUT_ROW = ("class_id", "score", "xmin", "ymin", "xmax", "ymax")
+# The names conversion code has always used for the contract's MXNet files.
+DEPLOY_SYMBOL_FILE = SYMBOL_FILE
+DEPLOY_PARAMS_FILE = PARAMS_FILE
 
 
 def model_metadata(
@@ -69,10 +67,12 @@ def write_deploy_folder(
     aux_params: dict[str, mx.nd.NDArray],
     metadata: dict[str, Any],
     force: bool = False,
+    extra_files: Optional[Mapping[str, bytes]] = None,
 ) -> dict[str, Any]:
     """Write the folder under a temporary name beside ``out_dir`` and rename it into place when complete.
 
-    An existing ``out_dir`` is replaced only with ``force``. Returns the model.json content written.
+    ``extra_files`` (``model.onnx``, ``model.int8.onnx``) are written beside the MXNet pair and listed with their
+    digests. An existing ``out_dir`` is replaced only with ``force``. Returns the model.json content written.
     """
     if out_dir.exists() and not force:
         raise OutputError(f"{out_dir} already exists (use --force to replace it)")
@@ -89,15 +89,45 @@ def write_deploy_folder(
         weights = {f"arg:{k}": v for k, v in arg_params.items()}
         weights.update({f"aux:{k}": v for k, v in aux_params.items()})
         mx.nd.save(str(staging / DEPLOY_PARAMS_FILE), weights)
+        for name, data in (extra_files or {}).items():
+            (staging / name).write_bytes(data)
         manifest = dict(metadata)
-        manifest["files"] = {
-            name: file_digest(staging / name) for name in (DEPLOY_SYMBOL_FILE, DEPLOY_PARAMS_FILE)
-        }
+        names = (DEPLOY_SYMBOL_FILE, DEPLOY_PARAMS_FILE, *(extra_files or {}))
+        manifest["files"] = {name: file_digest(staging / name) for name in names}
         manifest["created_by"] = f"cloud-training {__version__}"
         manifest["created_at"] = utc_timestamp()
         (staging / MODEL_JSON).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         os.chmod(staging, 0o755)  # mkdtemp makes it private; devices run the component as another user
         _swap_into_place(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def add_files_in_place(folder: Path, files: Mapping[str, bytes], entries: Mapping[str, Any]) -> dict[str, Any]:
+    """Add ``files`` to an existing deploy folder and merge ``entries`` into its model.json, all or nothing.
+
+    The folder is copied beside itself, changed there and swapped in, so a device or a reader never sees a
+    model.json that lists a file not yet complete. Returns the new model.json content.
+    """
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    except OSError as error:
+        raise OutputError(f"cannot write beside {folder}: {error.strerror}") from None
+    try:
+        shutil.copytree(folder, staging, dirs_exist_ok=True)
+        manifest: dict[str, Any] = json.loads((staging / MODEL_JSON).read_text(encoding="utf-8"))
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        manifest.update(entries)
+        manifest["files"] = {**manifest.get("files", {}), **{name: file_digest(staging / name) for name in files}}
+        (staging / MODEL_JSON).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        os.chmod(staging, 0o755)
+        _swap_into_place(staging, folder)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(f"cannot update {folder}: {error}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from cloud_training.artifact import (
     DEPLOY_SYMBOL_FILE,
@@ -46,6 +46,8 @@ class Inspection:
     class_names: Optional[list[str]]
     nms: dict[str, str]
     files: dict[str, str] = field(default_factory=dict)  # file name -> what was checked
+    onnx: Optional[dict[str, Any]] = None  # model.json's onnx entry: opset, outputs, post-process, check, int8
+    backends: list[str] = field(default_factory=list)  # what can run it: onnxruntime (model.onnx), mxnet
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -110,10 +112,33 @@ def _inspect_deploy_folder(path: Path) -> Inspection:
         files[DEPLOY_PARAMS_FILE] = f"{verified}, weights fit the graph" if verified else "weights fit the graph"
     else:
         files[DEPLOY_PARAMS_FILE] = "absent: only the graph was checked"
-    return Inspection(
+    found = Inspection(
         path=str(path), kind=kind, network=network, image_shape=image_shape, num_classes=shape.num_classes,
         num_anchors=shape.num_anchors, class_names=class_names, nms=detection_attributes(symbol_json), files=files,
     )
+    found.backends = ["mxnet"] if params_path.exists() else []
+    if (path / MODEL_JSON).exists():
+        _inspect_onnx(path, found, manifest)
+    return found
+
+
+def _inspect_onnx(path: Path, found: Inspection, manifest: dict[str, Any]) -> None:
+    """Load each ONNX file with ONNX Runtime exactly as the device's backend does (inputs, outputs, class count)."""
+    from edge_runtime.config import ModelConfig
+    from edge_runtime.detectors import create_detector
+    from edge_runtime.model_format import ONNX_FILE, ONNX_INT8_FILE
+
+    found.onnx = manifest.get("onnx")
+    checks: tuple[tuple[str, Literal["fp32", "int8"]], ...] = ((ONNX_FILE, "fp32"), (ONNX_INT8_FILE, "int8"))
+    for name, precision in checks:
+        if name not in manifest["files"]:
+            continue
+        try:
+            create_detector(ModelConfig(path=str(path), backend="onnxruntime", precision=precision, warmup_runs=0))
+        except ModelError as error:
+            raise ArtifactError(str(error)) from None
+        found.files[name] = f"{found.files.get(name, 'read')}, runs on ONNX Runtime with {found.num_anchors} anchors"
+        found.backends.insert(0, f"onnxruntime ({name})")
 
 
 def _device_view(path: Path) -> ModelInfo:

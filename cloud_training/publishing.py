@@ -22,9 +22,8 @@ from cloud_training.aws.recipes import ARTIFACT_NAME, greengrass_digest, model_r
 from cloud_training.errors import ArtifactError, AwsError
 from edge_runtime.errors import ModelError
 from edge_runtime.model import read_model_info
+from edge_runtime.model_format import MODEL_JSON, shipped_files
 
-# the deploy folder's contract (cloud_training.deploy_folder writes it; that module imports mxnet, so not imported here)
-MODEL_FILES = ("deploy_model_algo_1-symbol.json", "deploy_model_algo_1-0000.params", "model.json")
 VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 ZIP_DATE = (2020, 1, 25, 0, 0, 0)  # as components/build.py: one model folder, one digest
 
@@ -33,25 +32,23 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
     """The folder's ``model.json`` after checking every file is there and matches its recorded SHA-256."""
     if not folder.is_dir():
         raise ArtifactError(f"{folder}: not a deploy model folder (make one with 'cloud-training convert')")
-    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
-    if missing:
-        raise ArtifactError(
-            f"{folder}: missing {', '.join(missing)}; a deploy model folder has {', '.join(MODEL_FILES)}"
-        )
+    if not (folder / MODEL_JSON).is_file():
+        raise ArtifactError(f"{folder}: missing {MODEL_JSON}; make a deploy model folder with 'cloud-training convert'")
     try:  # the device's own reading: what publish accepts, the device loads (digests checked before anything)
         read_model_info(folder, verify_digests=True)
     except ModelError as error:
         raise ArtifactError(f"{error}; convert the model again if the folder was changed") from None
-    metadata: dict[str, Any] = json.loads((folder / "model.json").read_text())
+    metadata: dict[str, Any] = json.loads((folder / MODEL_JSON).read_text())
     return metadata
 
 
 def zip_model_folder(folder: Path) -> bytes:
-    """The three files at the zip's root, in a fixed order with fixed timestamps: same folder, same bytes (and the
-    same bytes ``make component`` writes, so both give one digest)."""
+    """The files model.json lists and model.json at the zip's root, in a fixed order with fixed timestamps: same
+    folder, same bytes (and the same bytes ``make component`` writes, so both give one digest)."""
+    manifest = json.loads((folder / MODEL_JSON).read_text())
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(MODEL_FILES):
+        for name in sorted(shipped_files(manifest["files"])):
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = (0o100000 | 0o644) << 16  # a regular file, rw-r--r--: as components/build.py

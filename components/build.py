@@ -10,7 +10,8 @@ uses a custom build and gdk publish then uploads exactly these folders, rewritin
 ``BUCKET_NAME``, ``COMPONENT_NAME`` and ``COMPONENT_VERSION``. Name, version and author come from
 gdk-config.json (one source of truth); the model component's version from ``--model-version`` or the model's
 model.json. Zip members carry a fixed timestamp, so the same inputs give the same bytes and digest.
-Standard library only: it runs before anything is installed.
+Standard library only (and the project's own ``edge_runtime.model_format``, which is too): it runs before anything
+is installed.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the deploy folder contract, from the source tree (standard library only)
+from edge_runtime.model_format import MODEL_JSON, shipped_files  # noqa: E402
+
 MODEL_COMPONENT = "ssd.ObjectDetector.Model"
 COMPONENT_ZIP = "ssd-object-detector.zip"
-MODEL_FILES = ("deploy_model_algo_1-symbol.json", "deploy_model_algo_1-0000.params", "model.json")
 SCRIPTS = ("install.sh", "run.sh")
 RECIPE_LIMIT = 16000  # bytes; gdk refuses larger recipes
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
@@ -148,18 +151,21 @@ def build_inference(root: Path, out: Path) -> Path:
 
 
 def build_model(root: Path, out: Path, model_dir: Path, version: Optional[str]) -> Path:
-    """The model component: model.zip (the deploy folder's three files at its root) and its recipe with digest."""
-    missing = [file for file in MODEL_FILES if not (model_dir / file).is_file()]
+    """The model component: model.zip (the deploy folder's files at its root) and its recipe with digest."""
+    if not (model_dir / MODEL_JSON).is_file():
+        raise BuildError(f"{model_dir}: not a deploy model folder (missing {MODEL_JSON})")
+    info = json.loads((model_dir / MODEL_JSON).read_text())
+    files = shipped_files(info.get("files", {}))
+    missing = [file for file in files if not (model_dir / file).is_file()]
     if missing:
         raise BuildError(f"{model_dir}: not a deploy model folder (missing {', '.join(missing)})")
-    info = json.loads((model_dir / "model.json").read_text())
     version = version or str(info.get("version", ""))
     if not SEMVER.match(version):
         raise BuildError(f"{model_dir}/model.json: version must be x.y.z for a component (got {version!r})")
     _, _, author = read_project(root)
     artifacts = out / "artifacts" / MODEL_COMPONENT / version
     artifacts.mkdir(parents=True)
-    members = {file: ((model_dir / file).read_bytes(), 0o644) for file in MODEL_FILES}
+    members = {file: ((model_dir / file).read_bytes(), 0o644) for file in files}
     archive = write_zip(artifacts / "model.zip", members)
     digest = base64.b64encode(hashlib.sha256(archive.read_bytes()).digest()).decode()
     template = json.loads((root / "recipes" / f"{MODEL_COMPONENT}.json").read_text())
@@ -180,7 +186,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         shutil.rmtree(args.out, ignore_errors=True)
         print(build_inference(ROOT, args.out).relative_to(args.out.parent))
         model = args.model or ROOT / "models" / "demo"
-        if args.model is not None or (model / "model.json").is_file():
+        if args.model is not None or (model / MODEL_JSON).is_file():
             print(build_model(ROOT, args.out, model, args.model_version).relative_to(args.out.parent))
         else:
             print(f"{model}: no model yet; the model component is not built", file=sys.stderr)

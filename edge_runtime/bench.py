@@ -1,12 +1,13 @@
-"""``edge-runtime bench``: the daemon's pipeline against the bare forward and the AWS sample's sequential loop.
+"""``edge-runtime bench``: the daemon's pipeline against the bare forward and the AWS sample's sequential loop, on
+each inference engine side by side (MXNet, ONNX Runtime fp32 and int8: ``--backends``).
 
-Three modes, on the same model and video, interleaved round by round (the order rotates each round), so a
-machine that is busier in one minute than the next moves all three alike and the ratios stay fair. Each timed
+Three modes per engine, on the same model and video, interleaved round by round (the order rotates each round),
+so a machine that is busier in one minute than the next moves all runs alike and the ratios stay fair. Each timed
 run is a fresh process that loads the model, warms up, then runs ``--frames`` frames (see
 :mod:`edge_runtime.bench_modes` for why):
 
-(a) ``bare``: the detector's MXNet forward on one preprocessed batch at the model's input size, in a loop (no
-    decode, resize or publish), with the pipeline's ``--workers`` loops side by side: the ceiling for (b).
+(a) ``bare``: the detector's forward (the network alone) on one preprocessed batch at the model's input size, in a
+    loop (no decode, resize or publish), with the pipeline's ``--workers`` loops side by side: the ceiling for (b).
 (b) ``pipeline``: the real daemon pipeline (:class:`~edge_runtime.pipeline.Pipeline`): the capture thread decodes
     the video into the queue while ``--workers`` inference threads preprocess, detect, and publish in order.
 (c) ``sequential``: the loop of the AWS sample's Greengrass function: read a frame, preprocess as the sample does
@@ -39,34 +40,48 @@ if TYPE_CHECKING:
     from edge_runtime.bench_modes import BenchResult
 
 MODES = ("bare", "pipeline", "sequential")
+ENGINE_NAMES = ("mxnet", "onnxruntime", "onnxruntime-int8")  # edge_runtime.bench_modes.ENGINES
 TITLES = {"bare": "(a) bare forward", "pipeline": "(b) daemon pipeline", "sequential": "(c) sequential loop"}
 
 
 def format_table(result: BenchResult) -> str:
-    """The figures as a small table: median fps with each round's, latency percentiles, peak RSS, ratios."""
+    """The figures as a small table: per engine and mode the median fps with each round's, latency percentiles,
+    peak RSS and start-up time; then the ratios and the achieved GFLOP/s against the machine's sgemm."""
     data = result.to_dict()
     width, height = result.frame_size
+    load = f"; {result.load_processes} busy process(es) alongside" if result.load_processes else ""
     lines = [
         f"model {result.model}, input {result.input_size}x{result.input_size}; video {result.video} "
         f"({width}x{height}); {result.frames} frames per run, {result.rounds} interleaved rounds; "
-        f"queue_size {result.queue_size}",
-        f"{'mode':<22}{'layout':<24}{'fps':>7}  {'rounds':<24}{'latency p50':>12}{'p95 ms':>8}{'peak RSS MB':>13}",
+        f"queue_size {result.queue_size}{load}",
+        f"{'engine':<18}{'mode':<22}{'layout':<24}{'fps':>8}  {'rounds':<26}{'p50 ms':>8}{'p95 ms':>8}"
+        f"{'RSS MB':>8}{'start s':>8}",
     ]
-    for mode in MODES:
-        summary = data["modes"][mode]
+    for key, summary in data["modes"].items():
+        mode, engine = key.split("@")
         rounds = ", ".join(f"{value:.2f}" for value in summary["fps_rounds"])
         p50, p95 = summary["latency_ms_p50"], summary["latency_ms_p95"]
-        rss = summary["peak_rss_bytes"]
+        rss, startup = summary["peak_rss_bytes"], summary["startup_s"]
         lines.append(
-            f"{TITLES[mode]:<22}{summary['layout']:<24}{summary['fps']:>7.2f}  {rounds:<24}"
-            f"{_ms(p50):>12}{_ms(p95):>8}{(f'{rss / 1e6:.0f}' if rss else '-'):>13}"
+            f"{engine:<18}{TITLES[mode]:<22}{summary['layout']:<24}{summary['fps']:>8.2f}  {rounds:<26}"
+            f"{_ms(p50):>8}{_ms(p95):>8}{(f'{rss / 1e6:.0f}' if rss else '-'):>8}"
+            f"{(f'{startup:.2f}' if startup is not None else '-'):>8}"
         )
     for name, ratio in data["ratios"].items():
-        label = {"pipeline/bare": "ratio b/a", "pipeline/sequential": "ratio b/c"}[name]
         spread = ", ".join(f"{value:.3f}" for value in ratio["rounds"])
-        lines.append(f"{label:<46}{ratio['median']:>7.3f}  rounds: {spread}")
+        lines.append(f"ratio {name:<34}{ratio['median']:>8.3f}  rounds: {spread}")
+    if result.gflop_per_frame is not None:
+        sgemm = result.sgemm_gflops
+        parts = []
+        for engine, achieved in data["achieved_gflops"].items():
+            if achieved is not None:
+                share = f" ({achieved / sgemm:.0%} of sgemm)" if sgemm else ""
+                parts.append(f"{engine} {achieved:.1f}{share}")
+        lines.append(f"network {result.gflop_per_frame:.2f} GFLOP per frame; bare forward achieves GFLOP/s: "
+                     + ", ".join(parts) + (f"; this machine's sgemm: {sgemm:.1f} GFLOP/s" if sgemm else ""))
     lines.append(
-        "latency: capture to publish (JSON-lines file publisher); peak RSS: "
+        "latency: capture to publish (JSON-lines file publisher); start: process start to a warmed-up detector;"
+        " peak RSS: "
         + ("VmHWM reset after each warm-up" if result.rss_scope == "per mode" else "whole run (could not reset)")
     )
     return "\n".join(lines)
@@ -74,6 +89,22 @@ def format_table(result: BenchResult) -> str:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def _engines(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in ENGINE_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown engine {', '.join(unknown) or text!r} (choose from"
+                                         f" {', '.join(ENGINE_NAMES)})")  # fmt: skip
+    return names
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names or any(name not in MODES for name in names):
+        raise argparse.ArgumentTypeError(f"modes are {', '.join(MODES)} (got {text!r})")
+    return names
 
 
 def register(subparsers: Any) -> None:
@@ -94,8 +125,17 @@ def register(subparsers: Any) -> None:
         "--workers", type=POSITIVE, default=1, metavar="N", help="pipeline inference threads, as model.workers (1)"
     )
     bench.add_argument(
-        "--threads", type=int_at_least(0), default=0, metavar="N", help="OpenMP threads per forward (0: cores/workers)"
+        "--threads", type=int_at_least(0), default=0, metavar="N", help="threads per forward (0: cores/workers)"
     )
+    bench.add_argument(
+        "--backends", metavar="LIST", type=_engines,
+        help="engines side by side, from mxnet, onnxruntime, onnxruntime-int8 (default: every one the model and"
+        " this install can run; the first is the reference of the ratios)",
+    )  # fmt: skip
+    bench.add_argument("--modes", metavar="LIST", type=_modes, default=MODES,
+                       help="which of bare, pipeline, sequential to run (default: all three)")
+    bench.add_argument("--load", type=int_at_least(0), default=0, metavar="N",
+                       help="N busy-loop processes beside every timed run: a device doing something else too")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     bench.set_defaults(handler=bench_command)
 
@@ -108,7 +148,7 @@ def bench_command(args: argparse.Namespace) -> int:
 
     result = run_bench(
         args.model, args.video, args.frames, args.rounds, args.warmup, args.queue_size, progress,
-        workers=args.workers, threads=args.threads,
+        workers=args.workers, threads=args.threads, engines=args.backends, modes=args.modes, load=args.load,
     )  # fmt: skip
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)

@@ -16,15 +16,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -38,14 +40,27 @@ from edge_runtime.sources import FrameSource, make_source
 RUN_TIMEOUT_S = 1800  # one child: model load, warm-up and the timed frames; a stuck child is killed
 
 
+# The engines bench can compare: (model.backend, model.precision).
+ENGINES = {  # bench.ENGINE_NAMES lists the same names for the command line
+    "mxnet": ("mxnet", "fp32"),
+    "onnxruntime": ("onnxruntime", "fp32"),
+    "onnxruntime-int8": ("onnxruntime", "int8"),
+}
+
+
+def run_key(mode: str, engine: str) -> str:
+    return f"{mode}@{engine}"
+
+
 @dataclass
 class ModeFigures:
-    """What one mode measured over all rounds: fps per round, every frame's latency, peak RSS per round."""
+    """What one mode on one engine measured over all rounds: fps, every frame's latency, peak RSS, start-up."""
 
     fps: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     peak_rss_bytes: list[int] = field(default_factory=list)
-    layout: str = ""  # "2 workers x 1 thread": how the child ran MXNet
+    startup_s: list[float] = field(default_factory=list)  # process start to a warmed-up detector
+    layout: str = ""  # "2 workers x 1 thread": how the child ran the engine
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -54,6 +69,7 @@ class ModeFigures:
             "latency_ms_p50": percentile(self.latency_ms, 0.5),
             "latency_ms_p95": percentile(self.latency_ms, 0.95),
             "peak_rss_bytes": max(self.peak_rss_bytes) if self.peak_rss_bytes else None,
+            "startup_s": statistics.median(self.startup_s) if self.startup_s else None,
             "layout": self.layout,
         }
 
@@ -69,17 +85,38 @@ class BenchResult:
     queue_size: int
     workers: int
     rss_scope: str  # "per mode" (VmHWM reset after the warm-up) or "process" (the child's peak, loading included)
-    modes: dict[str, ModeFigures]
+    modes: dict[str, ModeFigures]  # by run_key(mode, engine)
+    engines: tuple[str, ...] = ("mxnet",)
+    gflop_per_frame: Optional[float] = None  # the network's convolutions, counted from model.onnx
+    sgemm_gflops: Optional[float] = None  # this machine's float32 matrix product, every core: the physical limit
+    load_processes: int = 0  # busy-loop processes that ran beside every timed run (--load)
 
-    def ratios(self, mode: str, over: str) -> list[float]:
+    def ratios(self, mode: str, over: str, engine: str, over_engine: Optional[str] = None) -> list[float]:
         """Round-by-round ratio of fps: each pair was measured minutes apart at most, on the same machine state."""
-        return [a / b for a, b in zip(self.modes[mode].fps, self.modes[over].fps)]
+        top, bottom = self.modes[run_key(mode, engine)], self.modes[run_key(over, over_engine or engine)]
+        return [a / b for a, b in zip(top.fps, bottom.fps)]
+
+    def ratio_table(self) -> dict[str, list[float]]:
+        modes = {key.split("@")[0] for key in self.modes}
+        table: dict[str, list[float]] = {}
+        for engine in self.engines:
+            for over in ("bare", "sequential"):
+                if {"pipeline", over} <= modes:
+                    table[f"pipeline/{over} {engine}"] = self.ratios("pipeline", over, engine)
+        reference = self.engines[0]
+        for engine in self.engines[1:]:
+            for mode in sorted(modes & {"bare", "pipeline"}):
+                table[f"{engine}/{reference} {mode}"] = self.ratios(mode, mode, engine, reference)
+        return table
+
+    def gflops(self, engine: str) -> Optional[float]:
+        """The bare forward's achieved GFLOP/s on ``engine`` (None when the FLOPs are unknown)."""
+        bare = self.modes.get(run_key("bare", engine))
+        if self.gflop_per_frame is None or bare is None or not bare.fps:
+            return None
+        return self.gflop_per_frame * statistics.median(bare.fps)
 
     def to_dict(self) -> dict[str, Any]:
-        ratios = {
-            "pipeline/bare": self.ratios("pipeline", "bare"),
-            "pipeline/sequential": self.ratios("pipeline", "sequential"),
-        }
         return {
             "model": self.model,
             "input_size": self.input_size,
@@ -89,11 +126,16 @@ class BenchResult:
             "rounds": self.rounds,
             "queue_size": self.queue_size,
             "workers": self.workers,
+            "engines": list(self.engines),
+            "load_processes": self.load_processes,
             "rss_scope": self.rss_scope,
-            "modes": {mode: figures.summary() for mode, figures in self.modes.items()},
+            "gflop_per_frame": self.gflop_per_frame,
+            "sgemm_gflops": self.sgemm_gflops,
+            "achieved_gflops": {engine: self.gflops(engine) for engine in self.engines},
+            "modes": {key: figures.summary() for key, figures in self.modes.items()},
             "ratios": {
                 name: {"median": statistics.median(values), "rounds": [round(v, 4) for v in values]}
-                for name, values in ratios.items()
+                for name, values in self.ratio_table().items()
             },
         }
 
@@ -110,12 +152,21 @@ class RunSpec:
     queue_size: int
     workers: int
     threads: int
+    engine: str = "mxnet"
+
+    @property
+    def backend(self) -> str:
+        return ENGINES[self.engine][0]
+
+    @property
+    def precision(self) -> str:
+        return ENGINES[self.engine][1]
 
     def argv(self) -> list[str]:
         return [
             sys.executable, "-m", "edge_runtime.bench_modes", self.mode, "--model", self.model, "--video", self.video,
             "--frames", str(self.frames), "--warmup", str(self.warmup_frames), "--queue-size", str(self.queue_size),
-            "--workers", str(self.workers), "--threads", str(self.threads),
+            "--workers", str(self.workers), "--threads", str(self.threads), "--engine", self.engine,
         ]  # fmt: skip
 
 
@@ -124,6 +175,59 @@ def layout_of(mode: str, workers: int, threads: int) -> tuple[int, int]:
     ``Module`` script would be at its best; the bare forward runs the pipeline's layout, so b/a is the pipeline's
     own overhead."""
     return (1, 0) if mode == "sequential" else (workers, threads)
+
+
+def available_engines(info: Any) -> tuple[str, ...]:
+    """The engines this model and this install can run, MXNet (the reference) first."""
+    from edge_runtime.detectors import installed
+
+    engines = []
+    if info.has_mxnet and installed("mxnet"):
+        engines.append("mxnet")
+    if info.onnx_path is not None and installed("onnxruntime"):
+        engines.append("onnxruntime")
+    if info.onnx_int8_path is not None and installed("onnxruntime"):
+        engines.append("onnxruntime-int8")
+    return tuple(engines)
+
+
+def conv_gflop(onnx_path: Optional[Path]) -> Optional[float]:
+    """GFLOP of one forward's convolutions (2 x multiply-adds), from model.onnx's inferred shapes; None without onnx."""
+    try:
+        import onnx
+        from onnx import shape_inference
+    except ImportError:
+        return None
+    if onnx_path is None:
+        return None
+    model = shape_inference.infer_shapes(onnx.load(str(onnx_path)))
+    shapes = {info.name: [dim.dim_value for dim in info.type.tensor_type.shape.dim]
+              for info in (*model.graph.value_info, *model.graph.output)}  # fmt: skip
+    weights = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer}
+    total = 0
+    for node in model.graph.node:
+        if node.op_type != "Conv" or node.output[0] not in shapes or node.input[1] not in weights:
+            continue
+        out = shapes[node.output[0]]
+        kernel = weights[node.input[1]]  # (out channels, in channels / group, kh, kw)
+        total += 2 * out[1] * out[2] * out[3] * kernel[1] * kernel[2] * kernel[3]
+    return total / 1e9 if total else None
+
+
+def sgemm_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """This machine's float32 matrix-product rate (numpy's BLAS on every core): the ceiling a network can reach."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    a @ b  # warm-up: threads, pages
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(work: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
 
 
 class LimitedSource(FrameSource):
@@ -177,27 +281,46 @@ def run_bench(
     progress: Callable[[str], None] | None = None,
     workers: int = 1,
     threads: int = 0,
+    engines: Optional[Sequence[str]] = None,
+    modes: Sequence[str] = MODES,
+    load: int = 0,
 ) -> BenchResult:
-    """Measure the three modes, ``rounds`` x (a, b, c) in a rotating order, each run in a fresh child process."""
+    """Measure ``modes`` on each engine, ``rounds`` times in a rotating order, each run in a fresh child process.
+
+    ``engines`` defaults to every one the model and this install can run; ``load`` busy-loop processes run beside
+    every timed run (what a device running something else alongside looks like).
+    """
     from edge_runtime.model import read_model_info
 
     info = read_model_info(str(model))  # a bad model folder or a missing video fails here, in one line
+    chosen = tuple(engines) if engines else available_engines(info)
+    unknown = [engine for engine in chosen if engine not in ENGINES]
+    if unknown or not chosen:
+        raise BenchError(f"--backends: {', '.join(unknown) or 'none'} (choose from {', '.join(ENGINES)}; this model"
+                         f" and install can run {', '.join(available_engines(info)) or 'none'})")  # fmt: skip
     frame_size = first_frame_size(str(video))
-    figures = {mode: ModeFigures() for mode in MODES}
+    runs = [(mode, engine) for engine in chosen for mode in modes]
+    figures = {run_key(mode, engine): ModeFigures() for mode, engine in runs}
     scopes: set[str] = set()
-    for round_index in range(rounds):
-        order = MODES[round_index % 3 :] + MODES[: round_index % 3]
-        for mode in order:
-            mode_workers, mode_threads = layout_of(mode, workers, threads)
-            spec = RunSpec(mode, str(model), str(video), frames, warmup_frames, queue_size, mode_workers, mode_threads)
-            run = _run_child(spec)
-            figures[mode].fps.append(float(run["fps"]))
-            figures[mode].latency_ms.extend(float(value) for value in run["latency_ms"])
-            figures[mode].peak_rss_bytes.append(int(run["peak_rss_bytes"]))
-            figures[mode].layout = str(run["layout"])
-            scopes.add(str(run["rss_scope"]))
-            if progress:
-                progress(f"round {round_index + 1}/{rounds} {mode} ({run['layout']}): {run['fps']:.2f} fps")
+    with BusyLoad(load):
+        for round_index in range(rounds):
+            shift = round_index % len(runs)
+            for mode, engine in runs[shift:] + runs[:shift]:
+                mode_workers, mode_threads = layout_of(mode, workers, threads)
+                spec = RunSpec(mode, str(model), str(video), frames, warmup_frames, queue_size, mode_workers,
+                               mode_threads, engine)  # fmt: skip
+                run = _run_child(spec)
+                figure = figures[run_key(mode, engine)]
+                figure.fps.append(float(run["fps"]))
+                figure.latency_ms.extend(float(value) for value in run["latency_ms"])
+                figure.peak_rss_bytes.append(int(run["peak_rss_bytes"]))
+                if run.get("startup_s") is not None:
+                    figure.startup_s.append(float(run["startup_s"]))
+                figure.layout = str(run["layout"])
+                scopes.add(str(run["rss_scope"]))
+                if progress:
+                    progress(f"round {round_index + 1}/{rounds} {mode} on {engine} ({run['layout']}):"
+                             f" {run['fps']:.2f} fps")  # fmt: skip
     return BenchResult(
         model=f"{info.name} {info.version}",
         input_size=info.image_size,
@@ -209,7 +332,31 @@ def run_bench(
         workers=workers,
         rss_scope="per mode" if scopes == {"per mode"} else "process",
         modes=figures,
+        engines=chosen,
+        gflop_per_frame=conv_gflop(info.onnx_path),
+        sgemm_gflops=sgemm_gflops(),
+        load_processes=load,
     )
+
+
+class BusyLoad:
+    """``count`` processes spinning on the CPU while the block runs (a device that does something else too)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._children: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> BusyLoad:
+        spin = "import time\nend = time.monotonic() + 7200\nwhile time.monotonic() < end: pass"
+        self._children = [subprocess.Popen([sys.executable, "-c", spin], stdin=subprocess.DEVNULL)
+                          for _ in range(self.count)]  # fmt: skip
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for child in self._children:
+            child.kill()
+        for child in self._children:
+            child.wait(timeout=10)
 
 
 def _run_child(spec: RunSpec) -> dict[str, Any]:
@@ -269,7 +416,7 @@ class Bench:
     """One detector, one video; each ``run_*`` is one timed run of ``frames`` frames, returning (fps, latencies)."""
 
     def __init__(self, detector: Any, video: str, queue_size: int, out_dir: Path) -> None:
-        from edge_runtime.detector import preprocess
+        from edge_runtime.detectors.base import preprocess
 
         self.detector = detector
         self.video = video
@@ -293,12 +440,12 @@ class Bench:
 
     def run_bare(self, frames: int) -> tuple[float, list[float]]:
         """``frames`` forwards of one prepared batch, spread over ``workers`` threads as the pipeline would be."""
-        workers = self.detector.workers
+        workers = self.detector.concurrency
         shares = [frames // workers + (1 if index < frames % workers else 0) for index in range(workers)]
 
         def loop(count: int) -> None:
             for _ in range(count):
-                self.detector._forward(self.batch)  # the detector's own forward: array in, asnumpy out
+                self.detector.forward(self.batch)  # the network alone: array in, outputs out
 
         threads = [threading.Thread(target=loop, args=(count,)) for count in shares]
         started = time.perf_counter()
@@ -315,7 +462,7 @@ class Bench:
         stop = threading.Event()
         pipeline = Pipeline(
             self._source(frames), self.detector, [publisher], stop,
-            queue_size=self.queue_size, status_interval_s=0.0, workers=self.detector.workers,
+            queue_size=self.queue_size, status_interval_s=0.0, workers=self.detector.concurrency,
         )  # fmt: skip
         started = time.perf_counter()
         pipeline.start()
@@ -333,19 +480,18 @@ class Bench:
         """
         import cv2
 
-        from edge_runtime.detector import DetectionResult, postprocess
+        from edge_runtime.detectors.base import DetectionResult
 
         size = self.detector.info.image_size
         started = time.perf_counter()
         image = cv2.resize(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), (size, size))
         batch = np.swapaxes(np.swapaxes(image, 0, 2), 1, 2)[np.newaxis, :]
         prepared = time.perf_counter()
-        rows = self.detector._forward(batch)[0]
+        outputs = self.detector.forward(batch.astype(np.float32))
         inferred = time.perf_counter()
         height, width = image_bgr.shape[:2]
-        detector = self.detector
-        detections = postprocess(rows, width, height, detector.info.label, detector.score_threshold,
-                                 detector.class_thresholds, detector.top_k)  # fmt: skip
+        rows = self.detector.rows(outputs, min_score=self.detector.score_threshold)
+        detections = self.detector.detections_from(rows, width, height)
         timings = {"preprocess": (prepared - started) * 1000.0, "inference": (inferred - prepared) * 1000.0,
                    "postprocess": (time.perf_counter() - inferred) * 1000.0}  # fmt: skip
         return DetectionResult(width=width, height=height, detections=detections, timings_ms=timings)
@@ -375,26 +521,42 @@ class Bench:
         return frames / (publisher.last_publish - started), publisher.latency_ms
 
 
+def process_age_s() -> Optional[float]:
+    """Seconds since this process started (Linux ``/proc``): interpreter, imports, model load and warm-up."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            now_s = float(uptime.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return now_s - started_ticks / os.sysconf("SC_CLK_TCK")
+
+
 def measure(spec: RunSpec) -> dict[str, Any]:
     """In the child: load the model as the spec says, warm this mode up, then one timed run of it."""
-    from edge_runtime.detector import MXNetDetector
+    from edge_runtime.detectors import create_detector
 
-    config = ModelConfig(path=spec.model, warmup_runs=2, workers=spec.workers, threads=spec.threads)
-    detector = MXNetDetector.from_config(config)  # sets MXNet's threads before it loads
+    config = ModelConfig.model_validate({"path": spec.model, "warmup_runs": 2, "workers": spec.workers,
+                                         "threads": spec.threads, "backend": spec.backend,
+                                         "precision": spec.precision})  # fmt: skip
+    detector = create_detector(config)  # MXNet: sets its threads before it loads
+    startup_s = process_age_s()
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         bench = Bench(detector, spec.video, spec.queue_size, Path(tmp))
         runner = {"bare": bench.run_bare, "pipeline": bench.run_pipeline, "sequential": bench.run_sequential}
         runner[spec.mode](spec.warmup_frames)  # threads, allocations, decoder start-up, page cache
         per_run = reset_peak_rss()
         fps, latency = runner[spec.mode](spec.frames)
-    threads = detector.threads_env.get("OMP_NUM_THREADS", "?")
-    workers = detector.workers
+    threads = detector.describe().get("threads", "?")
+    workers = detector.concurrency
     return {
         "mode": spec.mode,
         "fps": fps,
         "latency_ms": [round(value, 3) for value in latency],
         "peak_rss_bytes": rss_bytes("VmHWM"),
         "rss_scope": "per mode" if per_run else "process",
+        "startup_s": startup_s,
         "layout": f"{workers} worker{'s' * (workers != 1)} x {threads} thread{'s' * (threads != '1')}",
     }
 
@@ -406,9 +568,10 @@ def child_main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name}", required=True)
     for name in ("frames", "warmup", "queue-size", "workers", "threads"):
         parser.add_argument(f"--{name}", type=int, required=True)
+    parser.add_argument("--engine", choices=list(ENGINES), default="mxnet")
     args = parser.parse_args(argv)
     spec = RunSpec(args.mode, args.model, args.video, args.frames, args.warmup, args.queue_size, args.workers,
-                   args.threads)  # fmt: skip
+                   args.threads, args.engine)  # fmt: skip
     try:
         result = measure(spec)
     except EdgeRuntimeError as error:

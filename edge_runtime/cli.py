@@ -41,6 +41,12 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="DIR", help="model folder (model.path)")
     parser.add_argument("--score-threshold", type=float, metavar="S", help="model.score_threshold")
     parser.add_argument("--top-k", type=int, metavar="K", help="model.top_k")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "onnxruntime", "mxnet"],
+        help="model.backend: onnxruntime runs model.onnx, mxnet the MXNet graph; auto (default) prefers onnxruntime",
+    )
+    parser.add_argument("--precision", choices=["fp32", "int8"], help="model.precision: int8 runs model.int8.onnx")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers", type=int, metavar="N", help="model.workers: frames inferred side by side (1; 2 for throughput)"
     )
-    run.add_argument("--threads", type=int, metavar="N", help="model.threads: OpenMP threads per forward (0: auto)")
+    run.add_argument("--threads", type=int, metavar="N", help="model.threads: threads per forward (0: auto)")
     run.set_defaults(handler=_run)
 
     detect = sub.add_parser("detect", help="detect objects in images and print the detections as JSON")
@@ -98,6 +104,8 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "model.path": args.model,
         "model.score_threshold": args.score_threshold,
         "model.top_k": args.top_k,
+        "model.backend": args.backend,
+        "model.precision": args.precision,
         "source.uri": getattr(args, "source", None),
         "source.loop": getattr(args, "loop", None),
         "source.max_fps": getattr(args, "max_fps", None),
@@ -138,9 +146,9 @@ def _detect(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     _configure_logging(config.log_level)
     _require(config.model.path, "model.path", "--model DIR")
-    from edge_runtime.detector import MXNetDetector, read_image
+    from edge_runtime.detectors import create_detector, read_image
 
-    detector = MXNetDetector.from_config(config.model)
+    detector = create_detector(config.model)
     results = []
     for image_path in args.images:
         image = read_image(image_path)
@@ -150,7 +158,7 @@ def _detect(args: argparse.Namespace) -> int:
                 "image": image_path,
                 "width": result.width,
                 "height": result.height,
-                "model": {"name": detector.info.name, "version": detector.info.version},
+                "model": {"name": detector.info.name, "version": detector.info.version, "backend": detector.backend},
                 "inference_ms": round(result.timings_ms["inference"], 3),
                 "detections": [detection.to_dict() for detection in result.detections],
             }

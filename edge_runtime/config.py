@@ -42,9 +42,20 @@ class ModelConfig(_Strict):
         default_factory=dict, description="per-class score thresholds by label or class id"
     )
     top_k: int = Field(default=20, ge=1, le=1000, description="keep at most this many detections, best first")
+    backend: Literal["auto", "onnxruntime", "mxnet"] = Field(
+        default="auto",
+        description="inference engine: onnxruntime (model.onnx; the device install), mxnet (the deploy graph; the"
+        " mxnet extra), auto: onnxruntime when the folder has model.onnx and it is installed, else mxnet",
+    )
+    precision: Literal["fp32", "int8"] = Field(
+        default="fp32",
+        description="int8 runs model.int8.onnx (statically quantised; check its mAP first), onnxruntime only",
+    )
     verify_digests: bool = Field(default=True, description="check the SHA-256 digests in model.json before loading")
     warmup_runs: int = Field(default=1, ge=0, le=20, description="inferences on a blank image before the first frame")
-    context: Literal["cpu", "gpu"] = Field(default="cpu", description="MXNet device")
+    context: Literal["cpu", "gpu"] = Field(
+        default="cpu", description="cpu, or gpu: CUDA/TensorRT with onnxruntime-gpu, or MXNet's GPU build"
+    )
     gpu_id: int = Field(default=0, ge=0, le=15, description="GPU index when context is gpu")
     workers: int = Field(
         default=1,
@@ -57,8 +68,9 @@ class ModelConfig(_Strict):
         default=0,
         ge=0,
         le=256,
-        description="OpenMP threads per forward; 0: the usable CPU cores divided by workers (MXNet alone would use"
-        " half the cores on x86); OMP_NUM_THREADS in the environment wins over 0",
+        description="threads per forward (ONNX Runtime intra-op, MXNet OpenMP); 0: the usable CPU cores divided by"
+        " workers (MXNet alone would use half the cores on x86); for MXNet, OMP_NUM_THREADS in the environment wins"
+        " over 0",
     )
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any, Callable, Optional
 
 from edge_runtime.config import RuntimeConfig
-from edge_runtime.detector import MXNetDetector
+from edge_runtime.detectors import create_detector
 from edge_runtime.errors import EdgeRuntimeError, PublishError
 from edge_runtime.pipeline import Pipeline
 from edge_runtime.publishers import JsonlFilePublisher, Publisher, StdoutPublisher
@@ -50,7 +50,7 @@ def build_publishers(config: RuntimeConfig, session: str, ipc_client: Any = None
 
 
 def build_pipeline(config: RuntimeConfig, stop: threading.Event, ipc_client: Any = None) -> Pipeline:
-    detector = MXNetDetector.from_config(config.model)
+    detector = create_detector(config.model)
     source = make_source(config.source)
     pipeline = Pipeline(
         source,
@@ -95,11 +95,10 @@ def run_daemon(
             pipeline.stop(config.shutdown_timeout_s)
             raise
         log.info(
-            "running: model %s %s (%d worker(s), %s OpenMP thread(s) each), source %s, publishing to %s",
+            "running: model %s %s (%s), source %s, publishing to %s",
             pipeline.detector.info.name,
             pipeline.detector.info.version,
-            pipeline.workers,
-            getattr(pipeline.detector, "threads_env", {}).get("OMP_NUM_THREADS", "default"),
+            ", ".join(f"{key} {value}" for key, value in pipeline.detector.describe().items()),
             config.source.uri,
             ", ".join(p.name for p in pipeline.publishers),
         )

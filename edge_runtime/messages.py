@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from edge_runtime.detector import DetectionResult
+from edge_runtime.detectors.base import DetectionResult
 from edge_runtime.frames import Frame
 
 DETECTION_SCHEMA = "edge-runtime/detection/1"

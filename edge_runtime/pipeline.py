@@ -19,7 +19,7 @@ import uuid
 from typing import Any, Callable
 
 from edge_runtime.capture import Capture
-from edge_runtime.detector import DetectionResult, Detector
+from edge_runtime.detectors.base import DetectionResult, Detector
 from edge_runtime.errors import PublishError
 from edge_runtime.frames import Frame, LatestQueue
 from edge_runtime.health import Stats, rss_bytes

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from cloud_training.commands import augment, convert, evaluate, inspect, manifest, publish, synth, train, tune
+from cloud_training.commands import augment, convert, evaluate, export, inspect, manifest, publish, synth, train, tune
 
-COMMANDS: list[ModuleType] = [inspect, synth, manifest, augment, train, tune, convert, evaluate, publish]
+COMMANDS: list[ModuleType] = [inspect, synth, manifest, augment, train, tune, convert, export, evaluate, publish]

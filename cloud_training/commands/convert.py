@@ -16,7 +16,10 @@ ARTIFACT is the model.tar.gz a SageMaker object detection job (or `cloud-trainin
 three files: model_algo_1-symbol.json, model_algo_1-0000.params, hyperparams.json. The network, class count and input
 size are read from the artifact; NMS settings default to hyperparams.json (nms_threshold, nms_topk).
 
-DIR receives deploy_model_algo_1-symbol.json, deploy_model_algo_1-0000.params and model.json, or nothing on error.
+DIR receives deploy_model_algo_1-symbol.json, deploy_model_algo_1-0000.params (the MXNet deploy graph), model.onnx
+(the same network for ONNX Runtime, what devices run; checked against MXNet before it is written) and model.json,
+or nothing on error. With --quantize int8 also model.int8.onnx, calibrated on --calibration's images; the device
+uses it only when told to (model.precision int8).
 """
 
 
@@ -44,7 +47,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model-version", default="1.0.0", metavar="VERSION",
                         help="model version recorded in model.json (default: 1.0.0)")
     parser.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    add_quantize_options(parser)
     parser.set_defaults(handler=run)
+
+
+def add_quantize_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quantize", choices=["int8"],
+                        help="also write model.int8.onnx, statically quantised (ONNX Runtime QDQ, per channel)")
+    parser.add_argument("--calibration", metavar="MANIFEST",
+                        help="images to calibrate --quantize on: a Ground Truth manifest (local or s3://), e.g. the"
+                             " training split")
+    parser.add_argument("--calibration-images", type=int, default=64, metavar="N",
+                        help="how many of its images to calibrate on (default 64)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     from cloud_training.conversion import convert
     from cloud_training.deploy_folder import model_metadata, write_deploy_folder
     from cloud_training.errors import ArtifactError
+    from cloud_training.onnx_files import onnx_files, quantize_request
 
+    quantize = quantize_request(args)  # a missing --calibration is refused before the conversion's seconds
     artifact = read_artifact(args.artifact)
     model = convert(artifact, args.nms_threshold, args.nms_topk, args.force_suppress)
     if args.class_names is not None and len(args.class_names) != model.shape.num_classes:
@@ -65,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         "topk": model.nms.topk,
         "force_suppress": model.nms.force_suppress,
         "variances": list(model.nms.variances),
+        "score_threshold": 0.01,  # MultiBoxDetection's threshold and clip, as the deploy head leaves them
+        "clip": True,
     }
     metadata = model_metadata(
         name=args.name or args.out.resolve().name,
@@ -77,7 +95,12 @@ def run(args: argparse.Namespace) -> int:
         nms=nms,
         source={"artifact": artifact.source, "sha256": artifact.sha256, "hyperparameters": artifact.hyperparameters},
     )
-    write_deploy_folder(args.out, model.symbol, model.arg_params, model.aux_params, metadata, force=args.force)
+    where = f"{artifact.source}: deploy graph"
+    extra, entries = onnx_files(model.symbol.tojson(), model.arg_params, model.aux_params, model.image_shape, where,
+                                quantize)  # fmt: skip
+    metadata.update(entries)
+    write_deploy_folder(args.out, model.symbol, model.arg_params, model.aux_params, metadata, force=args.force,
+                        extra_files=extra)  # fmt: skip
     weights = sum(int(array.size) for array in (*model.arg_params.values(), *model.aux_params.values()))
     names = ", ".join(args.class_names) if args.class_names else "(no names: pass --class-names)"
     print(f"converted {artifact.source} -> {args.out}")
@@ -87,7 +110,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"  anchors     {model.shape.num_anchors}")
     print(f"  nms         threshold {nms['threshold']}, top-k {nms['topk']}, force_suppress {nms['force_suppress']}")
     print(f"  weights     {weights / 1e6:.2f} M values in {len(model.arg_params) + len(model.aux_params)} arrays")
+    print_onnx_summary(entries)
     return 0
+
+
+def print_onnx_summary(entries: dict[str, Any]) -> None:
+    check = entries["onnx"]["checked_against_mxnet"]
+    print(f"  onnx        model.onnx, opset {entries['onnx']['opset']}; max |ONNX Runtime - MXNet| on a check input:"
+          f" logits {check['class_logits']:.2g}, box offsets {check['loc_pred']:.2g}")  # fmt: skip
+    int8 = entries["onnx"].get("int8")
+    if int8:
+        print(f"  int8        model.int8.onnx, calibrated on {int8['calibration']['images']} image(s) of"
+              f" {int8['calibration']['manifest']}; run it with model.precision int8 after checking its mAP")
 
 
 def _topk(text: str) -> int:

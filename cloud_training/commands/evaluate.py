@@ -44,6 +44,11 @@ def register(subparsers: Any) -> None:
                         help="lowest score of a detection the metric sees (default: 0.01)")
     parser.add_argument("--iou-threshold", type=number_in(0.0, 1.0, high_open=True), default=0.5, metavar="F",
                         help="IoU a detection must exceed to match a true box (default: 0.5)")
+    parser.add_argument("--backend", choices=["auto", "onnxruntime", "mxnet"], default="auto",
+                        help="inference engine, as the device's model.backend (default auto: onnxruntime when the"
+                             " folder has model.onnx)")
+    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                        help="int8 evaluates model.int8.onnx (cloud-training convert --quantize int8)")
     parser.add_argument("--label-attribute", metavar="NAME", help="default: detected from -metadata.type")
     parser.add_argument("--force", action="store_true", help="replace an existing report")
     parser.set_defaults(handler=run)
@@ -61,12 +66,16 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         raise EvaluationError(f"{args.manifest}: no images to evaluate")
     try:
-        from edge_runtime.detector import MXNetDetector
+        from edge_runtime.config import ModelConfig
+        from edge_runtime.detectors import create_detector
         from edge_runtime.model import read_model_info
 
         info = read_model_info(args.model)
         names = class_names(info, records)
-        detector = MXNetDetector(info, score_threshold=args.score_threshold, top_k=EVERY_DETECTION)
+        config = ModelConfig(path=args.model, backend=args.backend, precision=args.precision,
+                             score_threshold=args.score_threshold, warmup_runs=0)
+        detector = create_detector(config, info)
+        detector.top_k = EVERY_DETECTION
     except EdgeRuntimeError as error:
         raise EvaluationError(str(error)) from None
 
@@ -79,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(records, detector, args.iou_threshold)
 
     summary = {
-        "model": {"name": info.name, "version": info.version, "folder": str(info.folder)},
+        "model": {"name": info.name, "version": info.version, "folder": str(info.folder), "backend": detector.backend,
+                  "precision": args.precision},
         "manifest": args.manifest,
         "images": len(records),
         "metric": "VOC07 11-point (mxnet-ssd VOC07MApMetric)",

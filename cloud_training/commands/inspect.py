@@ -47,4 +47,13 @@ def run(args: argparse.Namespace) -> int:
     print("  nms         " + (", ".join(f"{k}={v}" for k, v in sorted(found.nms.items())) or "(no detection layer)"))
     for name, status in found.files.items():
         print(f"  {name:<34} {status}")
+    if found.onnx:
+        check = found.onnx.get("checked_against_mxnet", {})
+        print(f"  onnx        opset {found.onnx.get('opset')}, outputs {', '.join(found.onnx.get('outputs', []))};"
+              f" {found.onnx.get('postprocess')}")  # fmt: skip
+        print("              checked against MXNet: " + ", ".join(f"{k} {v:.2g}" for k, v in check.items()))
+        if found.onnx.get("int8"):
+            int8 = found.onnx["int8"]
+            print(f"  int8        {int8.get('method')}; calibrated on {int8['calibration']['images']} image(s)")
+    print("  backends    " + (", ".join(found.backends) or "none: the folder has neither model.onnx nor the params"))
     return 0

@@ -40,7 +40,7 @@ from cloud_training.training.metrics_log import (
     write_csv,
     write_plot,
 )
-from edge_runtime.mxnet_io import native_stderr_to_log
+from edge_runtime.detectors.mxnet_io import native_stderr_to_log
 
 log = logging.getLogger(__name__)
 PREFIX = "model_algo_1"

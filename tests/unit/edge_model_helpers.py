@@ -22,6 +22,7 @@ def build_deploy_model(
     image_size: int = 128,
     class_names: list[str] | None = None,
     seed: int = 7,
+    onnx: bool = False,
 ) -> Path:
     from cloud_training.ssd import get_symbol
 
@@ -60,6 +61,16 @@ def build_deploy_model(
         "created_at": "2026-11-21T14:00:00.000Z",
     }
     (folder / "model.json").write_text(json.dumps(manifest, indent=2))
+    if onnx:
+        add_onnx(folder)
+    return folder
+
+
+def add_onnx(folder: Path) -> Path:
+    """``model.onnx`` added as ``cloud-training export`` adds it (the product's exporter, checked against MXNet)."""
+    from cloud_training.cli import main
+
+    assert main(["export", str(folder), "--force"]) == 0
     return folder
 
 

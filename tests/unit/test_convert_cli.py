@@ -17,7 +17,7 @@ from cloud_training.ssd import get_symbol
 from tests.support.models import params_bytes, random_params, training_artifact_files, write_folder, write_tarball
 from tests.support.shared import aws_sample
 
-DEPLOY_FILES = {"deploy_model_algo_1-symbol.json", "deploy_model_algo_1-0000.params", "model.json"}
+DEPLOY_FILES = {"deploy_model_algo_1-symbol.json", "deploy_model_algo_1-0000.params", "model.json", "model.onnx"}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,8 @@ def test_convert_tarball_writes_the_deploy_folder(
         "mean": [123.68, 116.779, 103.939],
     }
     assert model["num_classes"] == 2 and model["class_names"] == ["blue box", "yellow box"]
-    assert model["nms"] == {"threshold": 0.45, "topk": 400, "force_suppress": True, "variances": [0.1, 0.1, 0.2, 0.2]}
+    assert model["nms"] == {"threshold": 0.45, "topk": 400, "force_suppress": True, "variances": [0.1, 0.1, 0.2, 0.2],
+                            "score_threshold": 0.01, "clip": True}
     assert model["network"] == "tiny-cnn" and model["name"] == "deploy"
     assert model["source"]["artifact"] == str(tarball)
     assert model["source"]["hyperparameters"]["image_shape"] == "128"

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from edge_model_helpers import PARAMS, SYMBOL, _digest, build_deploy_model, write_plain_pair  # type: ignore[import-not-found]
 
-from edge_runtime.detector import MXNetDetector, postprocess, preprocess
+from edge_runtime.detectors.base import postprocess, preprocess
+from edge_runtime.detectors.mxnet import MXNetDetector
 from edge_runtime.errors import ModelError
 from edge_runtime.model import read_model_info
 
@@ -161,7 +162,7 @@ def test_detect_cli_prints_json(model_dir: Path) -> None:
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     assert len(results) == 2 and results[0]["width"] == 1920
-    assert results[0]["model"] == {"name": "test-model", "version": "1.2.3"}
+    assert results[0]["model"] == {"name": "test-model", "version": "1.2.3", "backend": "mxnet"}
     assert results[0]["detections"] == results[1]["detections"]
     assert len(results[0]["detections"]) <= 2
 
@@ -176,7 +177,7 @@ def test_detect_cli_fixture_model_fails_in_one_line() -> None:
 
 
 def test_class_thresholds_resolve_labels_and_ids(model_dir: Path) -> None:
-    from edge_runtime.detector import class_thresholds_by_id
+    from edge_runtime.detectors.base import class_thresholds_by_id
 
     info = read_model_info(model_dir)
     assert class_thresholds_by_id(info, {"yellow box": 0.9, "0": 0.2}) == {1: 0.9, 0: 0.2}
@@ -242,7 +243,7 @@ def test_weights_that_do_not_fit_the_graph_fail_in_one_line(model_dir: Path, tmp
 
 def test_configure_threads_defaults_to_the_cores_per_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     """MXNet is already loaded in this process: the function must say what it would set, and change nothing."""
-    from edge_runtime import mxnet_io
+    from edge_runtime.detectors import mxnet_io
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("MXNET_CPU_WORKER_NTHREADS", raising=False)
@@ -257,9 +258,9 @@ def test_configure_threads_defaults_to_the_cores_per_worker(monkeypatch: pytest.
 
 
 def test_configure_threads_after_mxnet_loaded_changes_nothing(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
-    from edge_runtime import mxnet_io
+    from edge_runtime.detectors import mxnet_io
 
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    with caplog.at_level("WARNING", logger="edge_runtime.mxnet_io"):
+    with caplog.at_level("WARNING", logger="edge_runtime.detectors.mxnet_io"):
         assert mxnet_io.configure_threads(5, 1)["OMP_NUM_THREADS"] == "2"
     assert "already loaded" in caplog.text

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from edge_runtime.capture import Capture
-from edge_runtime.detector import Detection, DetectionResult, FakeDetector
+from edge_runtime.detectors.base import Detection, DetectionResult
+from edge_runtime.detectors.fake import FakeDetector
 from edge_runtime.errors import SourceError
 from edge_runtime.frames import Frame, LatestQueue
 from edge_runtime.health import percentile

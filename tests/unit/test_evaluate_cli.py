@@ -19,7 +19,8 @@ from cloud_training.cli import main
 from cloud_training.evaluation.loop import evaluate
 from cloud_training.manifest import io
 from cloud_training.manifest.records import Record
-from edge_runtime.detector import Detection, FakeDetector
+from edge_runtime.detectors.base import Detection
+from edge_runtime.detectors.fake import FakeDetector
 from edge_runtime.model import read_model_info
 from tests.support.groundtruth import gt_line, write_manifest
 from tests.support.models import training_artifact_files, write_folder

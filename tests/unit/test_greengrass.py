@@ -21,7 +21,7 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from edge_runtime.config import GreengrassConfig, validate
-from edge_runtime.detector import FakeDetector
+from edge_runtime.detectors.fake import FakeDetector
 from edge_runtime.errors import PublishError
 from edge_runtime.greengrass import component_config, in_greengrass
 from edge_runtime.ipc import ComponentBridge, IpcPublisher, LiveConfig
@@ -93,8 +93,11 @@ def test_build_layout_and_model_component(tmp_path: Path) -> None:
     build = load_build()
     model = tmp_path / "model"
     model.mkdir()
-    for name in build.MODEL_FILES:
-        (model / name).write_text(json.dumps({"version": "1.2.3", "name": "m", "class_names": ["a"]}))
+    listed = ["deploy_model_algo_1-symbol.json", "deploy_model_algo_1-0000.params", "model.onnx"]
+    for name in listed:
+        (model / name).write_text("weights")
+    manifest = {"version": "1.2.3", "name": "m", "class_names": ["a"], "files": {name: {} for name in listed}}
+    (model / "model.json").write_text(json.dumps(manifest))
     out = tmp_path / "greengrass-build"
     build.build_inference(REPO, out)
     build.build_model(REPO, out, model, None)
@@ -112,7 +115,7 @@ def test_build_layout_and_model_component(tmp_path: Path) -> None:
     assert artifact["Digest"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
     assert (recipe["ComponentName"], recipe["ComponentVersion"]) == ("ssd.ObjectDetector.Model", "1.2.3")
     with zipfile.ZipFile(out / "artifacts/ssd.ObjectDetector.Model/1.2.3/model.zip") as archive:
-        assert sorted(archive.namelist()) == sorted(build.MODEL_FILES)
+        assert sorted(archive.namelist()) == sorted([*listed, "model.json"])  # what model.json lists, and itself
     with zipfile.ZipFile(out / "artifacts/ssd.ObjectDetector/0.1.0/ssd-object-detector.zip") as archive:
         assert sorted(archive.namelist()) == ["install.sh", "run.sh", "ssd_greengrass-0.1.0-py3-none-any.whl"]
     schema = json.loads((SCHEMAS / "recipe_schema.json").read_text())

@@ -58,7 +58,7 @@ def test_training_lowers_the_loss_and_the_artifact_converts_and_detects(
     deploy = tmp_path / "deploy"
     names = "blue box,yellow box"
     assert main(["convert", str(out / "model.tar.gz"), "--out", str(deploy), "--class-names", names]) == 0
-    from edge_runtime.detector import MXNetDetector
+    from edge_runtime.detectors.mxnet import MXNetDetector
     from edge_runtime.model import read_model_info
 
     detector = MXNetDetector(read_model_info(deploy), score_threshold=0.01, top_k=50)

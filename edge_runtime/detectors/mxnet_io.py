@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.detectors.base import usable_cores
 from edge_runtime.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,6 @@ def native_stderr_to_log(logger: logging.Logger = log) -> Iterator[None]:
             for line in capture.read().decode("utf-8", errors="replace").splitlines():
                 if line.strip():
                     logger.debug("mxnet: %s", line.strip())
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, which containers and ``taskset`` narrow)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def configure_threads(threads: int, workers: int) -> dict[str, str]:

@@ -1,0 +1,149 @@
+"""The ONNX Runtime backend: ``model.onnx`` (or ``model.int8.onnx``) and MultiBoxDetection in numpy.
+
+This is what devices run: ONNX Runtime publishes x86_64 and aarch64 wheels for every current Python and works
+with numpy 1 and 2, where MXNet installs on neither Python 3.12+ nor a Raspberry Pi. The graph
+(:mod:`edge_runtime.model_format`) ends where MXNet's MultiBoxDetection begins; :mod:`.multibox` does the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from edge_runtime.detectors.base import Detector, usable_cores
+from edge_runtime.detectors.multibox import multibox_detection
+from edge_runtime.errors import ModelError
+from edge_runtime.model import ModelInfo
+from edge_runtime.model_format import ONNX_FILE, ONNX_INPUT, ONNX_INT8_FILE, ONNX_OUTPUTS
+
+log = logging.getLogger(__name__)
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def default_threads(workers: int) -> int:
+    """Intra-op threads per inference when the configuration says 0: the usable cores shared by the workers."""
+    return max(1, usable_cores() // workers)
+
+
+class OnnxRuntimeDetector(Detector):
+    """One ONNX Runtime session (thread-safe: up to ``workers`` pipeline threads call it at once)."""
+
+    backend = "onnxruntime"
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        score_threshold: float = 0.5,
+        class_thresholds: Mapping[str, float] | None = None,
+        top_k: int = 20,
+        context: str = "cpu",
+        gpu_id: int = 0,
+        warmup_runs: int = 1,
+        workers: int = 1,
+        threads: int = 0,
+        precision: str = "fp32",
+    ) -> None:
+        super().__init__(info, score_threshold, class_thresholds, top_k, concurrency=workers)
+        path = info.onnx_int8_path if precision == "int8" else info.onnx_path
+        if path is None:
+            wanted = ONNX_INT8_FILE if precision == "int8" else ONNX_FILE
+            hint = " (cloud-training convert --quantize int8 writes it)" if precision == "int8" else (
+                " (cloud-training export adds it to a deploy folder)"
+            )
+            raise ModelError(f"{info.folder}: model.backend onnxruntime needs {wanted}, which this folder lacks{hint}")
+        self.path = path
+        self.precision = precision
+        self.threads = threads or default_threads(workers)
+        self.providers = _providers(context, gpu_id)
+        self._session = _session(path, self.threads, self.providers)
+        self._check_io(self._session, path)
+        shape = (1, 3, info.image_size, info.image_size)
+        blank = np.zeros(shape, dtype=np.float32)
+        outputs = self._session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: blank})
+        self._check_outputs(outputs, path)
+        self.anchors: np.ndarray = np.ascontiguousarray(outputs[2][0], dtype=np.float32)  # a constant of the graph
+        for _ in range(max(0, warmup_runs - 1) + max(0, workers - 1)):
+            self.forward(blank)
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "backend": self.backend,
+            "file": self.path.name,
+            "workers": str(self.concurrency),
+            "threads": str(self.threads),
+            "providers": ",".join(name.replace("ExecutionProvider", "") for name in self._session.get_providers()),
+        }
+
+    def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(cls_prob (classes + 1, anchors), loc_pred (anchors * 4,)) of one batch."""
+        cls_prob, loc_pred = self._session.run(list(ONNX_OUTPUTS[:2]), {ONNX_INPUT: batch})
+        return cls_prob[0], loc_pred[0]
+
+    def rows(self, outputs: Any, min_score: Optional[float] = None) -> np.ndarray:
+        cls_prob, loc_pred = outputs
+        nms = self.info.nms
+        return multibox_detection(
+            cls_prob, loc_pred, self.anchors,
+            threshold=nms.score_threshold, clip=nms.clip, variances=nms.variances,
+            nms_threshold=nms.threshold, force_suppress=nms.force_suppress, nms_topk=nms.topk, min_score=min_score,
+        )  # fmt: skip
+
+    def _check_io(self, session: Any, path: Path) -> None:
+        inputs = [node.name for node in session.get_inputs()]
+        outputs = {node.name for node in session.get_outputs()}
+        if inputs != [ONNX_INPUT] or not set(ONNX_OUTPUTS) <= outputs:
+            raise ModelError(
+                f"{path}: not an SSD export of this project (inputs {inputs}, outputs {sorted(outputs)}; expected"
+                f" input {ONNX_INPUT!r} and outputs {', '.join(ONNX_OUTPUTS)})"
+            )
+
+    def _check_outputs(self, outputs: list[np.ndarray], path: Path) -> None:
+        cls_prob, loc_pred, anchors = outputs
+        classes = self.info.num_classes + 1
+        if cls_prob.ndim != 3 or cls_prob.shape[1] != classes:
+            raise ModelError(
+                f"{path}: the graph predicts {cls_prob.shape[1] - 1 if cls_prob.ndim == 3 else '?'} class(es) but"
+                f" model.json says num_classes {self.info.num_classes}: the files do not belong together"
+            )
+        count = cls_prob.shape[2]
+        if loc_pred.shape != (1, count * 4) or anchors.shape != (1, count, 4):
+            raise ModelError(
+                f"{path}: outputs disagree on the anchor count (cls_prob {cls_prob.shape}, loc_pred {loc_pred.shape},"
+                f" anchors {anchors.shape})"
+            )
+
+
+def _providers(context: str, gpu_id: int) -> list[Any]:
+    import onnxruntime as ort
+
+    if context != "gpu":
+        return ["CPUExecutionProvider"]
+    available = ort.get_available_providers()
+    gpu = [name for name in GPU_PROVIDERS if name in available]
+    if not gpu:
+        raise ModelError(
+            f"model.context: gpu, but this onnxruntime has only {', '.join(available)} (install onnxruntime-gpu,"
+            " or JetPack's onnxruntime on a Jetson)"
+        )
+    return [(name, {"device_id": gpu_id}) for name in gpu] + ["CPUExecutionProvider"]
+
+
+def _session(path: Path, threads: int, providers: list[Any]) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # warnings about unused initialisers are not an operator's business
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as error:  # onnxruntime's InvalidProtobuf, Fail, NoSuchFile...: say which file, in one line
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"{path}: cannot load as an ONNX model ({text})") from None
