@@ -163,7 +163,7 @@ def dependencies_only_path(folder: Path) -> Path:
     site = Path(sysconfig.get_paths()["purelib"])
     folder.mkdir()
     skip = re.compile(r"^(ssd_greengrass|__editable__|_ssd_greengrass|edge_runtime|cloud_training|pip|setuptools"
-                      r"|_distutils_hack|distutils-precedence|wheel)", re.IGNORECASE)
+                      r"|_distutils_hack|distutils-precedence|wheel|mxnet)", re.IGNORECASE)  # no MXNet on a device
     for entry in site.iterdir():
         if not skip.match(entry.name) and not entry.name.endswith(".pth"):
             (folder / entry.name).symlink_to(entry)
@@ -173,12 +173,12 @@ def dependencies_only_path(folder: Path) -> Path:
 def test_recipe_install_twice_and_run(short_dir: Path, tmp_path: Path) -> None:
     """Install and Run from the built artifact, as the nucleus runs them (cwd: the work path).
 
-    Install creates a real venv and pip-installs the artifact's wheel with the edge extra. Downloading MXNet and
-    OpenCV from PyPI would take minutes, so ``PYTHONPATH`` points at links to this interpreter's installed
+    Install creates a real venv and pip-installs the artifact's wheel with the edge extra. Downloading ONNX Runtime
+    and OpenCV from PyPI would take minutes, so ``PYTHONPATH`` points at links to this interpreter's installed
     dependencies (not this project: the daemon must come from the wheel) and the component configuration sets
     ``install.pip_options`` to ``--no-index``: pip finds every requirement satisfied and installs only the wheel.
     (``--system-site-packages``, the Jetson manifest's way, would see the base interpreter's packages, and this
-    interpreter is itself a venv.)
+    interpreter is itself a venv.) MXNet is left out of those links: the component must run on ONNX Runtime alone.
     """
     out = tmp_path / "greengrass-build"
     build = subprocess.run([sys.executable, str(REPO / "components" / "build.py"), "--out", str(out)],
@@ -191,7 +191,7 @@ def test_recipe_install_twice_and_run(short_dir: Path, tmp_path: Path) -> None:
         archive.extractall(artifacts_root / "ssd-object-detector")
     work = tmp_path / "work" / COMPONENT
     work.mkdir(parents=True)
-    model = build_deploy_model(tmp_path / "model-unarchived" / "model")
+    model = build_deploy_model(tmp_path / "model-unarchived" / "model", onnx=True)
     frames = 30
     video = mean_colour_video(tmp_path / "clip.avi", frames=frames)
     config = component_configuration(video)
