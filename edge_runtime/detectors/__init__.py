@@ -67,6 +67,8 @@ def resolve_backend(requested: str, info: ModelInfo, precision: str = "fp32") ->
     """The backend ``requested`` means for this model on this install; ModelError in one line when none can run."""
     if requested not in BACKEND_CHOICES:
         raise ModelError(f"model.backend: must be one of {', '.join(BACKEND_CHOICES)} (got {requested!r})")
+    if requested == "auto" and precision == "int8":
+        requested = "onnxruntime"  # only ONNX Runtime runs int8; it names model.int8.onnx if the folder lacks it
     if requested == "auto":
         has_onnx = info.onnx_int8_path is not None if precision == "int8" else info.onnx_path is not None
         if has_onnx and installed("onnxruntime"):
