@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup broker test lint typecheck unit demo component clean
+.PHONY: setup broker test lint typecheck unit edge-unit demo component clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,27 @@ unit: setup
 # pytest exits 5 when it collects no test: make treats that as a failure, so an empty run never passes.
 test: lint typecheck broker
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory edge-unit
+
+# The device's own environment, beside the dev one: the edge extra alone (newest onnxruntime, numpy 2, no MXNet),
+# running the unit tests that need nothing else. It proves the device path does not lean on the cloud side's pins.
+EDGE_VENV  := .venv-edge
+EDGE_TESTS := tests/unit/test_edge_onnx.py tests/unit/test_edge_config.py tests/unit/test_edge_health.py \
+              tests/unit/test_edge_pipeline.py tests/unit/test_greengrass.py
+
+$(EDGE_VENV)/.installed: pyproject.toml
+	rm -rf $(EDGE_VENV)
+	$(PYTHON) -m venv $(EDGE_VENV)
+	$(EDGE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(EDGE_VENV)/bin/python -m pip install --quiet --progress-bar off -e ".[edge]" "numpy>=2" \
+		pytest pytest-timeout pytest-mock hypothesis
+	touch $@
+
+edge-unit: $(EDGE_VENV)/.installed
+	$(EDGE_VENV)/bin/python -c "import importlib.util, numpy, onnxruntime; \
+		assert importlib.util.find_spec('mxnet') is None, 'mxnet must not be in the edge env'; \
+		print('edge env: numpy', numpy.__version__, '| onnxruntime', onnxruntime.__version__, '| no mxnet')"
+	$(EDGE_VENV)/bin/python -m pytest -p no:cacheprovider $(EDGE_TESTS)
 
 # The README's first command: set up, make a synthetic video of storage boxes, run the daemon on it with the demo
 # model. Detections go to stdout as JSON lines, one per frame; the closing summary is the last line on stderr.
@@ -52,4 +73,4 @@ component: setup
 	$(PY) components/build.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache greengrass-build build *.egg-info
+	rm -rf $(VENV) $(EDGE_VENV) .mypy_cache .pytest_cache .ruff_cache greengrass-build build *.egg-info
