@@ -34,8 +34,8 @@ from edge_runtime.bench import MODES
 from edge_runtime.config import ModelConfig, SourceConfig
 from edge_runtime.errors import BenchError, EdgeRuntimeError, SourceError
 from edge_runtime.health import percentile, rss_bytes
-from edge_runtime.publishers import JsonlFilePublisher, Publisher
-from edge_runtime.sources import FrameSource, make_source
+from edge_runtime.publishers.base import JsonlFilePublisher, Publisher
+from edge_runtime.sources.base import FrameSource, make_source
 
 RUN_TIMEOUT_S = 1800  # one child: model load, warm-up and the timed frames; a stuck child is killed
 

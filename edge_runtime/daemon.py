@@ -18,8 +18,8 @@ from edge_runtime.config import RuntimeConfig
 from edge_runtime.detectors import create_detector
 from edge_runtime.errors import EdgeRuntimeError, PublishError
 from edge_runtime.pipeline import Pipeline
-from edge_runtime.publishers import JsonlFilePublisher, Publisher, StdoutPublisher
-from edge_runtime.sources import make_source
+from edge_runtime.publishers.base import JsonlFilePublisher, Publisher, StdoutPublisher
+from edge_runtime.sources.base import make_source
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,13 @@ def build_publishers(config: RuntimeConfig, session: str, ipc_client: Any = None
             file = config.publish.file
             publishers.append(JsonlFilePublisher(file.path, file.max_bytes, file.backups))
         elif target == "mqtt":
-            from edge_runtime.mqtt import MqttPublisher
+            from edge_runtime.publishers.mqtt import MqttPublisher
 
             publishers.append(MqttPublisher.from_config(config, session))
         elif target == "greengrass":
             if ipc_client is None:
                 raise PublishError("publish.targets: greengrass needs the Greengrass nucleus (got no IPC connection)")
-            from edge_runtime.ipc import IpcPublisher
+            from edge_runtime.publishers.ipc import IpcPublisher
 
             publishers.append(IpcPublisher(ipc_client, config.thing_name, config.publish.greengrass))
     return publishers

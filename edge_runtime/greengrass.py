@@ -6,7 +6,8 @@ configuration (GetConfiguration) < ``EDGE_RUNTIME_*`` variables < flags (the rec
 The default target becomes ``greengrass`` and the thing name comes from ``AWS_IOT_THING_NAME``.
 
 Once running, the component reports ``RUNNING`` with UpdateState and subscribes to configuration updates:
-thresholds, the inference interval and topics change without a restart (:class:`~edge_runtime.ipc.LiveConfig`).
+thresholds, the inference interval and topics change without a restart
+(:class:`~edge_runtime.publishers.ipc.LiveConfig`).
 A fatal error is reported as ``ERRORED`` before the process exits with code 2.
 """
 
@@ -54,7 +55,7 @@ def run_component(
 ) -> int:
     """Connect (unless ``client`` is given), configure, run the daemon with live updates, report the state."""
     from edge_runtime.daemon import run_daemon
-    from edge_runtime.ipc import ComponentBridge, IpcPublisher, LiveConfig, connect
+    from edge_runtime.publishers.ipc import ComponentBridge, IpcPublisher, LiveConfig, connect
 
     env = os.environ if environ is None else environ
     owned = client is None

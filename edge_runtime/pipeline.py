@@ -1,7 +1,7 @@
 """The pipeline: capture -> newest-wins queue -> detector -> publishers, plus periodic status, under one stop event.
 
 It knows only the seams (:class:`FrameSource`, :class:`Detector`, :class:`Publisher`), so unit tests run it with
-the fakes. Threads: ``capture`` (see :mod:`edge_runtime.capture`), ``workers`` inference threads (detect, build
+the fakes. Threads: ``capture`` (see :mod:`edge_runtime.sources.capture`), ``workers`` inference threads (detect, build
 the message, publish) and ``status``. With more than one inference thread, frames are detected side by side but
 published in the order they left the queue (:class:`InOrder`), so subscribers still see ``seq`` ascending. Every
 loop waits on ``get(timeout=...)`` or ``stop.wait(...)``, so setting the event ends them within a poll.
@@ -18,14 +18,14 @@ import time
 import uuid
 from typing import Any, Callable
 
-from edge_runtime.capture import Capture
 from edge_runtime.detectors.base import DetectionResult, Detector
 from edge_runtime.errors import PublishError
 from edge_runtime.frames import Frame, LatestQueue
 from edge_runtime.health import Stats, rss_bytes
 from edge_runtime.messages import detection_message, status_message
-from edge_runtime.publishers import Publisher
-from edge_runtime.sources import FrameSource
+from edge_runtime.publishers.base import Publisher
+from edge_runtime.sources.base import FrameSource
+from edge_runtime.sources.capture import Capture
 
 log = logging.getLogger(__name__)
 

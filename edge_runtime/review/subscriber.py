@@ -1,6 +1,7 @@
 """Where the review's messages come from: the awscrt MQTT5 subscriber, and an in-repo fake that replays a list.
 
-The MQTT client is built by :func:`edge_runtime.mqtt.build_mqtt5_client` from the same ``publish.mqtt`` config
+The MQTT client is built by :func:`edge_runtime.publishers.mqtt.build_mqtt5_client` from the same
+``publish.mqtt`` config
 section as the daemon's publisher (host, port, mutual TLS files, keep-alive, reconnect backoff), so whatever
 reaches a broker or AWS IoT Core for a device reaches it for the reviewer. Its publish callback runs on awscrt's
 event-loop thread, so it only measures the payload and hands it over; a payload over the size limit is handed
@@ -182,7 +183,7 @@ class MqttSubscriber(Subscriber):
 
 
 def _build(subscriber: MqttSubscriber) -> Any:
-    from edge_runtime.mqtt import build_mqtt5_client
+    from edge_runtime.publishers.mqtt import build_mqtt5_client
 
     return build_mqtt5_client(
         subscriber.mqtt,

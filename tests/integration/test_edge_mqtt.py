@@ -14,7 +14,7 @@ from edge_helpers import build_deploy_model, free_port, read_jsonl, start_daemon
 from edge_mqtt_helpers import Broker, Review, Subscriber, make_tls_files, require_mosquitto  # type: ignore[import-not-found]
 
 from edge_runtime.messages import validate_message
-from edge_runtime.outbox import Outbox
+from edge_runtime.publishers.outbox import Outbox
 from edge_runtime.review.store import read_rows
 
 THING = "dev-test"

@@ -13,7 +13,7 @@ from edge_runtime.bench import MODES, format_table
 from edge_runtime.bench_modes import BenchResult, LimitedSource, RunSpec, _run_child, run_bench
 from edge_runtime.cli import main
 from edge_runtime.errors import BenchError
-from edge_runtime.sources import FakeSource
+from edge_runtime.sources.base import FakeSource
 from tests.unit.edge_model_helpers import build_deploy_model
 
 

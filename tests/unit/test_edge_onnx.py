@@ -12,6 +12,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,6 @@ from edge_runtime.cli import main
 from edge_runtime.config import ModelConfig
 from edge_runtime.detectors import create_detector, read_image, resolve_backend
 from edge_runtime.detectors.multibox import decode_boxes, multibox_detection
-from edge_runtime.errors import ModelError
 from edge_runtime.model import read_model_info
 from tests.support.shared import aws_sample
 
@@ -30,7 +30,7 @@ GOLDEN = Path(__file__).with_name("demo-detections.json")
 TOLERANCE = 1e-4
 
 
-def demo_detections(backend: str) -> list[dict[str, object]]:
+def demo_detections(backend: str) -> list[dict[str, Any]]:
     """What ``edge-runtime detect`` reports for the AWS frames at a low threshold (many boxes to compare)."""
     config = ModelConfig.model_validate({"path": str(DEMO), "backend": backend, "score_threshold": 0.05,
                                          "top_k": 100, "warmup_runs": 0})  # fmt: skip
@@ -110,7 +110,7 @@ def test_min_score_changes_nothing_a_caller_can_see() -> None:
     centres = rng.uniform(0.1, 0.9, (500, 2))
     anchors = np.concatenate([centres - 0.08, centres + 0.08], axis=1).astype(np.float32)
     offsets = rng.normal(0, 0.5, 2000).astype(np.float32)
-    options = {"threshold": 0.01, "nms_threshold": 0.45, "force_suppress": False, "nms_topk": 400}
+    options: dict[str, Any] = {"threshold": 0.01, "nms_threshold": 0.45, "force_suppress": False, "nms_topk": 400}
     full = multibox_detection(probs, offsets, anchors, **options)
     fast = multibox_detection(probs, offsets, anchors, min_score=0.3, **options)
     visible = (full[:, 0] >= 0) & (full[:, 1] >= 0.3)

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime.capture import Capture
 from edge_runtime.detectors.base import Detection, DetectionResult
 from edge_runtime.detectors.fake import FakeDetector
 from edge_runtime.errors import SourceError
@@ -20,8 +19,9 @@ from edge_runtime.frames import Frame, LatestQueue
 from edge_runtime.health import percentile
 from edge_runtime.messages import MAX_PAYLOAD_BYTES, detection_message, encode, fit_payload, validate_message
 from edge_runtime.pipeline import ChangeFilter, Pipeline
-from edge_runtime.publishers import JsonlFilePublisher, RecordingPublisher, StdoutPublisher
-from edge_runtime.sources import FakeSource, ImageFolderSource, source_kind
+from edge_runtime.publishers.base import JsonlFilePublisher, RecordingPublisher, StdoutPublisher
+from edge_runtime.sources.base import FakeSource, ImageFolderSource, source_kind
+from edge_runtime.sources.capture import Capture
 
 
 def wait_until(condition, timeout: float = 5.0) -> bool:

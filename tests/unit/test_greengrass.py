@@ -24,7 +24,7 @@ from edge_runtime.config import GreengrassConfig, validate
 from edge_runtime.detectors.fake import FakeDetector
 from edge_runtime.errors import PublishError
 from edge_runtime.greengrass import component_config, in_greengrass
-from edge_runtime.ipc import ComponentBridge, IpcPublisher, LiveConfig
+from edge_runtime.publishers.ipc import ComponentBridge, IpcPublisher, LiveConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO.parent / "shared" / "schemas" / "gdk"

@@ -16,7 +16,7 @@ import pytest
 from edge_runtime.cli import main
 from edge_runtime.config import MqttConfig
 from edge_runtime.errors import ReviewError
-from edge_runtime.mqtt import build_mqtt5_client
+from edge_runtime.publishers.mqtt import build_mqtt5_client
 from edge_runtime.review.fleet import Fleet
 from edge_runtime.review.redelivery import Redeliveries
 from edge_runtime.review.report import build_report, parse_since, render_text, write_png

@@ -20,8 +20,8 @@ from typing import Any, Callable
 from edge_runtime.config import GreengrassConfig, RuntimeConfig
 from edge_runtime.errors import ConfigError, EdgeRuntimeError, PublishError
 from edge_runtime.messages import encode
-from edge_runtime.mqtt import render_topic
-from edge_runtime.publishers import Publisher
+from edge_runtime.publishers.base import Publisher
+from edge_runtime.publishers.mqtt import render_topic
 
 log = logging.getLogger(__name__)
 

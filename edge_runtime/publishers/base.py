@@ -1,7 +1,7 @@
 """The publisher seam: :class:`Publisher` and the local adapters (stdout, rotating JSON-lines file, recording fake).
 
 The pipeline hands each message to every configured publisher with its kind (``detection`` or ``status``); an
-adapter decides where that goes (MQTT maps kinds to topics, see :mod:`edge_runtime.mqtt`). ``close`` takes a
+adapter decides where that goes (MQTT maps kinds to topics, see :mod:`edge_runtime.publishers.mqtt`). ``close`` takes a
 time bound because shutdown has one (Greengrass expects the component to stop within seconds).
 """
 

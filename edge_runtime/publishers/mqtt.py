@@ -1,6 +1,7 @@
 """MQTT publishing with the awscrt MQTT5 client (awsiotsdk): a local broker over TCP or AWS IoT Core over mTLS.
 
-QoS 1 detections go through the on-disk :class:`~edge_runtime.outbox.Outbox`: ``publish`` only stores them, and
+QoS 1 detections go through the on-disk :class:`~edge_runtime.publishers.outbox.Outbox`: ``publish`` only stores them,
+and
 one sender thread sends the oldest, waits for its PUBACK (bounded by ``ack_timeout_s``), then removes it. One
 message in flight at a time keeps the order across reconnects: after an outage the sender resumes with the
 oldest unacknowledged message. The client reconnects by itself with backoff; the sender just waits for the
@@ -20,8 +21,8 @@ from typing import Any, Callable
 from edge_runtime.config import MqttConfig, RuntimeConfig
 from edge_runtime.errors import PublishError
 from edge_runtime.messages import encode, status_message
-from edge_runtime.outbox import Outbox, OutboxItem
-from edge_runtime.publishers import Publisher
+from edge_runtime.publishers.base import Publisher
+from edge_runtime.publishers.outbox import Outbox, OutboxItem
 
 log = logging.getLogger(__name__)
 

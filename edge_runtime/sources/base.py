@@ -1,7 +1,7 @@
 """The frame source seam: :class:`FrameSource` and its adapters (files, folders, cameras, streams, GStreamer).
 
 A source only opens, reads one image and closes; reconnecting, pacing and stall handling live in
-:mod:`edge_runtime.capture`, once for every kind. ``read`` returns None at the end of a file and raises
+:mod:`edge_runtime.sources.capture`, once for every kind. ``read`` returns None at the end of a file and raises
 :class:`SourceError` when a live source fails; every blocking read is bounded (socket or OpenCV read timeouts),
 so a stalled stream becomes an error the capture loop can act on rather than a thread stuck forever.
 """

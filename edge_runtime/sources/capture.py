@@ -15,7 +15,7 @@ from typing import Callable
 
 from edge_runtime.errors import SourceError
 from edge_runtime.frames import Frame, LatestQueue
-from edge_runtime.sources import FrameSource
+from edge_runtime.sources.base import FrameSource
 
 log = logging.getLogger(__name__)
 
