@@ -147,3 +147,27 @@ def test_numpy_multibox_detection_is_mxnets_row_for_row(
     assert kept.sum() >= 10
     assert np.array_equal(got[:, 0] >= 0, kept)
     assert np.abs(got[kept] - expected[kept]).max() <= 1e-6
+
+
+@pytest.mark.slow
+def test_evaluate_gives_the_same_map_with_either_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo model's held-out set (models/demo/reproduce.sh: 300 fresh frames of seed 2027, prepared as there)."""
+    held_out = tmp_path / "heldout"
+    assert cloud_main(["synth", "--out", str(held_out), "--images", "300", "--seed", "2027"]) == 0
+    prepared = tmp_path / "prepared"
+    assert cloud_main(["manifest", "prepare", str(held_out / "manifests"), "--discard",
+                       str(held_out / "manifests" / "discard.txt"), "--class-from", "color,object", "--class-map",
+                       "blue box=0,yellow box=1", "--validation-fraction", "0.5", "--seed", "0",
+                       "--out", str(prepared)]) == 0  # fmt: skip
+    every = prepared / "all.manifest"
+    every.write_text((prepared / "train.manifest").read_text() + (prepared / "validation.manifest").read_text())
+    capsys.readouterr()
+    demo = Path(__file__).resolve().parents[2] / "models" / "demo"
+    results = {}
+    for backend in ("mxnet", "onnxruntime"):
+        assert cloud_main(["evaluate", str(demo), str(every), "--backend", backend, "--json"]) == 0
+        results[backend] = json.loads(capsys.readouterr().out)
+        assert results[backend]["model"]["backend"] == backend
+    assert results["mxnet"]["images"] == results["onnxruntime"]["images"] >= 290
+    assert round(results["mxnet"]["mAP"], 3) == round(results["onnxruntime"]["mAP"], 3)
+    assert results["mxnet"]["mAP"] > 0.8  # the demo model, measured: a comparison of two real scores
