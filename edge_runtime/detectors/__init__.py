@@ -16,21 +16,24 @@ from edge_runtime.errors import ModelError
 from edge_runtime.model import ModelInfo, read_model_info
 
 
+def _settings(config: Any) -> dict[str, Any]:
+    """The constructor arguments every backend takes, from a ``model`` configuration."""
+    return {
+        "score_threshold": config.score_threshold,
+        "class_thresholds": config.class_thresholds,
+        "top_k": config.top_k,
+        "context": config.context,
+        "gpu_id": config.gpu_id,
+        "warmup_runs": config.warmup_runs,
+        "workers": config.workers,
+        "threads": config.threads,
+    }
+
+
 def _onnxruntime(info: ModelInfo, config: Any) -> Detector:
     from edge_runtime.detectors.onnxruntime import OnnxRuntimeDetector
 
-    return OnnxRuntimeDetector(
-        info,
-        score_threshold=config.score_threshold,
-        class_thresholds=config.class_thresholds,
-        top_k=config.top_k,
-        context=config.context,
-        gpu_id=config.gpu_id,
-        warmup_runs=config.warmup_runs,
-        workers=config.workers,
-        threads=config.threads,
-        precision=config.precision,
-    )
+    return OnnxRuntimeDetector(info, precision=config.precision, **_settings(config))
 
 
 def _mxnet(info: ModelInfo, config: Any) -> Detector:
@@ -38,17 +41,7 @@ def _mxnet(info: ModelInfo, config: Any) -> Detector:
 
     if config.precision != "fp32":
         raise ModelError(f"model.precision: {config.precision} runs on the onnxruntime backend only (got mxnet)")
-    return MXNetDetector(
-        info,
-        score_threshold=config.score_threshold,
-        class_thresholds=config.class_thresholds,
-        top_k=config.top_k,
-        context=config.context,
-        gpu_id=config.gpu_id,
-        warmup_runs=config.warmup_runs,
-        workers=config.workers,
-        threads=config.threads,
-    )
+    return MXNetDetector(info, **_settings(config))
 
 
 # backend name -> (the Python package it imports, the extra that installs it, factory)
