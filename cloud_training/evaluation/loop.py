@@ -2,8 +2,8 @@
 
 The loop takes any :class:`edge_runtime.detectors.Detector`, the seam the device pipeline uses, so the number measured
 here comes from exactly the pre- and post-processing devices run (any backend of the registry), and a test can pass
-a detector that returns the ground truth to check the plumbing end to end (mAP 1.0). An optional observer sees every image with
-its boxes, which is how the PDF report is drawn while streaming instead of holding every image in memory.
+a detector that returns the ground truth to check the plumbing end to end (mAP 1.0). An optional observer sees every
+image with its boxes, which is how the PDF report is drawn while streaming instead of holding every image in memory.
 """
 
 from __future__ import annotations
