@@ -26,7 +26,8 @@ uses it only when told to (model.precision int8).
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "convert",
-        help="convert a training artifact for inference (drop loss layers, add NMS)",
+        help="convert a training artifact for inference: the MXNet deploy graph (loss layers dropped, NMS added)"
+        " and model.onnx",
         description="Convert a SageMaker object detection training artifact into a deploy model folder.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
