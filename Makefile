@@ -74,3 +74,13 @@ component: setup
 
 clean:
 	rm -rf $(VENV) $(EDGE_VENV) .mypy_cache .pytest_cache .ruff_cache greengrass-build build *.egg-info
+
+# Proven on the device OSes (tests/device_os/README.md): the wheel with the edge extra installed and run in a fresh
+# Debian 13 "trixie" root (Python 3.13) built by mmdebstrap from this machine's mirror, natively (amd64) and under
+# qemu-user (arm64), its detections compared with this machine's. Needs root: elsewhere SKIP (a failure under CI=true).
+.PHONY: device-os device-os-arm64
+device-os: setup
+	bash tests/device_os/run.sh --arch amd64
+
+device-os-arm64: setup
+	bash tests/device_os/run.sh --arch arm64

@@ -1,7 +1,7 @@
 """Compare two ``edge-runtime detect`` outputs (and optionally two ``edge-runtime run`` outputs) detection by detection.
 
     python3 tests/device_os/compare_detections.py HOST.json DEVICE.json \\
-        [--run HOST.jsonl DEVICE.jsonl] [--frames N] [--tolerance 1e-4]
+        [--run HOST.jsonl DEVICE.jsonl] [--frames N] [--tolerance 1e-4] [--run-tolerance T]
 
 ``detect`` prints a JSON list, one object per image (``edge_runtime/cli.py``): ``image``, ``width``, ``height``,
 ``model``, ``inference_ms`` and ``detections``, each ``{label, class_id, score, box, box_normalized}``. Two outputs
@@ -14,7 +14,10 @@ rounding step apart: the bound applied to the printed values is ``tolerance + 1e
 compared again; ``model.backend`` and ``inference_ms`` may differ and are only reported.
 
 ``--run`` compares the detection messages of two ``edge-runtime run`` outputs (JSON lines; status lines are left
-out) frame by frame (``seq``) in the same way; ``--frames N`` also requires both to have exactly N frames.
+out) frame by frame (``seq``) in the same way, with ``--run-tolerance`` (default: ``--tolerance``) for scores and
+coordinates: a video is decoded by OpenCV's bundled FFmpeg, whose output differs between CPU architectures by a
+few levels in most pixels (measured on the demo clip: up to 3 of 255 in 65% of the pixels, x86-64 against aarch64),
+where JPEG decoding is exact. ``--frames N`` also requires both to have exactly N frames.
 
 Exit code 0 when everything agrees, 1 with one line per difference otherwise, 2 for unreadable input.
 """
@@ -139,22 +142,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", nargs=2, metavar=("HOST_JSONL", "DEVICE_JSONL"), help="edge-runtime run outputs")
     parser.add_argument("--frames", type=int, help="with --run: the number of frames both must have")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest score / coordinate difference")
+    parser.add_argument("--run-tolerance", type=float, help="the same for --run (default: --tolerance)")
     args = parser.parse_args(argv)
+    run_tolerance = args.tolerance if args.run_tolerance is None else args.run_tolerance
     try:
         with open(args.host, encoding="utf-8") as host_file, open(args.device, encoding="utf-8") as device_file:
             host, device = json.load(host_file), json.load(device_file)
         problems = compare_detect(host, device, args.tolerance)
         if args.run:
-            problems += compare_run(read_run(args.run[0]), read_run(args.run[1]), args.tolerance, args.frames)
+            problems += compare_run(read_run(args.run[0]), read_run(args.run[1]), run_tolerance, args.frames)
     except (OSError, ValueError, KeyError, TypeError) as error:
         print(f"compare_detections: cannot read the outputs: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
     for problem in problems:
         print(f"DIFFERENT: {problem}")
+    tolerances = f"tolerance {args.tolerance:g}" + (f", run {run_tolerance:g}" if args.run else "")
     if problems:
-        print(f"compare_detections: {len(problems)} difference(s) beyond {args.tolerance:g}")
+        print(f"compare_detections: {len(problems)} difference(s) ({tolerances})")
         return 1
-    print(f"compare_detections: the same detections (tolerance {args.tolerance:g})")
+    print(f"compare_detections: the same detections ({tolerances})")
     return 0
 
 

@@ -80,6 +80,9 @@ def test_run_outputs_compare_frame_by_frame(tmp_path: Path, capsys: Any) -> None
     assert _run(tmp_path, detect, detect, *run, str(tmp_path / "same.jsonl"), "--frames", "3") == 1
     assert _run(tmp_path, detect, detect, *run, str(tmp_path / "other.jsonl")) == 1
     assert "run frame 2" in capsys.readouterr().out
+    other = [*run, str(tmp_path / "other.jsonl")]
+    assert _run(tmp_path, detect, detect, *other, "--run-tolerance", "0.2") == 0  # a video may decode differently
+    assert _run(tmp_path, detect, detect, *other, "--run-tolerance", "0.05") == 1
 
 
 def test_unreadable_output_is_exit_2(tmp_path: Path) -> None:

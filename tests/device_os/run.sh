@@ -1,0 +1,363 @@
+#!/usr/bin/env bash
+# Proven on the device OSes: install this project's wheel with the `edge` extra into a fresh Debian root (trixie:
+# Python 3.13) of the device's architecture, run `edge-runtime detect` and `edge-runtime run` there, and compare
+# the detections with this machine's own `.venv/bin/edge-runtime detect`. tests/device_os/README.md has the details.
+#
+#   tests/device_os/run.sh [--arch amd64|arm64] [--suite trixie]      (make device-os / make device-os-arm64)
+#
+# Needs root, mmdebstrap, chroot and mount (arm64: qemu-user-static with binfmt_misc); as root with apt-get it
+# installs the missing packages. Without them it prints a SKIP line and exits 0, or fails (exit 1) when CI=true.
+# Every step runs under `timeout` and prints how long it took. Environment:
+#   DEVICE_OS_CACHE   where the built roots are kept, one tar per suite+arch (default build/device-os/cache)
+#   DEVICE_OS_WORK    the run's working folder: root, logs, outputs (default build/device-os/<suite>-<arch>)
+#   DEVICE_OS_REBUILD=1  rebuild the cached root even though it exists
+#   DEVICE_OS_QEMU_CPU   arm64: the CPU qemu emulates (default cortex-a72, a Raspberry Pi 4's). Not qemu's default
+#                        "max": its pointer authentication, emulated, makes Python 30 times slower (see the README)
+#   DEVICE_OS_RUN_TOLERANCE  scores/boxes of the video run (default 1e-4 on amd64, 0.01 on arm64: see the README)
+set -uo pipefail
+{ # the whole script is one block, read before it runs: editing the file during a run cannot derail that run
+
+ARCH=amd64
+SUITE=trixie
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --arch) ARCH="$2"; shift 2 ;;
+        --suite) SUITE="$2"; shift 2 ;;
+        -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+        *) echo "device-os: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+cd "$(dirname "$0")/../.." || exit 2
+REPO=$PWD
+TAG="$SUITE-$ARCH"
+NAME="device-os[$SUITE/$ARCH]"
+CACHE=${DEVICE_OS_CACHE:-$REPO/build/device-os/cache}
+WORK=${DEVICE_OS_WORK:-$REPO/build/device-os/$TAG}
+ROOT_TAR="$CACHE/$TAG.tar"
+ROOT="$WORK/root"
+LOGS="$WORK/logs"
+OUT="$WORK/out"
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+INCLUDE=python3,python3-venv,ca-certificates
+IMAGES=(../shared/fixtures/aws-sample/images/blue_box_1_000133.jpg ../shared/fixtures/aws-sample/images/yellow_box_1_000086.jpg)
+VENV_PY="$REPO/.venv/bin/python"
+HOST_PY=python3
+command -v python3 >/dev/null 2>&1 || HOST_PY="$VENV_PY"
+
+# The video run's tolerance: FFmpeg decodes the clip a few levels differently on aarch64 than on x86-64 (most pixels,
+# up to 3 of 255), which moves scores by up to ~0.003 (compare_detections.py); the images are compared at 1e-4.
+QEMU_ENV=()
+case "$ARCH" in
+    amd64) MACHINE=x86_64 RUN_TOLERANCE=${DEVICE_OS_RUN_TOLERANCE:-1e-4} ;;
+    arm64) MACHINE=aarch64 RUN_TOLERANCE=${DEVICE_OS_RUN_TOLERANCE:-0.01} QEMU_ENV=(QEMU_CPU="${DEVICE_OS_QEMU_CPU:-cortex-a72}") ;;
+    *) echo "device-os: --arch must be amd64 or arm64, not $ARCH" >&2; exit 2 ;;
+esac
+
+say() { printf '%s %s\n' "[$(date +%H:%M:%S)] $NAME:" "$*"; }
+
+# Not runnable here: a SKIP line and exit 0; under CI=true a failure, since a skipped check would hide a gap.
+unavailable() {
+    if [ "${CI:-}" = true ]; then
+        echo "FAIL: $NAME: $* (CI=true: the device-OS check must run)"
+        exit 1
+    fi
+    echo "SKIP: $NAME: $*"
+    exit 0
+}
+
+# ---- bookkeeping: each step is timed, bounded, logged -------------------------------------------------------
+declare -a SUMMARY=()
+FAILED=0
+STEP_NO=0
+# step NAME SECONDS [--out FILE] -- COMMAND...   runs COMMAND under timeout; stdout to FILE (or the log), stderr to
+# the step's log; prints the duration, and on failure the log's last lines. Returns the command's exit code.
+step() {
+    local name="$1" limit="$2" out="" rc start end secs log
+    shift 2
+    if [ "$1" = --out ]; then out="$2"; shift 2; fi
+    [ "$1" = -- ] && shift
+    STEP_NO=$((STEP_NO + 1))
+    log=$(printf "%s/%02d-%s.log" "$LOGS" "$STEP_NO" "$(printf %s "$name" | tr -cs "A-Za-z0-9" "-" | sed "s/-*$//")")
+    say "-> $name (at most ${limit} s; log ${log#"$REPO"/})"
+    start=$EPOCHREALTIME
+    if [ -n "$out" ]; then
+        timeout --kill-after=15 "$limit" "$@" >"$out" 2>"$log" </dev/null
+    else
+        timeout --kill-after=15 "$limit" "$@" >"$log" 2>&1 </dev/null
+    fi
+    rc=$?
+    end=$EPOCHREALTIME
+    secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+    if [ "$rc" = 0 ]; then
+        say "<- $name: ok in ${secs} s"
+        SUMMARY+=("$(printf '%-34s %8s s  ok' "$name" "$secs")")
+    else
+        local why="exit $rc"
+        [ "$rc" = 124 ] || [ "$rc" = 137 ] && why="timed out after ${limit} s"
+        say "<- $name: FAILED ($why) after ${secs} s; last lines of ${log#"$REPO"/}:"
+        tail -n 25 "$log" | sed 's/^/     | /'
+        SUMMARY+=("$(printf '%-34s %8s s  FAILED (%s)' "$name" "$secs" "$why")")
+        FAILED=1
+    fi
+    return "$rc"
+}
+not_run() {
+    say "-- $1: not run ($2)"
+    SUMMARY+=("$(printf '%-34s %8s    not run (%s)' "$1" "-" "$2")")
+}
+finish() {
+    echo
+    echo "$NAME: step timings"
+    printf '  %s\n' "${SUMMARY[@]}"
+    if [ "$FAILED" = 0 ]; then
+        echo "PASS: $NAME: the edge extra installs and detects as on this machine (outputs: ${OUT#"$REPO"/})"
+        exit 0
+    fi
+    echo "FAIL: $NAME: see the steps above and ${LOGS#"$REPO"/}/"
+    exit 1
+}
+
+# ---- the root's mounts ----------------------------------------------------------------------------------------
+# Each command in the root runs in a mount namespace of its own (unshare --mount), where /proc, /dev, /sys and the
+# pip cache are mounted for it: they vanish with it, even when it is killed, so no mount is ever left below build/
+# (where make clean's rm -rf would walk into a bound /dev).
+ENTER='r=$1 cache=$2 cpuinfo=$3; shift 3
+mount -t proc proc "$r/proc" &&
+{ [ "$cpuinfo" = - ] || mount --bind "$cpuinfo" "$r/proc/cpuinfo"; } &&
+mount --rbind /dev "$r/dev" &&
+mount -t tmpfs -o mode=1777,size=256m shm "$r/dev/shm" &&
+mount --bind /sys "$r/sys" && mount -o remount,bind,ro "$r/sys" &&
+mount --bind "$cache" "$r/root/.cache/pip" || { echo "device-os: mounting in the root failed" >&2; exit 125; }
+exec chroot "$r" "$@"'
+# Under qemu-user the root would read this machine's x86 /proc/cpuinfo, which no ARM program expects: ONNX Runtime's
+# cpuinfo, finding /sys's CPUs but none of them in it, crashes (SIGSEGV at import). A real ARM device has an ARM one,
+# so the root gets what that device shows: one entry per CPU of this machine, for the CPU qemu emulates.
+arm_cpuinfo() {  # arm_cpuinfo QEMU_CPU FILE
+    local part features="fp asimd evtstrm crc32 cpuid" i
+    case "$1" in
+        cortex-a35) part=0xd04 ;;
+        cortex-a53) part=0xd03 ;;
+        cortex-a57) part=0xd07 ;;
+        cortex-a76) part=0xd0b features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" ;;
+        neoverse-n1) part=0xd0c features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" ;;
+        *) part=0xd08 ;;  # cortex-a72 (Raspberry Pi 4); also what "max" and others get
+    esac
+    : >"$2"
+    for ((i = 0; i < $(nproc --all); i++)); do
+        printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: %s\nCPU revision\t: 3\n\n' \
+            "$i" "$features" "$part" >>"$2"
+    done
+}
+# Never delete a folder while something is mounted below it (in this namespace).
+mounts_below() { awk -v p="$1/" 'index($5 "/", p) == 1 { print $5 }' /proc/self/mountinfo; }
+safe_rm() {
+    if [ -n "$(mounts_below "$1")" ]; then
+        echo "device-os: refusing to delete $1: still mounted: $(mounts_below "$1" | tr '\n' ' ')" >&2
+        return 1
+    fi
+    rm -rf --one-file-system "$1"
+}
+trap 'echo "device-os: interrupted" >&2; exit 130' INT TERM
+
+# ---- preflight: what is missing, installed when we may, else SKIP -------------------------------------------------
+[ "$(id -u)" = 0 ] || unavailable "needs root (mmdebstrap --mode=root, chroot, mount); run as root or under sudo"
+need_pkgs=()
+command -v mmdebstrap >/dev/null 2>&1 || need_pkgs+=(mmdebstrap)
+[ -r "$KEYRING" ] || need_pkgs+=(debian-archive-keyring)
+if [ "$ARCH" = arm64 ]; then
+    command -v qemu-aarch64-static >/dev/null 2>&1 || need_pkgs+=(qemu-user-static)
+    command -v update-binfmts >/dev/null 2>&1 || need_pkgs+=(binfmt-support)
+fi
+if [ ${#need_pkgs[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing ${need_pkgs[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 600 apt-get install -y -qq "${need_pkgs[@]}" >/dev/null 2>&1 ||
+        { timeout 300 apt-get update -qq >/dev/null 2>&1 &&
+            timeout 600 apt-get install -y -qq "${need_pkgs[@]}" >/dev/null 2>&1; } ||
+        say "apt-get could not install ${need_pkgs[*]}"
+fi
+for tool in mmdebstrap chroot mount unshare timeout tar; do
+    command -v "$tool" >/dev/null 2>&1 || unavailable "$tool is not installed (apt-get install mmdebstrap)"
+done
+[ -r "$KEYRING" ] || unavailable "$KEYRING is missing (apt-get install debian-archive-keyring)"
+[ -x "$VENV_PY" ] || unavailable "$VENV_PY is missing: run make setup first"
+if [ "$ARCH" = arm64 ]; then
+    command -v qemu-aarch64-static >/dev/null 2>&1 || unavailable "qemu-aarch64-static is missing (apt-get install qemu-user-static)"
+    BINFMT=/proc/sys/fs/binfmt_misc
+    [ -e "$BINFMT/register" ] || mount -t binfmt_misc binfmt_misc "$BINFMT" 2>/dev/null
+    if ! grep -qs '^enabled' "$BINFMT/qemu-aarch64"; then
+        update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+    fi
+    grep -qs '^enabled' "$BINFMT/qemu-aarch64" ||
+        unavailable "binfmt_misc has no enabled qemu-aarch64 entry ($BINFMT not mountable here, or update-binfmts --enable qemu-aarch64 failed)"
+    say "binfmt: $(grep -E '^(interpreter|flags)' "$BINFMT/qemu-aarch64" | tr '\n' ' ')"
+fi
+unshare --mount --propagation private sh -c 'mount -t tmpfs none /mnt' 2>/dev/null ||
+    unavailable "mounting is not permitted here (a container without CAP_SYS_ADMIN?)"
+
+mkdir -p "$CACHE" "$WORK"
+safe_rm "$LOGS" && safe_rm "$OUT" || exit 1
+mkdir -p "$LOGS" "$OUT"
+say "working in ${WORK#"$REPO"/}, roots cached in ${CACHE#"$REPO"/}"
+
+# ---- 1. the root: mmdebstrap from this machine's mirrors, cached as one tar per suite+arch ----------------------
+if [ -f "$ROOT_TAR" ] && [ "${DEVICE_OS_REBUILD:-}" != 1 ]; then
+    say "root: cached ${ROOT_TAR#"$REPO"/} ($(du -h "$ROOT_TAR" | cut -f1); delete it or set DEVICE_OS_REBUILD=1 to rebuild)"
+    SUMMARY+=("$(printf '%-34s %8s    cached' "build root ($TAG)" "-")")
+else
+    mapfile -t MIRRORS < <("$HOST_PY" tests/device_os/apt_sources.py "$SUITE")
+    [ ${#MIRRORS[@]} -gt 0 ] || unavailable "no Debian mirror found in /etc/apt/sources.list{,.d}"
+    say "root: mirrors: $(printf '[%s] ' "${MIRRORS[@]}")"
+    rm -f "$ROOT_TAR.tmp"
+    if step "build root ($TAG)" 2400 -- env "${QEMU_ENV[@]}" mmdebstrap --mode=root --variant=apt --arch="$ARCH" \
+        --include="$INCLUDE" --keyring="$KEYRING" --aptopt='Acquire::Retries "3"' \
+        --format=tar "$SUITE" "$ROOT_TAR.tmp" "${MIRRORS[@]}"; then
+        mv "$ROOT_TAR.tmp" "$ROOT_TAR"
+        say "root: $(du -h "$ROOT_TAR" | cut -f1) in ${ROOT_TAR#"$REPO"/}"
+    else
+        rm -f "$ROOT_TAR.tmp"
+        finish
+    fi
+fi
+
+# ---- 2. on the host: the wheel, the inputs, the reference detections ------------------------------------------
+# The wheel is built from a copy of the checkout's files (tracked and untracked, not ignored), so setuptools' build/
+# and egg-info never see, or leave, anything in the work tree.
+build_wheel() {
+    local src="$WORK/src"
+    safe_rm "$src" && mkdir -p "$src" "$OUT/wheel" || return 1
+    if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then
+        git -C "$REPO" ls-files -z -co --exclude-standard |
+            while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+            tar --null -T - -cf - | tar -xf - -C "$src" || return 1
+    else
+        tar --exclude=./.venv --exclude=./build --exclude=./.git -cf - . | tar -xf - -C "$src" || return 1
+    fi
+    "$VENV_PY" -m pip wheel --no-deps --progress-bar off "$src" -w "$OUT/wheel" || return 1
+    rm -rf "$src"
+}
+export REPO WORK OUT ROOT ROOT_TAR VENV_PY
+export -f safe_rm mounts_below build_wheel
+step "build wheel (host)" 600 -- bash -c build_wheel
+WHEEL=$(ls "$OUT"/wheel/*.whl 2>/dev/null | head -n 1)
+[ -n "$WHEEL" ] && say "wheel: $(basename "$WHEEL") ($(du -h "$WHEEL" | cut -f1))"
+
+for image in "${IMAGES[@]}"; do
+    [ -f "$image" ] || { say "missing fixture $image"; FAILED=1; }
+done
+step "synth video (host)" 300 -- "$REPO/.venv/bin/cloud-training" synth --out "$OUT/synth" --images 0 --seed 1 \
+    --video "$OUT/synth/boxes.mp4" --frames 30 --force
+step "detect (host)" 300 --out "$OUT/host-detect.json" -- "$REPO/.venv/bin/edge-runtime" detect --model models/demo "${IMAGES[@]}"
+if [ -f "$OUT/synth/boxes.mp4" ]; then
+    step "run on video (host)" 300 --out "$OUT/host-run.jsonl" -- "$REPO/.venv/bin/edge-runtime" run \
+        --model models/demo --source "$OUT/synth/boxes.mp4"
+else
+    not_run "run on video (host)" "no video"
+fi
+
+# ---- 3. the root for this run: a fresh copy of the cached one, with the machine's pip setup and the inputs ------
+prepare_root() {  # prepare_root WHEEL IMAGE...
+    local wheel="$1"
+    shift
+    safe_rm "$ROOT" && mkdir -p "$ROOT" || return 1
+    tar --numeric-owner -xpf "$ROOT_TAR" -C "$ROOT" || return 1
+    # pip inside reaches the same index as pip here: the global and XDG configuration, and the CA bundle they name
+    local f
+    for f in /etc/pip.conf /etc/xdg/pip /etc/ssl/certs/ca-certificates.crt ${PIP_CONFIG_FILE:+"$PIP_CONFIG_FILE"}; do
+        if [ -e "$f" ]; then
+            mkdir -p "$ROOT$(dirname "$f")" && cp -aL "$f" "$ROOT$(dirname "$f")/" && echo "copied $f"
+        fi
+    done
+    cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" && cp -L /etc/hosts "$ROOT/etc/hosts" || return 1
+    for f in proc dev sys root/.cache/pip; do mkdir -p "$ROOT/$f"; done
+    mkdir -p "$ROOT/m/out"
+    cp -a models/demo "$ROOT/m/demo" && cp -a "$@" "$ROOT/m/" || return 1
+    [ -f "$OUT/synth/boxes.mp4" ] && cp -a "$OUT/synth/boxes.mp4" "$ROOT/m/"
+    cp -a "$wheel" "$ROOT/m/"
+}
+export -f prepare_root
+if [ -z "$WHEEL" ]; then
+    not_run "prepare root" "no wheel"
+    finish
+fi
+step "prepare root (extract + copy)" 300 -- bash -c 'prepare_root "$@"' prepare_root "$WHEEL" "${IMAGES[@]}" || finish
+
+# The environment inside: nothing of this machine's but pip's settings whose paths exist in the root (the host's
+# PIP_FIND_LINKS=/opt/wheels, say, does not) and any proxy settings.
+IN_ENV=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+    PIP_ROOT_USER_ACTION=ignore PIP_PROGRESS_BAR=off "${QEMU_ENV[@]}")
+[ -n "${OMP_NUM_THREADS:-}" ] && IN_ENV+=(OMP_NUM_THREADS="$OMP_NUM_THREADS")
+while IFS='=' read -r var value; do
+    case "$var" in
+        PIP_*) ;;
+        http_proxy | https_proxy | no_proxy | HTTP_PROXY | HTTPS_PROXY | NO_PROXY | SSL_CERT_FILE | REQUESTS_CA_BUNDLE) ;;
+        *) continue ;;
+    esac
+    path=${value#file://}
+    if [[ "$path" == /* ]] && [ ! -e "$ROOT$path" ]; then
+        say "env: not passing $var=$value (no such path in the root)"
+        continue
+    fi
+    IN_ENV+=("$var=$value")
+done < <(env)
+say "env inside: ${IN_ENV[*]}"
+mkdir -p "$CACHE/pip-$TAG"
+CPUINFO=-
+if [ "$ARCH" != amd64 ]; then
+    CPUINFO="$WORK/cpuinfo"
+    arm_cpuinfo "${QEMU_ENV[0]#QEMU_CPU=}" "$CPUINFO"
+    say "qemu emulates ${QEMU_ENV[0]#QEMU_CPU=}; the root's /proc/cpuinfo: $(grep -c ^processor "$CPUINFO") CPU(s), part $(awk '/CPU part/ { print $4; exit }' "$CPUINFO")"
+fi
+IN_ROOT=(unshare --mount --propagation private -- sh -c "$ENTER" enter "$ROOT" "$CACHE/pip-$TAG" "$CPUINFO"
+    /usr/bin/env -i "${IN_ENV[@]}")
+WHEEL_IN=/m/$(basename "$WHEEL")
+IMAGES_IN=()
+for image in "${IMAGES[@]}"; do IMAGES_IN+=("/m/$(basename "$image")"); done
+
+# ---- 4. inside the root ----------------------------------------------------------------------------------------
+step "python in root" 300 --out "$OUT/device-python.txt" -- "${IN_ROOT[@]}" python3 -c \
+    'import platform, sys; print(platform.machine(), sys.version.split()[0], platform.freedesktop_os_release().get("PRETTY_NAME"))' &&
+    say "root runs: $(cat "$OUT/device-python.txt")"
+if [ -s "$OUT/device-python.txt" ] && ! grep -q "^$MACHINE " "$OUT/device-python.txt"; then
+    say "the root's Python runs as $(cut -d' ' -f1 "$OUT/device-python.txt"), not $MACHINE"
+    FAILED=1
+fi
+step "venv in root" 300 -- "${IN_ROOT[@]}" python3 -m venv /opt/edge || finish
+INSTALL_LIMIT=900
+[ "$ARCH" = amd64 ] || INSTALL_LIMIT=1800
+if step "pip install wheel[edge] in root" "$INSTALL_LIMIT" -- "${IN_ROOT[@]}" /opt/edge/bin/pip install \
+    "$WHEEL_IN[edge]"; then
+    step "pip list in root" 120 --out "$OUT/device-pip-list.txt" -- "${IN_ROOT[@]}" /opt/edge/bin/pip list --format=freeze
+    say "installed: $(tr '\n' ' ' <"$OUT/device-pip-list.txt")"
+    if grep -qi '^mxnet' "$OUT/device-pip-list.txt"; then
+        say "FAILED: mxnet is installed: the edge extra must not need it"
+        SUMMARY+=("$(printf '%-34s %8s    FAILED (%s)' "no mxnet in root" "-" "$(grep -i '^mxnet' "$OUT/device-pip-list.txt")")")
+        FAILED=1
+    else
+        SUMMARY+=("$(printf '%-34s %8s    ok' "no mxnet in root" "-")")
+    fi
+    step "detect in root" 600 --out "$OUT/device-detect.json" -- "${IN_ROOT[@]}" /opt/edge/bin/edge-runtime detect \
+        --model /m/demo "${IMAGES_IN[@]}"
+    if [ -f "$ROOT/m/boxes.mp4" ]; then
+        step "run on video in root" 600 --out "$OUT/device-run.jsonl" -- "${IN_ROOT[@]}" /opt/edge/bin/edge-runtime \
+            run --model /m/demo --source /m/boxes.mp4
+    else
+        not_run "run on video in root" "no video"
+    fi
+else
+    for s in "pip list in root" "detect in root" "run on video in root"; do not_run "$s" "pip install failed"; done
+fi
+# ---- 5. the comparison -------------------------------------------------------------------------------------------
+if [ -s "$OUT/host-detect.json" ] && [ -s "$OUT/device-detect.json" ]; then
+    compare=("$HOST_PY" tests/device_os/compare_detections.py "$OUT/host-detect.json" "$OUT/device-detect.json")
+    [ -s "$OUT/host-run.jsonl" ] && [ -s "$OUT/device-run.jsonl" ] &&
+        compare+=(--run "$OUT/host-run.jsonl" "$OUT/device-run.jsonl" --frames 30 --run-tolerance "$RUN_TOLERANCE")
+    step "compare host vs root" 120 --out "$OUT/compare.txt" -- "${compare[@]}"
+    sed 's/^/     /' "$OUT/compare.txt"
+else
+    not_run "compare host vs root" "missing detections: host $([ -s "$OUT/host-detect.json" ] && echo ok || echo none), root $([ -s "$OUT/device-detect.json" ] && echo ok || echo none)"
+    FAILED=1
+fi
+finish
+}
