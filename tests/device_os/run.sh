@@ -48,6 +48,7 @@ command -v python3 >/dev/null 2>&1 || HOST_PY="$VENV_PY"
 # The video run's tolerance: FFmpeg decodes the clip a few levels differently on aarch64 than on x86-64 (most pixels,
 # up to 3 of 255), which moves scores by up to ~0.003 (compare_detections.py); the images are compared at 1e-4.
 QEMU_ENV=()
+BINFMT_COPY=""
 case "$ARCH" in
     amd64) MACHINE=x86_64 RUN_TOLERANCE=${DEVICE_OS_RUN_TOLERANCE:-1e-4} ;;
     arm64) MACHINE=aarch64 RUN_TOLERANCE=${DEVICE_OS_RUN_TOLERANCE:-0.01} QEMU_ENV=(QEMU_CPU="${DEVICE_OS_QEMU_CPU:-cortex-a72}") ;;
@@ -192,6 +193,8 @@ if [ "$ARCH" = arm64 ]; then
     grep -qs '^enabled' "$BINFMT/qemu-aarch64" ||
         unavailable "binfmt_misc has no enabled qemu-aarch64 entry ($BINFMT not mountable here, or update-binfmts --enable qemu-aarch64 failed)"
     say "binfmt: $(grep -E '^(interpreter|flags)' "$BINFMT/qemu-aarch64" | tr '\n' ' ')"
+    # Without the F flag the kernel opens the interpreter inside the root at exec time: it must be there too.
+    grep -qs '^flags:.*F' "$BINFMT/qemu-aarch64" || BINFMT_COPY=$(awk '/^interpreter/ { print $2 }' "$BINFMT/qemu-aarch64")
 fi
 unshare --mount --propagation private sh -c 'mount -t tmpfs none /mnt' 2>/dev/null ||
     unavailable "mounting is not permitted here (a container without CAP_SYS_ADMIN?)"
@@ -237,7 +240,7 @@ build_wheel() {
     "$VENV_PY" -m pip wheel --no-deps --progress-bar off "$src" -w "$OUT/wheel" || return 1
     rm -rf "$src"
 }
-export REPO WORK OUT ROOT ROOT_TAR VENV_PY
+export REPO WORK OUT ROOT ROOT_TAR VENV_PY BINFMT_COPY
 export -f safe_rm mounts_below build_wheel
 step "build wheel (host)" 600 -- bash -c build_wheel
 WHEEL=$(ls "$OUT"/wheel/*.whl 2>/dev/null | head -n 1)
@@ -274,7 +277,10 @@ prepare_root() {  # prepare_root WHEEL IMAGE...
     mkdir -p "$ROOT/m/out"
     cp -a models/demo "$ROOT/m/demo" && cp -a "$@" "$ROOT/m/" || return 1
     [ -f "$OUT/synth/boxes.mp4" ] && cp -a "$OUT/synth/boxes.mp4" "$ROOT/m/"
-    cp -a "$wheel" "$ROOT/m/"
+    cp -a "$wheel" "$ROOT/m/" || return 1
+    if [ -n "$BINFMT_COPY" ]; then
+        mkdir -p "$ROOT$(dirname "$BINFMT_COPY")" && cp -L "$BINFMT_COPY" "$ROOT$BINFMT_COPY" && echo "copied $BINFMT_COPY"
+    fi
 }
 export -f prepare_root
 if [ -z "$WHEEL" ]; then
