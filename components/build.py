@@ -100,10 +100,12 @@ def build_wheel(root: Path, into: Path) -> Path:
         f"Name: {name}",
         f"Version: {version}",
         f"Summary: {project.get('description', '')}",
-        f"Requires-Python: {project.get('requires-python', '>=3.9')}",
+        f"Requires-Python: {project.get('requires-python', '>=3.10')}",
         "Provides-Extra: edge",
+        "Provides-Extra: mxnet",
     ]
-    metadata += [f'Requires-Dist: {req}; extra == "edge"' for req in project["optional-dependencies"]["edge"]]
+    for extra in ("edge", "mxnet"):  # mxnet: the reference engine, for a device that wants it (model.backend mxnet)
+        metadata += [f'Requires-Dist: {req}; extra == "{extra}"' for req in project["optional-dependencies"][extra]]
     scripts = {key: value for key, value in project.get("scripts", {}).items() if value.startswith("edge_runtime")}
     files: dict[str, bytes] = {}
     package = root / "edge_runtime"

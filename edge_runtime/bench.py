@@ -69,7 +69,7 @@ def format_table(result: BenchResult) -> str:
         )
     for name, ratio in data["ratios"].items():
         spread = ", ".join(f"{value:.3f}" for value in ratio["rounds"])
-        lines.append(f"ratio {name:<34}{ratio['median']:>8.3f}  rounds: {spread}")
+        lines.append(f"ratio {name:<40}{ratio['median']:>8.3f}  rounds: {spread}")
     if result.gflop_per_frame is not None:
         sgemm = result.sgemm_gflops
         parts = []
@@ -136,6 +136,8 @@ def register(subparsers: Any) -> None:
                        help="which of bare, pipeline, sequential to run (default: all three)")
     bench.add_argument("--load", type=int_at_least(0), default=0, metavar="N",
                        help="N busy-loop processes beside every timed run: a device doing something else too")
+    bench.add_argument("--spin-wait", action="store_true",
+                       help="ONNX Runtime's idle threads spin (model.spin_wait); off by default")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     bench.set_defaults(handler=bench_command)
 
@@ -149,6 +151,7 @@ def bench_command(args: argparse.Namespace) -> int:
     result = run_bench(
         args.model, args.video, args.frames, args.rounds, args.warmup, args.queue_size, progress,
         workers=args.workers, threads=args.threads, engines=args.backends, modes=args.modes, load=args.load,
+        spin_wait=args.spin_wait,
     )  # fmt: skip
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)

@@ -153,6 +153,7 @@ class RunSpec:
     workers: int
     threads: int
     engine: str = "mxnet"
+    spin_wait: bool = False
 
     @property
     def backend(self) -> str:
@@ -167,6 +168,7 @@ class RunSpec:
             sys.executable, "-m", "edge_runtime.bench_modes", self.mode, "--model", self.model, "--video", self.video,
             "--frames", str(self.frames), "--warmup", str(self.warmup_frames), "--queue-size", str(self.queue_size),
             "--workers", str(self.workers), "--threads", str(self.threads), "--engine", self.engine,
+            *(["--spin-wait"] if self.spin_wait else []),
         ]  # fmt: skip
 
 
@@ -214,8 +216,11 @@ def conv_gflop(onnx_path: Optional[Path]) -> Optional[float]:
     return total / 1e9 if total else None
 
 
-def sgemm_gflops(size: int = 1024, repeats: int = 5) -> float:
-    """This machine's float32 matrix-product rate (numpy's BLAS on every core): the ceiling a network can reach."""
+def sgemm_gflops(size: int = 1536, repeats: int = 8) -> float:
+    """This machine's float32 matrix-product rate (numpy's BLAS on every core): the ceiling a network can reach.
+
+    The best of ``repeats``, measured before the timed runs (and before ``--load`` starts): a VM's neighbours move
+    single readings by a third."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
@@ -284,6 +289,7 @@ def run_bench(
     engines: Optional[Sequence[str]] = None,
     modes: Sequence[str] = MODES,
     load: int = 0,
+    spin_wait: bool = False,
 ) -> BenchResult:
     """Measure ``modes`` on each engine, ``rounds`` times in a rotating order, each run in a fresh child process.
 
@@ -299,6 +305,7 @@ def run_bench(
         raise BenchError(f"--backends: {', '.join(unknown) or 'none'} (choose from {', '.join(ENGINES)}; this model"
                          f" and install can run {', '.join(available_engines(info)) or 'none'})")  # fmt: skip
     frame_size = first_frame_size(str(video))
+    sgemm = sgemm_gflops()
     runs = [(mode, engine) for engine in chosen for mode in modes]
     figures = {run_key(mode, engine): ModeFigures() for mode, engine in runs}
     scopes: set[str] = set()
@@ -308,7 +315,7 @@ def run_bench(
             for mode, engine in runs[shift:] + runs[:shift]:
                 mode_workers, mode_threads = layout_of(mode, workers, threads)
                 spec = RunSpec(mode, str(model), str(video), frames, warmup_frames, queue_size, mode_workers,
-                               mode_threads, engine)  # fmt: skip
+                               mode_threads, engine, spin_wait)  # fmt: skip
                 run = _run_child(spec)
                 figure = figures[run_key(mode, engine)]
                 figure.fps.append(float(run["fps"]))
@@ -334,7 +341,7 @@ def run_bench(
         modes=figures,
         engines=chosen,
         gflop_per_frame=conv_gflop(info.onnx_path),
-        sgemm_gflops=sgemm_gflops(),
+        sgemm_gflops=sgemm,
         load_processes=load,
     )
 
@@ -539,7 +546,7 @@ def measure(spec: RunSpec) -> dict[str, Any]:
 
     config = ModelConfig.model_validate({"path": spec.model, "warmup_runs": 2, "workers": spec.workers,
                                          "threads": spec.threads, "backend": spec.backend,
-                                         "precision": spec.precision})  # fmt: skip
+                                         "precision": spec.precision, "spin_wait": spec.spin_wait})  # fmt: skip
     detector = create_detector(config)  # MXNet: sets its threads before it loads
     startup_s = process_age_s()
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
@@ -548,7 +555,8 @@ def measure(spec: RunSpec) -> dict[str, Any]:
         runner[spec.mode](spec.warmup_frames)  # threads, allocations, decoder start-up, page cache
         per_run = reset_peak_rss()
         fps, latency = runner[spec.mode](spec.frames)
-    threads = detector.describe().get("threads", "?")
+    described = detector.describe()
+    threads = described.get("threads", "?") + (" spinning" if described.get("spin_wait") == "on" else "")
     workers = detector.concurrency
     return {
         "mode": spec.mode,
@@ -569,9 +577,10 @@ def child_main(argv: list[str] | None = None) -> int:
     for name in ("frames", "warmup", "queue-size", "workers", "threads"):
         parser.add_argument(f"--{name}", type=int, required=True)
     parser.add_argument("--engine", choices=list(ENGINES), default="mxnet")
+    parser.add_argument("--spin-wait", action="store_true")
     args = parser.parse_args(argv)
     spec = RunSpec(args.mode, args.model, args.video, args.frames, args.warmup, args.queue_size, args.workers,
-                   args.threads, args.engine)  # fmt: skip
+                   args.threads, args.engine, args.spin_wait)  # fmt: skip
     try:
         result = measure(spec)
     except EdgeRuntimeError as error:
