@@ -115,6 +115,9 @@ def run_daemon(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if pipeline.fatal_error is not None:  # e.g. every publish refused: one line, exit 2, and ERRORED in Greengrass
+        log.info("summary: %s", pipeline.stats.summary())
+        raise pipeline.fatal_error
     if pipeline.failed or pipeline.capture.error is not None:
         error = pipeline.capture.error
         if error is not None:

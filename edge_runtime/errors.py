@@ -8,6 +8,7 @@ EdgeRuntimeError
 ├── ModelError           a model folder is missing a file, fails its SHA-256 digests, or its parts disagree
 ├── SourceError          a frame source cannot be opened or read (live sources retry with backoff)
 ├── PublishError         a publisher cannot be set up (bad TLS files, unwritable output file, unusable outbox)
+│   └── PublishRefusedError  the destination refuses this device's messages (not authorized): the daemon stops
 ├── ReviewError          ``review``: the broker cannot be reached or subscribed, a recording cannot be used
 └── BenchError           ``bench``: a measuring run (a child process) failed or timed out
 """
@@ -33,6 +34,11 @@ class SourceError(EdgeRuntimeError):
 
 class PublishError(EdgeRuntimeError):
     """A publisher cannot be set up or its outbox cannot be used."""
+
+
+class PublishRefusedError(PublishError):
+    """A destination refuses every message of this kind (not authorized): retrying cannot help, so the daemon stops
+    with this one line rather than run on while delivering nothing."""
 
 
 class ReviewError(EdgeRuntimeError):

@@ -54,6 +54,7 @@ def run_component(
     environ: Mapping[str, str] | None = None,
 ) -> int:
     """Connect (unless ``client`` is given), configure, run the daemon with live updates, report the state."""
+    from edge_runtime.access import check_publish_access
     from edge_runtime.daemon import run_daemon
     from edge_runtime.publishers.ipc import ComponentBridge, IpcPublisher, LiveConfig, connect
 
@@ -66,13 +67,23 @@ def run_component(
             raise ConfigError("--config: a component is configured by its recipe and deployments (got a file)")
 
         def build() -> RuntimeConfig:
-            return component_config(bridge.read_tree(), env, flags)
+            """The configuration from the nucleus, refused when its own accessControl would refuse the topics."""
+            built = component_config(bridge.read_tree(), env, flags)
+            if "greengrass" in built.publish.targets:
+                publisher = IpcPublisher(client, built.thing_name, built.publish.greengrass)
+                topics = publisher.access_needed(status=built.status.interval_s > 0)
+                check_publish_access(bridge.access_control, topics)
+            return built
 
-        config = build()
-        _configure_logging(config.log_level)
-        for value, key in ((config.model.path, "model.path"), (config.source.uri, "source.uri")):
-            if value is None:
-                raise ConfigError(f"{key}: required (set it in the component configuration)")
+        try:
+            config = build()
+            _configure_logging(config.log_level)
+            for value, key in ((config.model.path, "model.path"), (config.source.uri, "source.uri")):
+                if value is None:
+                    raise ConfigError(f"{key}: required (set it in the component configuration)")
+        except EdgeRuntimeError:
+            _report_quietly(bridge, "ERRORED")  # what the console shows; the one-line reason is in the log
+            raise
         bridge.timeout_s = config.publish.greengrass.timeout_s
 
         def on_running(pipeline: Any) -> None:

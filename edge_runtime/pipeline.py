@@ -19,7 +19,7 @@ import uuid
 from typing import Any, Callable
 
 from edge_runtime.detectors.base import DetectionResult, Detector
-from edge_runtime.errors import PublishError
+from edge_runtime.errors import PublishError, PublishRefusedError
 from edge_runtime.frames import Frame, LatestQueue
 from edge_runtime.health import Stats, rss_bytes
 from edge_runtime.messages import detection_message, status_message
@@ -122,6 +122,7 @@ class Pipeline:
         self.stats = Stats()
         self.finished = threading.Event()  # the inference loop has ended (drained, stopped or failed)
         self.failed = False
+        self.fatal_error: PublishRefusedError | None = None  # a publisher refused for good: the daemon exits with it
         self.started = False
         self._threads: list[threading.Thread] = []
 
@@ -207,6 +208,13 @@ class Pipeline:
             try:
                 publisher.publish(kind, message)
                 self.stats.message_published(True)
+            except PublishRefusedError as error:
+                self.stats.message_published(False)
+                if self.fatal_error is None:  # the first refusal stops the pipeline; later ones are the same news
+                    self.fatal_error = error
+                    log.error("%s; stopping: nothing can be delivered", error)
+                    self.failed = True
+                    self.stop_event.set()
             except PublishError as error:
                 self.stats.message_published(False)
                 if self.stats.publish_errors % 100 == 1:  # the first, then every 100th: no log flood
@@ -260,7 +268,10 @@ class Pipeline:
         if waiting:
             log.info("stopping: %d captured frames not processed", waiting)
         if self.started and self.status_interval_s > 0:
-            self._publish("status", self.status("stopped"))
+            final = self.status("stopped")
+            if self.fatal_error is not None:
+                final["error"] = str(self.fatal_error)
+            self._publish("status", final)
         for publisher in self.publishers:
             try:
                 publisher.close(max(0.0, deadline - time.monotonic()))

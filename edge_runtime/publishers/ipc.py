@@ -18,7 +18,7 @@ import threading
 from typing import Any, Callable
 
 from edge_runtime.config import GreengrassConfig, RuntimeConfig
-from edge_runtime.errors import ConfigError, EdgeRuntimeError, PublishError
+from edge_runtime.errors import ConfigError, EdgeRuntimeError, PublishError, PublishRefusedError
 from edge_runtime.messages import encode
 from edge_runtime.publishers.base import Publisher
 from edge_runtime.publishers.mqtt import render_topic
@@ -42,13 +42,38 @@ def connect(timeout_s: float) -> Any:
         raise PublishError(f"greengrass: cannot connect to the nucleus IPC socket ({_one_line(error)})") from None
 
 
+# What to change when the nucleus refuses an operation: the recipe's accessControl policy that allows it.
+ACCESS_HINTS = {
+    "PublishToIoTCore": "aws.greengrass.ipc.mqttproxy",
+    "PublishToTopic": "aws.greengrass.ipc.pubsub",
+}
+
+
 def wait(future: Any, timeout_s: float, what: str) -> Any:
-    """The result of an IPC future within ``timeout_s``, or a PublishError saying which request failed."""
+    """The result of an IPC future within ``timeout_s``, or a PublishError saying which request failed.
+
+    The nucleus' UnauthorizedError becomes :class:`PublishRefusedError`, with the setting to fix: every later
+    request of that kind would be refused too."""
     try:
         return future.result(timeout=timeout_s)
     except Exception as error:  # concurrent.futures.TimeoutError, the model's ServiceError/UnauthorizedError, ...
         reason = f"no answer in {timeout_s:.1f}s" if _is_timeout(error) else _one_line(error)
+        if type(error).__name__ == "UnauthorizedError":
+            refused = f"greengrass: {what} was refused, not authorized ({reason}): {_fix(what)}"
+            raise PublishRefusedError(refused) from None
         raise PublishError(f"greengrass: {what} failed ({reason})") from None
+
+
+def _fix(what: str) -> str:
+    operation = what.split()[0]
+    service = ACCESS_HINTS.get(operation)
+    if service is None:
+        return "the component's accessControl does not allow this operation"
+    return (
+        f"the recipe's accessControl ({service}) must allow aws.greengrass#{operation} on this topic (MQTT wildcards"
+        " + and # match); a resource with {iot:thingName} is only expanded when the nucleus runs with"
+        " interpolateComponentConfiguration: true"
+    )
 
 
 class IpcPublisher(Publisher):
@@ -86,6 +111,20 @@ class IpcPublisher(Publisher):
         with self._lock:
             return dict(self._topics)
 
+    def access_needed(self, status: bool = True) -> list[tuple[str, str, str]]:
+        """(IPC service, operation, topic) for every topic this publisher will publish to (``status``: the status
+        topics too; the daemon publishes none when ``status.interval_s`` is 0)."""
+        from edge_runtime.access import MQTT_PROXY, PUBSUB
+
+        needed = []
+        for kind, (iot_topic, local_topic) in self.topics().items():
+            if kind == "status" and not status:
+                continue
+            needed.append((MQTT_PROXY, "PublishToIoTCore", iot_topic))
+            if local_topic:
+                needed.append((PUBSUB, "PublishToTopic", local_topic))
+        return needed
+
     def publish(self, kind: str, message: dict[str, Any]) -> None:
         iot_topic, local_topic = self.topics()[kind]
         future = self.client.publish_to_iot_core_async(
@@ -109,14 +148,21 @@ class ComponentBridge:
     def __init__(self, client: Any, timeout_s: float = 10.0) -> None:
         self.client = client
         self.timeout_s = timeout_s
+        self.access_control: dict[str, Any] = {}  # the nucleus' policies for this component, as last read
         self._subscription: Any = None
 
-    def read_tree(self) -> dict[str, Any]:
-        """The component configuration as a daemon config tree (``accessControl`` and ``install`` left out)."""
+    def read_component_configuration(self) -> dict[str, Any]:
+        """The whole component configuration, as the nucleus holds it (``accessControl`` included)."""
         response = wait(self.client.get_configuration_async(key_path=[]), self.timeout_s, "GetConfiguration")
         value = response.value or {}
         if not isinstance(value, dict):
             raise ConfigError(f"(component configuration): must be an object (got {type(value).__name__})")
+        self.access_control = value.get("accessControl") or {}
+        return value
+
+    def read_tree(self) -> dict[str, Any]:
+        """The component configuration as a daemon config tree (``accessControl`` and ``install`` left out)."""
+        value = self.read_component_configuration()
         return {key: item for key, item in value.items() if key not in NOT_RUNTIME_KEYS}
 
     def subscribe(self, on_change: Callable[[list[str]], None]) -> None:

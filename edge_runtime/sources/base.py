@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
+import os
 import socket
 import urllib.error
 import urllib.request
@@ -83,6 +84,46 @@ class ImageFolderSource(FrameSource):
         self._next = len(self._files)
 
 
+def camera_problem(index: int, dev: Path = Path("/dev")) -> str:
+    """Why camera ``index`` did not open, as far as the device node tells: missing, or not ours to read.
+
+    The usual case on a Greengrass device: the component runs as ``ggc_user``, and V4L2 nodes belong to the
+    ``video`` group, so the camera works for the person who tried it by hand and not for the component.
+    """
+    node = dev / f"video{index}"
+    if not node.exists():
+        present = sorted(path.name for path in dev.glob("video*"))
+        found = f"present: {', '.join(present)}" if present else "no /dev/video* at all: is the camera connected?"
+        return f"camera {index}: {node} does not exist ({found})"
+    if not os.access(node, os.R_OK | os.W_OK):
+        user = _user_name()
+        group = _group_name(node)
+        return (
+            f"camera {index}: permission denied on {node} (owned by group {group!r}): add the user running this"
+            f" process ({user}) to that group, e.g. `sudo usermod -aG {group} {user}` (on a Greengrass device the"
+            " user is ggc_user, the group video), then restart the nucleus"
+        )
+    return f"camera {index}: {node} exists and is readable, but OpenCV's V4L2 backend cannot open it (in use?)"
+
+
+def _user_name() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.geteuid())
+
+
+def _group_name(path: Path) -> str:
+    try:
+        import grp
+
+        return grp.getgrgid(path.stat().st_gid).gr_name
+    except (ImportError, KeyError):
+        return "video"
+
+
 class OpenCVSource(FrameSource):
     """A ``cv2.VideoCapture``: video files, V4L2 cameras, RTSP/HTTP streams (FFmpeg) and GStreamer pipelines."""
 
@@ -117,6 +158,8 @@ class OpenCVSource(FrameSource):
             capture = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG, params)
         if not capture.isOpened():
             capture.release()
+            if self.kind == "camera":
+                raise SourceError(camera_problem(int(self.target)))
             raise SourceError(f"{self.name}: cannot open {self.kind} source")
         self._capture = capture
 

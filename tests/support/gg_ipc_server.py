@@ -132,7 +132,20 @@ class Request:
 class GreengrassIpcServer:
     """Listens on ``socket_path``; accepts clients presenting ``auth_token``; serves ``configuration``."""
 
-    def __init__(self, socket_path: Path, auth_token: str, configuration: dict[str, Any], component: str) -> None:
+    def __init__(
+        self,
+        socket_path: Path,
+        auth_token: str,
+        configuration: dict[str, Any],
+        component: str,
+        enforce_access: bool = False,
+        interpolate_thing_name: str | None = None,
+    ) -> None:
+        """``enforce_access``: refuse PublishToIoTCore/PublishToTopic as the nucleus does, unless the configuration's
+        accessControl allows the topic; ``interpolate_thing_name``: the nucleus' interpolateComponentConfiguration
+        (``{iot:thingName}`` in the configuration is replaced by it), else it stays literal, as by default."""
+        self.enforce_access = enforce_access
+        self.interpolate_thing_name = interpolate_thing_name
         self.socket_path = socket_path
         self.auth_token = auth_token
         self.configuration = copy.deepcopy(configuration)
@@ -267,7 +280,12 @@ class GreengrassIpcServer:
         with self._lock:
             self.requests.append(Request(operation, request))
         name = operation.split("#", 1)[-1]
-        if name == "PublishToIoTCore":
+        if name in ("PublishToIoTCore", "PublishToTopic") and not self._allowed(name, request):
+            topic = request.get("topicName") or request.get("topic")
+            error = {"message": f"Principal {self.component} is not authorized to perform"
+                                f" aws.greengrass#{name} on resource {topic}"}  # fmt: skip
+            self._send(conn, write_lock, stream_id, "UnauthorizedError", error, kind=APPLICATION_ERROR)
+        elif name == "PublishToIoTCore":
             self._send(conn, write_lock, stream_id, "PublishToIoTCoreResponse", {})
         elif name == "PublishToTopic":
             self._send(conn, write_lock, stream_id, "PublishToTopicResponse", {})
@@ -275,7 +293,7 @@ class GreengrassIpcServer:
             self._send(conn, write_lock, stream_id, "UpdateStateResponse", {})
         elif name == "GetConfiguration":
             with self._lock:
-                value: Any = self.configuration
+                value: Any = self._served_configuration()
                 for key in request.get("keyPath") or []:
                     value = value[key]
                 value = copy.deepcopy(value)
@@ -288,6 +306,26 @@ class GreengrassIpcServer:
         else:
             error = {"message": f"{operation} is not served by the test server"}
             self._send(conn, write_lock, stream_id, "ServiceError", error, kind=APPLICATION_ERROR)
+
+    def _served_configuration(self) -> Any:
+        """The configuration as the nucleus hands it out: interpolated only when asked to be."""
+        if self.interpolate_thing_name is None:
+            return self.configuration
+        text = json.dumps(self.configuration).replace("{iot:thingName}", self.interpolate_thing_name)
+        return json.loads(text)
+
+    def _allowed(self, operation: str, request: dict[str, Any]) -> bool:
+        """The nucleus' authorization: a policy of the component's accessControl lists the operation and a resource
+        matching the topic (MQTT wildcards, ``*``)."""
+        if not self.enforce_access:
+            return True
+        from edge_runtime.access import MQTT_PROXY, PUBSUB, allowed_resources, topic_matches
+
+        service = MQTT_PROXY if operation == "PublishToIoTCore" else PUBSUB
+        with self._lock:
+            access = self._served_configuration().get("accessControl") or {}
+        topic = str(request.get("topicName") or request.get("topic"))
+        return any(topic_matches(resource, topic) for resource in allowed_resources(access, service, operation))
 
     def _send(
         self,
