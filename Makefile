@@ -6,8 +6,6 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup broker test lint typecheck unit edge-unit demo component clean
 
-setup: $(STAMP)
-
 # The integration tests need a real MQTT broker. Install mosquitto with apt when it is missing and we may;
 # otherwise say so: the broker tests then skip (and fail under CI=true, where a skipped broker test would hide a gap).
 broker:
@@ -24,6 +22,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --progress-bar off -e ".[dev]"
 	touch $(STAMP)
+
+# The real gdk CLI (1.6.2, Apache-2.0, not on PyPI) into the same venv, from ../shared/vendor when that file is there
+# (also into a venv made before this rule existed); without it the gdk tests skip, and fail under CI=true.
+GDK_TARBALL := ../shared/vendor/aws-greengrass-gdk-cli.tar.gz
+GDK         := $(if $(wildcard $(GDK_TARBALL)),$(VENV)/bin/gdk)
+
+setup: $(STAMP) $(GDK)
+	@test -n "$(GDK)" || echo "$(GDK_TARBALL) is absent: the gdk CLI is not installed and the gdk tests skip"
+
+$(VENV)/bin/gdk: $(STAMP) $(GDK_TARBALL)
+	$(PY) -m pip install --quiet --progress-bar off $(GDK_TARBALL)
+	touch $@
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -67,13 +77,15 @@ demo: setup
 	$(VENV)/bin/cloud-training synth --out $(DEMO)/synth --images 0 --seed 1 --video $(DEMO)/boxes.mp4 --frames 150 --force
 	$(VENV)/bin/edge-runtime run --model models/demo --source $(DEMO)/boxes.mp4
 
-# The Greengrass components in gdk's layout under greengrass-build/ (gdk-config.json's custom build runs this):
-# the inference component (wheel + lifecycle scripts zipped) and, from models/demo/, the model component.
+# Both Greengrass components into one greengrass-build/ here: the inference component (wheel + lifecycle scripts
+# zipped) and, from models/demo/, the model component. gdk builds each in its own project instead
+# (cd components/<name> && gdk component build): components/README.md.
 component: setup
 	$(PY) components/build.py
 
 clean:
-	rm -rf $(VENV) $(EDGE_VENV) .mypy_cache .pytest_cache .ruff_cache greengrass-build build *.egg-info
+	rm -rf $(VENV) $(EDGE_VENV) .mypy_cache .pytest_cache .ruff_cache greengrass-build components/*/greengrass-build \
+		build *.egg-info
 
 # Proven on the device OSes (tests/device_os/README.md): the wheel with the edge extra installed and run in a fresh
 # Debian 13 "trixie" root (Python 3.13) built by mmdebstrap from this machine's mirror, natively (amd64) and under

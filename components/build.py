@@ -1,17 +1,28 @@
-"""Build the Greengrass components into gdk's layout (``make component``, and gdk's custom build command).
+"""Build the Greengrass components: for gdk (``gdk component build`` in a project) and for ``make component``.
 
-    greengrass-build/recipes/ssd.ObjectDetector.json
-    greengrass-build/artifacts/ssd.ObjectDetector/<version>/ssd-object-detector.zip   wheel + install.sh + run.sh
-    greengrass-build/recipes/ssd.ObjectDetector.Model.json                          (when a model folder is given)
-    greengrass-build/artifacts/ssd.ObjectDetector.Model/<version>/model.zip          the deploy model folder's files
+The two components are two gdk projects, one component each (gdk handles one per project, as AWS ships its ML
+components), each with its ``gdk-config.json`` and source recipe ``recipe.json`` at the project root:
 
-gdk's own build does this for zip/maven projects; this project needs a wheel inside the zip, so gdk-config.json
-uses a custom build and gdk publish then uploads exactly these folders, rewriting the artifact URIs'
-``BUCKET_NAME``, ``COMPONENT_NAME`` and ``COMPONENT_VERSION``. Name, version and author come from
-gdk-config.json (one source of truth); the model component's version from ``--model-version`` or the model's
-model.json. Zip members carry a fixed timestamp, so the same inputs give the same bytes and digest.
-Standard library only (and the project's own ``edge_runtime.model_format``, which is too): it runs before anything
-is installed.
+    components/ssd.ObjectDetector/          the daemon: ssd-object-detector.zip (wheel + install.sh + run.sh)
+    components/ssd.ObjectDetector.Model/    the model store: model.zip (a deploy model folder's files)
+
+``gdk component build`` there runs this script as its custom build (``python3 ../build.py --project .``), after
+gdk emptied ``greengrass-build/`` and made ``greengrass-build/artifacts/<name>/<version>/`` with the version exactly
+as gdk-config.json states it (``NEXT_PATCH`` included). It writes what ``gdk component publish`` then reads:
+
+    greengrass-build/recipes/recipe.json                     the project's recipe file name, filled in
+    greengrass-build/artifacts/<name>/<version>/<artifact>   every file here is uploaded to <name>/<resolved version>/
+
+gdk publish resolves ``NEXT_PATCH`` (1.0.0, or the account's highest version's next patch), writes the version into
+the recipe and rewrites the artifact URIs ``s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/<artifact>``; so the
+built recipe keeps that URI and states the version as configured, ``NEXT_PATCH`` too, as gdk's own zip build does.
+
+``make component`` (no ``--project``) builds both into one ``greengrass-build/`` at the repository root, named
+``recipes/<name>.json``: the daemon at its gdk-config.json version, the model (from models/demo or ``--model``) at
+``--model-version`` or the model's model.json version. Name, version and author come from the projects'
+gdk-config.json (one source of truth). Zip members carry a fixed timestamp, so the same inputs give the same bytes
+and digest. Standard library only (and the project's own ``edge_runtime.model_format``, which is too): it runs
+before anything is installed.
 """
 
 from __future__ import annotations
@@ -32,7 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the deploy folder contract, from the source tree (standard library only)
 from edge_runtime.model_format import MODEL_JSON, shipped_files  # noqa: E402
 
+INFERENCE_COMPONENT = "ssd.ObjectDetector"
 MODEL_COMPONENT = "ssd.ObjectDetector.Model"
+PROJECT_CONFIG = "gdk-config.json"
+RECIPE_FILE = "recipe.json"  # what gdk looks for at a project root (or recipe.yaml), and reads back from the build
+NEXT_PATCH = "NEXT_PATCH"  # gdk-config.json's version enum: resolved by gdk component publish
 COMPONENT_ZIP = "ssd-object-detector.zip"
 SCRIPTS = ("install.sh", "run.sh")
 RECIPE_LIMIT = 16000  # bytes; gdk refuses larger recipes
@@ -44,13 +59,20 @@ class BuildError(Exception):
     """A component cannot be built as asked (message: one line)."""
 
 
-def read_project(root: Path) -> tuple[str, str, str]:
-    """(component name, version, author) from gdk-config.json."""
-    config = json.loads((root / "gdk-config.json").read_text())
+def project_dir(root: Path, name: str) -> Path:
+    """The gdk project of one component: ``components/<name>/``."""
+    return root / "components" / name
+
+
+def read_project(project: Path) -> tuple[str, str, str]:
+    """(component name, version, author) from a gdk project's gdk-config.json; version x.y.z or ``NEXT_PATCH``."""
+    config = json.loads((project / PROJECT_CONFIG).read_text())
     ((name, component),) = config["component"].items()
-    if not SEMVER.match(component["version"]):
-        raise BuildError(f"gdk-config.json: component.{name}.version must be x.y.z (got {component['version']!r})")
-    return name, component["version"], component["author"]
+    version = component.get("version", NEXT_PATCH)  # gdk's own default
+    if version != NEXT_PATCH and not SEMVER.match(version):
+        raise BuildError(f"{project / PROJECT_CONFIG}: component.{name}.version must be x.y.z or {NEXT_PATCH} "
+                         f"(got {version!r})")
+    return name, version, component.get("author", "")
 
 
 def write_zip(path: Path, members: dict[str, tuple[bytes, int]], sort: bool = True) -> Path:
@@ -75,11 +97,12 @@ def fill_recipe(template: dict[str, Any], name: str, version: str, author: str, 
     return recipe
 
 
-def write_recipe(out: Path, recipe: dict[str, Any]) -> Path:
+def write_recipe(out: Path, recipe: dict[str, Any], file_name: Optional[str] = None) -> Path:
+    """``out/recipes/<file_name>`` (default ``<ComponentName>.json``; gdk's layout: ``recipe.json``)."""
     data = (json.dumps(recipe, indent=2) + "\n").encode()
     if len(data) > RECIPE_LIMIT:
         raise BuildError(f"{recipe['ComponentName']}: recipe is {len(data)} bytes, over gdk's {RECIPE_LIMIT}")
-    path = out / "recipes" / f"{recipe['ComponentName']}.json"
+    path = out / "recipes" / (file_name or f"{recipe['ComponentName']}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
@@ -138,22 +161,31 @@ def _urlsafe_sha256(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def build_inference(root: Path, out: Path) -> Path:
-    name, version, author = read_project(root)
+def load_template(root: Path, name: str) -> dict[str, Any]:
+    """A component's source recipe: its gdk project's recipe.json."""
+    template: dict[str, Any] = json.loads((project_dir(root, name) / RECIPE_FILE).read_text())
+    return template
+
+
+def build_inference(root: Path, out: Path, recipe_file: Optional[str] = None) -> Path:
+    """The daemon component at its gdk-config.json version: ssd-object-detector.zip and the recipe."""
+    name, version, author = read_project(project_dir(root, INFERENCE_COMPONENT))
     artifacts = out / "artifacts" / name / version
-    artifacts.mkdir(parents=True)
+    artifacts.mkdir(parents=True, exist_ok=True)  # gdk made it already
     with tempfile.TemporaryDirectory() as tmp:
         wheel = build_wheel(root, Path(tmp))
         members = {wheel.name: (wheel.read_bytes(), 0o644)}
         for script in SCRIPTS:
             members[script] = ((root / "components" / script).read_bytes(), 0o755)
         write_zip(artifacts / COMPONENT_ZIP, members)
-    template = json.loads((root / "recipes" / f"{name}.json").read_text())
-    return write_recipe(out, fill_recipe(template, name, version, author))
+    return write_recipe(out, fill_recipe(load_template(root, name), name, version, author), recipe_file)
 
 
-def build_model(root: Path, out: Path, model_dir: Path, version: Optional[str]) -> Path:
-    """The model component: model.zip (the deploy folder's files at its root) and its recipe with digest."""
+def build_model(root: Path, out: Path, model_dir: Path, version: Optional[str], recipe_file: Optional[str] = None
+                ) -> Path:
+    """The model component: model.zip (the deploy folder's files at its root) and its recipe with digest.
+
+    ``version``: the component version (x.y.z, or ``NEXT_PATCH`` for gdk to resolve); default model.json's."""
     if not (model_dir / MODEL_JSON).is_file():
         raise BuildError(f"{model_dir}: not a deploy model folder (missing {MODEL_JSON})")
     info = json.loads((model_dir / MODEL_JSON).read_text())
@@ -162,34 +194,60 @@ def build_model(root: Path, out: Path, model_dir: Path, version: Optional[str]) 
     if missing:
         raise BuildError(f"{model_dir}: not a deploy model folder (missing {', '.join(missing)})")
     version = version or str(info.get("version", ""))
-    if not SEMVER.match(version):
+    if version != NEXT_PATCH and not SEMVER.match(version):
         raise BuildError(f"{model_dir}/model.json: version must be x.y.z for a component (got {version!r})")
-    _, _, author = read_project(root)
+    _, _, author = read_project(project_dir(root, MODEL_COMPONENT))
     artifacts = out / "artifacts" / MODEL_COMPONENT / version
-    artifacts.mkdir(parents=True)
+    artifacts.mkdir(parents=True, exist_ok=True)
     members = {file: ((model_dir / file).read_bytes(), 0o644) for file in files}
     archive = write_zip(artifacts / "model.zip", members)
     digest = base64.b64encode(hashlib.sha256(archive.read_bytes()).digest()).decode()
-    template = json.loads((root / "recipes" / f"{MODEL_COMPONENT}.json").read_text())
-    description = f"SSD model {info.get('name', model_dir.name)} {version}: {', '.join(info.get('class_names', []))}"
-    recipe = fill_recipe(
-        template, MODEL_COMPONENT, version, author, ARTIFACT_DIGEST=digest, MODEL_DESCRIPTION=description
-    )
-    return write_recipe(out, recipe)
+    shown = version if version != NEXT_PATCH else str(info.get("version", ""))  # gdk leaves the description as is
+    description = f"SSD model {info.get('name', model_dir.name)} {shown}: {', '.join(info.get('class_names', []))}"
+    recipe = fill_recipe(load_template(root, MODEL_COMPONENT), MODEL_COMPONENT, version, author,
+                         ARTIFACT_DIGEST=digest, MODEL_DESCRIPTION=description)
+    return write_recipe(out, recipe, recipe_file)
+
+
+def build_project(root: Path, project: Path, out: Path, model_dir: Optional[Path]) -> Path:
+    """gdk's custom build of one project: its component into ``out`` as gdk publish reads it back."""
+    name, version, _ = read_project(project)
+    if not (project / RECIPE_FILE).is_file():
+        raise BuildError(f"{project}: no {RECIPE_FILE} (gdk needs it at the project root)")
+    if name == INFERENCE_COMPONENT:
+        return build_inference(root, out, RECIPE_FILE)
+    if name == MODEL_COMPONENT:
+        model = model_dir or root / "models" / "demo"
+        return build_model(root, out, model, version, RECIPE_FILE)
+    raise BuildError(f"{project / PROJECT_CONFIG}: unknown component {name!r} "
+                     f"(this build makes {INFERENCE_COMPONENT} and {MODEL_COMPONENT})")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "greengrass-build")
+    parser.add_argument("--project", type=Path,
+                        help="gdk's custom build: build this gdk project's component into <project>/greengrass-build")
+    parser.add_argument("--out", type=Path, help="output folder (default: greengrass-build at the project, or the "
+                        "repository root without --project)")
     parser.add_argument("--model", type=Path, help="deploy model folder (default: models/demo when it holds a model)")
-    parser.add_argument("--model-version", help="model component version (default: model.json's version)")
+    parser.add_argument("--model-version", help="model component version without --project (default: model.json's "
+                        "version; with --project the project's gdk-config.json states it)")
     args = parser.parse_args(argv)
     try:
-        shutil.rmtree(args.out, ignore_errors=True)
-        print(build_inference(ROOT, args.out).relative_to(args.out.parent))
+        if args.project is not None:
+            project = args.project.resolve()
+            out = args.out or project / "greengrass-build"
+            if args.model_version:
+                raise BuildError(f"--model-version: with --project the version is {project / PROJECT_CONFIG}'s")
+            shutil.rmtree(out, ignore_errors=True)  # gdk emptied it already; a rerun by hand starts clean too
+            print(build_project(ROOT, project, out, args.model))
+            return 0
+        out = args.out or ROOT / "greengrass-build"
+        shutil.rmtree(out, ignore_errors=True)
+        print(build_inference(ROOT, out).relative_to(out.parent))
         model = args.model or ROOT / "models" / "demo"
         if args.model is not None or (model / MODEL_JSON).is_file():
-            print(build_model(ROOT, args.out, model, args.model_version).relative_to(args.out.parent))
+            print(build_model(ROOT, out, model, args.model_version).relative_to(out.parent))
         else:
             print(f"{model}: no model yet; the model component is not built", file=sys.stderr)
     except (BuildError, OSError, ValueError, KeyError) as error:

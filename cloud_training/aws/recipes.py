@@ -1,11 +1,12 @@
-"""The model component's Greengrass recipe: the template in ``recipes/ssd.ObjectDetector.Model.json``, filled in.
+"""The model component's Greengrass recipe: the template in ``components/ssd.ObjectDetector.Model/recipe.json`` (the
+model's gdk project), filled in.
 
-The template is the one ``make component`` (``components/build.py``) fills for gdk, so ``publish`` and a gdk build
-register the same recipe. As ``recipes/README.md`` documents: ComponentName, ComponentVersion and ComponentPublisher
-are set outright; ``{MODEL_DESCRIPTION}`` and ``{ARTIFACT_DIGEST}`` are replaced; gdk's
-``s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/model.zip`` becomes the URI we uploaded to. An installed
-package has no ``recipes/`` folder beside it, so :data:`BUILT_IN_TEMPLATE` holds the same template (a test keeps the
-two equal).
+The template is the one ``gdk component build`` and ``make component`` (``components/build.py``) fill, so
+``publish`` and a gdk build register the same recipe. As ``components/README.md`` documents: ComponentName,
+ComponentVersion and ComponentPublisher are set outright; ``{MODEL_DESCRIPTION}`` and ``{ARTIFACT_DIGEST}`` are
+replaced; gdk's ``s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/model.zip`` becomes the URI we uploaded to. An
+installed package has no ``components/`` folder beside it, so :data:`BUILT_IN_TEMPLATE` holds the same template (a
+test keeps the two equal).
 
 A model component is a versioned store: one artifact (``model.zip``), no lifecycle. Greengrass unzips it
 (``Unarchive: ZIP``) to ``{artifacts:decompressedPath}/model/``, where the inference component reads the deploy
@@ -26,8 +27,8 @@ from typing import Any
 INFERENCE_COMPONENT = "ssd.ObjectDetector"
 MODEL_COMPONENT = "ssd.ObjectDetector.Model"
 ARTIFACT_NAME = "model.zip"
-PUBLISHER = "ssd-greengrass"  # gdk-config.json's author
-TEMPLATE = Path(__file__).resolve().parents[2] / "recipes" / f"{MODEL_COMPONENT}.json"
+PUBLISHER = "ssd-greengrass"  # components/*/gdk-config.json's author
+TEMPLATE = Path(__file__).resolve().parents[2] / "components" / MODEL_COMPONENT / "recipe.json"
 GDK_URI = f"s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/{ARTIFACT_NAME}"
 BUILT_IN_TEMPLATE: dict[str, Any] = {
     "RecipeFormatVersion": "2020-01-25",

@@ -28,7 +28,8 @@ from edge_runtime.publishers.ipc import ComponentBridge, IpcPublisher, LiveConfi
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO.parent / "shared" / "schemas" / "gdk"
-RECIPES = sorted((REPO / "recipes").glob("*.json"))
+PROJECTS = sorted(path.parent for path in (REPO / "components").glob("*/gdk-config.json"))  # one per component
+RECIPES = [project / "recipe.json" for project in PROJECTS]
 
 
 def lower_keys(value: Any) -> Any:
@@ -47,7 +48,7 @@ def load_build() -> Any:
     return module
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=[path.name for path in RECIPES])
+@pytest.mark.parametrize("recipe", RECIPES, ids=[path.parent.name for path in RECIPES])
 def test_recipe_is_valid_for_gdk_and_small(recipe: Path) -> None:
     schema = json.loads((SCHEMAS / "recipe_schema.json").read_text())
     jsonschema.validate(lower_keys(json.loads(recipe.read_text())), schema)
@@ -62,13 +63,17 @@ def test_schema_check_can_fail() -> None:
         jsonschema.validate(recipe, schema)
 
 
-def test_gdk_config_is_valid() -> None:
+@pytest.mark.parametrize("project", PROJECTS, ids=[path.name for path in PROJECTS])
+def test_gdk_config_is_valid(project: Path) -> None:
     schema = json.loads((SCHEMAS / "config_schema.json").read_text())
-    jsonschema.validate(json.loads((REPO / "gdk-config.json").read_text()), schema)
+    assert [path.name for path in PROJECTS] == ["ssd.ObjectDetector", "ssd.ObjectDetector.Model"]
+    config = json.loads((project / "gdk-config.json").read_text())
+    jsonschema.validate(config, schema)
+    assert list(config["component"]) == [json.loads((project / "recipe.json").read_text())["ComponentName"]]
 
 
 def test_inference_recipe_contract() -> None:
-    recipe = json.loads((REPO / "recipes" / "ssd.ObjectDetector.json").read_text())
+    recipe = json.loads((REPO / "components" / "ssd.ObjectDetector" / "recipe.json").read_text())
     assert recipe["ComponentDependencies"]["ssd.ObjectDetector.Model"]["DependencyType"] == "HARD"
     platforms = [manifest["Platform"] for manifest in recipe["Manifests"]]
     assert {p["architecture"] for p in platforms} == {"aarch64", "amd64"}  # no armv7l: MXNet has no wheel
