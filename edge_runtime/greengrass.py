@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -75,28 +76,30 @@ def run_component(
                 check_publish_access(bridge.access_control, topics)
             return built
 
-        try:
-            config = build()
-            _configure_logging(config.log_level)
-            for value, key in ((config.model.path, "model.path"), (config.source.uri, "source.uri")):
-                if value is None:
-                    raise ConfigError(f"{key}: required (set it in the component configuration)")
-        except EdgeRuntimeError:
-            _report_quietly(bridge, "ERRORED")  # what the console shows; the one-line reason is in the log
-            raise
+        config = _checked(bridge, build)
+        _configure_logging(config.log_level)
         bridge.timeout_s = config.publish.greengrass.timeout_s
+        restart = RestartRequest()
 
         def on_running(pipeline: Any) -> None:
             publisher = next((p for p in pipeline.publishers if isinstance(p, IpcPublisher)), None)
-            live = LiveConfig(config, pipeline, publisher)
-            bridge.subscribe(_on_change(live, build))
-            bridge.report_state("RUNNING")
+            live = LiveConfig(restart.config or config, pipeline, publisher, on_restart=restart.request)
+            first = restart.live is None
+            restart.attach(live, pipeline)
+            if first:  # one subscription and one RUNNING for the component's life, across pipeline restarts
+                bridge.subscribe(_on_change(restart, build))
+                bridge.report_state("RUNNING")
 
-        try:
-            result = run_daemon(config, ipc_client=client, on_running=on_running)
-        except EdgeRuntimeError:
-            _report_quietly(bridge, "ERRORED")
-            raise
+        while True:
+            try:
+                result = run_daemon(restart.config or config, ipc_client=client, on_running=on_running)
+            except EdgeRuntimeError:
+                _report_quietly(bridge, "ERRORED")
+                raise
+            if result != 0 or not restart.requested():
+                break
+            restart.config = _checked(bridge, build)  # the new configuration, read afresh from the nucleus
+            log.info("restarting the pipeline with the new configuration")
         if result != 0:
             _report_quietly(bridge, "ERRORED")
         return result
@@ -106,10 +109,54 @@ def run_component(
             client.close(executor_wait=False)
 
 
-def _on_change(live: Any, build: Callable[[], RuntimeConfig]) -> Callable[[list[str]], None]:
+class RestartRequest:
+    """A configuration change the running pipeline cannot take live (source, model, targets...): the pipeline is
+    stopped in order (publishers flushed, an MQTT outbox kept on disk) and built again from the new configuration,
+    in this process and within seconds. The nucleus would not do it: it restarts a component's Run only when the
+    component fails, and a component that exits 0 is FINISHED."""
+
+    def __init__(self) -> None:
+        self.config: RuntimeConfig | None = None  # the configuration of the next pipeline, once one was requested
+        self.live: Any = None
+        self._pipeline: Any = None
+        self._requested = threading.Event()
+        self._lock = threading.Lock()
+
+    def attach(self, live: Any, pipeline: Any) -> None:
+        with self._lock:
+            self.live, self._pipeline = live, pipeline
+        self._requested.clear()
+
+    def request(self, keys: list[str]) -> None:
+        log.warning("configuration changed for %s: restarting the pipeline to apply it", ", ".join(keys))
+        with self._lock:
+            pipeline = self._pipeline
+        self._requested.set()
+        if pipeline is not None:
+            pipeline.stop_event.set()
+
+    def requested(self) -> bool:
+        return self._requested.is_set()
+
+
+def _checked(bridge: Any, build: Callable[[], RuntimeConfig]) -> RuntimeConfig:
+    """A configuration that can run (model and source set), or ERRORED and the one-line reason."""
+    try:
+        config = build()
+        for value, key in ((config.model.path, "model.path"), (config.source.uri, "source.uri")):
+            if value is None:
+                raise ConfigError(f"{key}: required (set it in the component configuration)")
+        return config
+    except EdgeRuntimeError:
+        _report_quietly(bridge, "ERRORED")  # what the console shows; the one-line reason is in the log
+        raise
+
+
+def _on_change(restart: RestartRequest, build: Callable[[], RuntimeConfig]) -> Callable[[list[str]], None]:
     def on_change(key_path: list[str]) -> None:
         log.info("configuration update: /%s", "/".join(key_path))
-        live.apply_tree(build)
+        if restart.live is not None and not restart.requested():
+            restart.live.apply_tree(build)
 
     return on_change
 

@@ -201,16 +201,25 @@ class ComponentBridge:
 class LiveConfig:
     """Applies a new configuration to a running pipeline: thresholds, inference interval and topics, no restart.
 
-    Everything else (source, model, targets...) is read once at start; a change there is logged as needing a
-    restart. A configuration that does not validate is refused as a whole and the daemon keeps the old one.
+    Everything else (source, model, targets...) is read when a pipeline is built: a change there calls
+    ``on_restart(keys)`` (the component rebuilds its pipeline, :class:`edge_runtime.greengrass.RestartRequest`), or,
+    without one, is logged as waiting for the next start. A configuration that does not validate is refused as a
+    whole and the daemon keeps the old one.
     """
 
     LIVE = ("model.score_threshold", "model.class_thresholds", "inference.interval_s", "publish.greengrass")
 
-    def __init__(self, config: RuntimeConfig, pipeline: Any, publisher: IpcPublisher | None) -> None:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        pipeline: Any,
+        publisher: IpcPublisher | None,
+        on_restart: Callable[[list[str]], None] | None = None,
+    ) -> None:
         self.config = config
         self.pipeline = pipeline
         self.publisher = publisher
+        self.on_restart = on_restart
         self._lock = threading.Lock()
 
     def apply(self, new: RuntimeConfig) -> list[str]:
@@ -231,8 +240,10 @@ class LiveConfig:
                 self.publisher.set_topics(new.publish.greengrass)
                 applied.append("publish.greengrass")
             later = _changed_keys(_without_live(old), _without_live(new))
-            if later:
-                log.warning("configuration changed for %s: applied at the next restart", ", ".join(later))
+            if later and self.on_restart is not None:
+                self.on_restart(later)
+            elif later:
+                log.warning("configuration changed for %s: applied at the next start", ", ".join(later))
             if applied:
                 log.info("configuration applied live: %s", ", ".join(applied))
             self.config = new if not later else _merge_live(old, new)
