@@ -36,7 +36,7 @@ def short_dir():
 def test_a_new_source_is_applied_by_rebuilding_the_pipeline(
     short_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.integration.edge_helpers import build_deploy_model  # type: ignore[import-not-found]
+    from tests.integration.edge_helpers import build_deploy_model
 
     model = build_deploy_model(tmp_path / "model")
     first = clip(tmp_path / "first.avi", 20, 60)
