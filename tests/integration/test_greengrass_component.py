@@ -55,6 +55,9 @@ def component_configuration(video: Path, frames_fps: float = 10.0) -> dict[str, 
     config["model"]["score_threshold"] = 0.9
     config["status"]["interval_s"] = 0.0
     config["publish"]["greengrass"]["local_topic"] = "local/detections/{thing_name}"
+    config["accessControl"]["aws.greengrass.ipc.pubsub"] = {  # what a deployment setting local_topic merges too
+        f"{COMPONENT}:pubsub:1": {"operations": ["aws.greengrass#PublishToTopic"], "resources": ["local/detections/#"]}
+    }
     config["install"]["pip_options"] = "--no-index"
     return config
 

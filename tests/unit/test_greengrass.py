@@ -76,7 +76,7 @@ def test_inference_recipe_contract() -> None:
     recipe = json.loads((REPO / "components" / "ssd.ObjectDetector" / "recipe.json").read_text())
     assert recipe["ComponentDependencies"]["ssd.ObjectDetector.Model"]["DependencyType"] == "HARD"
     platforms = [manifest["Platform"] for manifest in recipe["Manifests"]]
-    assert {p["architecture"] for p in platforms} == {"aarch64", "amd64"}  # no armv7l: MXNet has no wheel
+    assert {p["architecture"] for p in platforms} == {"aarch64", "amd64"}  # no armv7l: no onnxruntime wheel
     defaults = recipe["ComponentConfiguration"]["DefaultConfiguration"]
     runtime = {key: value for key, value in defaults.items() if key not in ("accessControl", "install")}
     config = component_config(runtime, {"AWS_IOT_THING_NAME": "cam-1"}, {})  # validates strictly
@@ -84,10 +84,13 @@ def test_inference_recipe_contract() -> None:
     policies = defaults["accessControl"]["aws.greengrass.ipc.mqttproxy"]
     (policy,) = policies.values()
     assert policy["operations"] == ["aws.greengrass#PublishToIoTCore"]
-    assert policy["resources"] == [
-        config.publish.greengrass.topic.replace("{thing_name}", "{iot:thingName}"),
-        config.publish.greengrass.status_topic.replace("{thing_name}", "{iot:thingName}"),
-    ]
+    assert policy["resources"] == ["ml/object-detection/+", "ml/object-detection/+/status"]  # no interpolation needed
+    from edge_runtime.access import check_publish_access
+    from edge_runtime.publishers.ipc import IpcPublisher
+
+    # the component's own start-up check passes the recipe's defaults for any thing name (ConfigError otherwise)
+    needed = IpcPublisher(None, "cam-1", config.publish.greengrass).access_needed()
+    check_publish_access(defaults["accessControl"], needed)
     for manifest in recipe["Manifests"]:
         run = manifest["Lifecycle"]["Run"]["Script"]
         assert "{ssd.ObjectDetector.Model:artifacts:decompressedPath}/model" in run
