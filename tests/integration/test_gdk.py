@@ -141,7 +141,7 @@ def test_gdk_component_build_in_a_clean_clone(clone: Path, built: dict[str, subp
     assert (tmp_path / "gg/artifacts/ssd.ObjectDetector.Model/1.0.0/model.zip").read_bytes() == model_zip
 
 
-def publish_project(project: Path, monkeypatch: pytest.MonkeyPatch, greengrass: Any) -> list[str]:
+def publish_project(project: Path, monkeypatch: pytest.MonkeyPatch, greengrass: Any, *options: str) -> list[str]:
     """``gdk component publish`` in ``project``, in process: gdk's entry point with its argv, Greengrass stubbed.
     Returns the URLs gdk tried to fetch with ``requests`` (refused: no network)."""
     import boto3
@@ -161,7 +161,7 @@ def publish_project(project: Path, monkeypatch: pytest.MonkeyPatch, greengrass: 
     monkeypatch.setattr(boto3, "client", client)
     monkeypatch.setattr(requests, "get", offline)  # botocore does not use requests: only gdk's own fetches
     monkeypatch.chdir(project)
-    monkeypatch.setattr(sys, "argv", ["gdk", "component", "publish"])
+    monkeypatch.setattr(sys, "argv", ["gdk", "component", "publish", *options])
     try:
         CLIParser.main()  # returns on success; exit(1) after logging the exception otherwise
     except SystemExit as stop:
@@ -251,8 +251,8 @@ def test_gdk_component_publish_both(projects: Path, s3_bucket: Any, monkeypatch:
 @pytest.mark.timeout(300)
 def test_gdk_next_patch_starts_at_1_0_0_and_a_refusal_fails(projects: Path, s3_bucket: Any,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """NEXT_PATCH with no version in the account: 1.0.0. A create_component_version the service refuses: gdk
-    exits 1 (after the upload), and no publish is reported as done."""
+    """NEXT_PATCH with no version in the account: 1.0.0. ``--bucket`` names the bucket outright; a
+    create_component_version the service refuses: gdk exits 1, after the upload."""
     s3 = s3_bucket.client
     empty_bucket(s3)
     client, stub = stubbed("greengrassv2")
@@ -270,5 +270,7 @@ def test_gdk_next_patch_starts_at_1_0_0_and_a_refusal_fails(projects: Path, s3_b
     stub.add_client_error("create_component_version", service_error_code="ConflictException",
                           service_message="ssd.ObjectDetector 0.1.0 already exists", http_status_code=409)
     with stub, pytest.raises(AssertionError, match="exited 1"):
-        publish_project(projects / RUNTIME, monkeypatch, client)
+        publish_project(projects / RUNTIME, monkeypatch, client, "--bucket", s3_bucket.name)
+    stub.assert_no_pending_responses()
+    assert s3_bucket.keys() == [f"{RUNTIME}/0.1.0/ssd-object-detector.zip"]
     empty_bucket(s3)
