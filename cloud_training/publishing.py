@@ -18,12 +18,13 @@ from typing import Any, Callable, Optional
 
 from cloud_training import storage
 from cloud_training.aws import greengrass
-from cloud_training.aws.recipes import ARTIFACT_NAME, greengrass_digest, model_recipe
+from cloud_training.aws.recipes import ARTIFACT_NAME, INFERENCE_COMPONENT, greengrass_digest, model_recipe
 from cloud_training.errors import ArtifactError, AwsError
 from edge_runtime.errors import ModelError
 from edge_runtime.model import read_model_info
 from edge_runtime.model_format import MODEL_JSON, shipped_files
 
+REPO = Path(__file__).resolve().parents[1]  # the checkout: components/ and greengrass-build/ live there
 VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 ZIP_DATE = (2020, 1, 25, 0, 0, 0)  # as components/build.py: one model folder, one digest
 
@@ -74,6 +75,29 @@ class PublishPlan:
         }
 
 
+def runtime_version(explicit: Optional[str], root: Path = REPO) -> str:
+    """The inference component's version to deploy: ``--runtime-version``, else the version of its built recipe
+    (what ``gdk component build``/``publish`` or ``make component`` wrote), else its gdk-config.json version."""
+    if explicit:
+        return explicit
+    project = root / "components" / INFERENCE_COMPONENT
+    for recipe in (project / "greengrass-build" / "recipes" / "recipe.json",
+                   root / "greengrass-build" / "recipes" / f"{INFERENCE_COMPONENT}.json"):  # fmt: skip
+        if recipe.is_file():
+            version = str(json.loads(recipe.read_text()).get("ComponentVersion", ""))
+            if VERSION.match(version):
+                return version
+    config = project / "gdk-config.json"
+    if config.is_file():
+        version = str(json.loads(config.read_text())["component"][INFERENCE_COMPONENT].get("version", ""))
+        if VERSION.match(version):
+            return version
+    raise AwsError(
+        f"--runtime-version is needed: no built recipe of {INFERENCE_COMPONENT} with a MAJOR.MINOR.PATCH version"
+        f" (build it with `make component` or `gdk component build` in {project}, or name the published version)"
+    )
+
+
 def plan(folder: Path, bucket: str, name: str, version: str, deploy_to: Optional[str],
          runtime_component: str, runtime_version: str) -> PublishPlan:
     """Check the folder and the arguments, zip, digest, and write the recipe and deployment requests."""
@@ -99,8 +123,9 @@ def plan(folder: Path, bucket: str, name: str, version: str, deploy_to: Optional
 
 
 def publish(plan_: PublishPlan, client: Any, report: Callable[[str], None], force: bool = False,
-            wait_s: float = 120.0) -> dict[str, Any]:
-    """Upload, create the component version, and (with a deployment) wait until it is deployable, then deploy."""
+            wait_s: float = 120.0, replace: bool = False) -> dict[str, Any]:
+    """Upload, create the component version, and (with a deployment) wait until it is deployable, then deploy:
+    merged into the target's current deployment (its other components kept) unless ``replace``."""
     uri = plan_.artifact_uri
     if not force and storage.exists(uri) and storage.read_bytes(uri) != plan_.artifact:
         raise AwsError(f"{uri} exists with other content; component versions are immutable: "
@@ -113,7 +138,14 @@ def publish(plan_: PublishPlan, client: Any, report: Callable[[str], None], forc
     result: dict[str, Any] = {"component_arn": arn}
     if plan_.deployment is not None:
         greengrass.wait_deployable(client, arn, report, max_wait_s=wait_s)
-        deployed = greengrass.create_deployment(client, plan_.deployment)
+        request = dict(plan_.deployment)
+        if not replace:
+            current = greengrass.current_components(client, request["targetArn"])
+            kept = sorted(set(current) - set(request["components"]))
+            request["components"] = greengrass.merged_components(current, request["components"])
+            if kept:
+                report(f"keeping {', '.join(kept)} of the current deployment (--replace drops them)")
+        deployed = greengrass.create_deployment(client, request)
         report(f"deployment {deployed.get('deploymentId')} to {plan_.deployment['targetArn']} created")
         result["deployment_id"] = deployed.get("deploymentId")
     return result

@@ -59,6 +59,29 @@ def deployment_request(target_arn: str, components: Mapping[str, str], name: str
     }
 
 
+def current_components(client: Any, target_arn: str) -> dict[str, dict[str, Any]]:
+    """The components of ``target_arn``'s latest deployment (name -> componentVersion, configurationUpdate, ...),
+    or nothing when it has none: a thing group's new deployment replaces the old one, so publish merges into it."""
+    listed = call(client, "ListDeployments", targetArn=target_arn, historyFilter="LATEST_ONLY")
+    deployments = listed.get("deployments") or []
+    if not deployments:
+        return {}
+    latest = call(client, "GetDeployment", deploymentId=deployments[0]["deploymentId"])
+    components: dict[str, dict[str, Any]] = latest.get("components") or {}
+    return components
+
+
+def merged_components(
+    current: Mapping[str, Mapping[str, Any]], ours: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """``current`` with ``ours`` at their new versions; every other component, and the configuration updates of
+    ours, kept as they were deployed."""
+    merged = {name: dict(spec) for name, spec in current.items()}
+    for name, spec in ours.items():
+        merged[name] = {**merged.get(name, {}), **spec}
+    return merged
+
+
 def create_deployment(client: Any, request: Mapping[str, Any]) -> dict[str, Any]:
     """Create (or, for the same target, revise) the deployment; returns deploymentId, iotJobId, iotJobArn."""
     return call(client, "CreateDeployment", **request)

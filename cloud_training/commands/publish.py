@@ -7,19 +7,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cloud_training import __version__
-
-EPILOG = f"""\
+EPILOG = """\
 example:
   cloud-training publish models/boxes --bucket my-gg-artifacts --component-version 1.0.0 \\
       --deploy-to arn:aws:iot:us-east-1:123456789012:thinggroup/Cameras
 
 MODEL_DIR is a deploy model folder from 'cloud-training convert'. Its three files are zipped (at the zip's root) to
 s3://BUCKET/NAME/VERSION/model.zip, and NAME VERSION is created in Greengrass with the recipe inline (artifact URI,
-base64 SHA-256 digest, Unarchive ZIP: devices find the files in {{artifacts:decompressedPath}}/model/).
+base64 SHA-256 digest, Unarchive ZIP: devices find the files in {artifacts:decompressedPath}/model/).
 --deploy-to waits until the version is deployable, then creates a deployment for the thing or thing group with the
-inference component (--runtime-component, version --runtime-version, default {__version__}) and this model.
-A thing group's deployment replaces its previous one: it will hold these two components (and their dependencies).
+inference component (--runtime-component, version --runtime-version, default: the version of its built recipe,
+else its gdk-config.json) and this model, merged into the target's current deployment: its other components and
+their configuration updates are kept (a new deployment replaces the old one for a thing group, so the merge is
+done here; --replace deploys only these two).
 --dry-run checks the folder and prints the upload, the recipe and the deployment without calling AWS.
 """
 
@@ -41,8 +41,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--deploy-to", metavar="TARGET_ARN", help="thing group (or thing) ARN to deploy to")
     parser.add_argument("--runtime-component", default=INFERENCE_COMPONENT,
                         help=f"inference component to deploy with the model (default {INFERENCE_COMPONENT})")
-    parser.add_argument("--runtime-version", default=__version__, metavar="X.Y.Z",
-                        help=f"its version (default {__version__})")
+    parser.add_argument("--runtime-version", metavar="X.Y.Z",
+                        help="its version (default: its built recipe's, else components/ssd.ObjectDetector/"
+                             "gdk-config.json's)")
+    parser.add_argument("--replace", action="store_true",
+                        help="deploy only these two components, dropping the others of the current deployment")
     parser.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / your profile)")
     parser.add_argument("--force", action="store_true", help="overwrite a different model.zip already at the URI")
     parser.add_argument("--dry-run", action="store_true", help="print what would be done; call nothing")
@@ -53,12 +56,13 @@ def run(args: argparse.Namespace) -> int:
     from cloud_training import publishing
     from cloud_training.aws import session
 
+    runtime = publishing.runtime_version(args.runtime_version) if args.deploy_to else args.runtime_version or "0.0.0"
     planned = publishing.plan(args.model_dir, args.bucket, args.component_name, args.component_version,
-                              args.deploy_to, args.runtime_component, args.runtime_version)
+                              args.deploy_to, args.runtime_component, runtime)
     if args.dry_run:
         print(json.dumps(planned.describe(), indent=2))
         return 0
     region = session.resolve_region(args.region)
     client = session.client("greengrassv2", region)
-    publishing.publish(planned, client, print, force=args.force)
+    publishing.publish(planned, client, print, force=args.force, replace=args.replace)
     return 0

@@ -50,9 +50,18 @@ def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_b
     for state in ("INITIATED", "DEPLOYABLE"):
         stub.add_response("describe_component", {"arn": COMPONENT_ARN, "status": {"componentState": state}},
                           {"arn": COMPONENT_ARN})
+    stub.add_response("list_deployments", {"deployments": [{"deploymentId": "d-0", "targetArn": GROUP}]},
+                      {"targetArn": GROUP, "historyFilter": "LATEST_ONLY"})
+    tuned = {"merge": '{"model": {"score_threshold": 0.7}}'}  # a deployment's configuration merge, kept
+    stub.add_response("get_deployment", {"deploymentId": "d-0", "targetArn": GROUP, "components": {
+        "aws.greengrass.Nucleus": {"componentVersion": "2.12.0"},  # another component of the group: kept
+        "ssd.ObjectDetector": {"componentVersion": "0.0.9", "configurationUpdate": tuned},
+        "ssd.ObjectDetector.Model": {"componentVersion": "1.1.0"},
+    }}, {"deploymentId": "d-0"})  # fmt: skip
     stub.add_response("create_deployment", {"deploymentId": "d-1", "iotJobId": "j-1"}, {
         "targetArn": GROUP, "deploymentName": "ssd.ObjectDetector.Model-1.2.0",
-        "components": {"ssd.ObjectDetector": {"componentVersion": "0.1.0"},
+        "components": {"aws.greengrass.Nucleus": {"componentVersion": "2.12.0"},
+                       "ssd.ObjectDetector": {"componentVersion": "0.1.0", "configurationUpdate": tuned},
                        "ssd.ObjectDetector.Model": {"componentVersion": "1.2.0"}},
     })  # fmt: skip
     use_client(monkeypatch, "greengrassv2", client)
@@ -80,7 +89,46 @@ def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_b
         "Unarchive": "ZIP", "Permission": {"Read": "ALL", "Execute": "NONE"},
     }]  # fmt: skip
     assert f"component {COMPONENT_ARN}: DEPLOYABLE" in out and "deployment d-1" in out
+    assert "keeping aws.greengrass.Nucleus of the current deployment" in out
     assert SECRET not in out + err
+
+
+def test_replace_deploys_only_the_two_components(model_dir, s3_bucket, monkeypatch, capsys):
+    client, stub = stubbed("greengrassv2")
+    stub.add_response("create_component_version", {
+        "arn": COMPONENT_ARN, "componentName": "ssd.ObjectDetector.Model", "componentVersion": "1.2.0",
+        "creationTimestamp": "2024-01-01T00:00:00Z", "status": {"componentState": "REQUESTED"},
+    }, {"inlineRecipe": ANY})  # fmt: skip
+    stub.add_response("describe_component", {"arn": COMPONENT_ARN, "status": {"componentState": "DEPLOYABLE"}},
+                      {"arn": COMPONENT_ARN})
+    stub.add_response("create_deployment", {"deploymentId": "d-2"}, {
+        "targetArn": GROUP, "deploymentName": "ssd.ObjectDetector.Model-1.2.0",
+        "components": {"ssd.ObjectDetector": {"componentVersion": "0.3.1"},
+                       "ssd.ObjectDetector.Model": {"componentVersion": "1.2.0"}},
+    })  # fmt: skip  (no ListDeployments: the Stubber fails on any call not listed)
+    use_client(monkeypatch, "greengrassv2", client)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    with stub:
+        code = main(["publish", str(model_dir), "--bucket", s3_bucket.name, "--component-version", "1.2.0",
+                     "--deploy-to", GROUP, "--runtime-version", "0.3.1", "--replace"])
+        stub.assert_no_pending_responses()
+    assert code == 0, capsys.readouterr().err
+
+
+def test_the_runtime_version_comes_from_the_built_recipe(tmp_path):
+    from cloud_training.publishing import runtime_version
+
+    project = tmp_path / "components" / "ssd.ObjectDetector"
+    project.mkdir(parents=True)
+    (project / "gdk-config.json").write_text(json.dumps(
+        {"component": {"ssd.ObjectDetector": {"version": "NEXT_PATCH"}}}))  # fmt: skip
+    with pytest.raises(Exception, match="--runtime-version is needed"):
+        runtime_version(None, tmp_path)
+    built = project / "greengrass-build" / "recipes"
+    built.mkdir(parents=True)
+    (built / "recipe.json").write_text(json.dumps({"ComponentVersion": "0.4.2"}))  # what gdk resolved and published
+    assert runtime_version(None, tmp_path) == "0.4.2"
+    assert runtime_version("1.0.0", tmp_path) == "1.0.0"
 
 
 def test_the_same_folder_zips_to_the_same_bytes_and_dry_run_calls_nothing(model_dir, tmp_path, capsys, monkeypatch):
