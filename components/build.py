@@ -236,9 +236,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if args.project is not None:
             project = args.project.resolve()
-            out = args.out or project / "greengrass-build"
             if args.model_version:
                 raise BuildError(f"--model-version: with --project the version is {project / PROJECT_CONFIG}'s")
+            out = args.out or project / "greengrass-build"
             shutil.rmtree(out, ignore_errors=True)  # gdk emptied it already; a rerun by hand starts clean too
             print(build_project(ROOT, project, out, args.model))
             return 0

@@ -1,0 +1,76 @@
+"""components/build.py --project (gdk's custom build) without gdk: the layout gdk publish reads back, NEXT_PATCH, and
+versions gdk-config.json's schema refuses. The real gdk runs it in tests/integration/test_gdk.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def copy_of_sources(into: Path) -> Path:
+    """What build.py reads for the runtime component: the projects, the package and pyproject.toml."""
+    shutil.copytree(REPO / "components", into / "components", ignore=shutil.ignore_patterns("greengrass-build",
+                                                                                             "__pycache__"))
+    shutil.copytree(REPO / "edge_runtime", into / "edge_runtime", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", into / "pyproject.toml")
+    return into
+
+
+def set_version(project: Path, version: str) -> None:
+    path = project / "gdk-config.json"
+    config = json.loads(path.read_text())
+    (component,) = config["component"].values()
+    component["version"] = version
+    path.write_text(json.dumps(config))
+
+
+def build(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """As gdk runs the custom build: in the project, with the command from its gdk-config.json."""
+    command = json.loads((project / "gdk-config.json").read_text())
+    ((_, component),) = command["component"].items()
+    argv = component["build"]["custom_build_command"]
+    assert argv[:2] == ["python3", "../build.py"]
+    return subprocess.run([sys.executable, *argv[1:], *args], cwd=project, capture_output=True, text=True, timeout=120)
+
+
+def test_next_patch_is_kept_for_gdk_publish(tmp_path: Path) -> None:
+    root = copy_of_sources(tmp_path)
+    project = root / "components" / "ssd.ObjectDetector"
+    set_version(project, "NEXT_PATCH")
+    run = build(project)
+    assert run.returncode == 0, run.stderr
+    out = project / "greengrass-build"
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["artifacts/ssd.ObjectDetector/NEXT_PATCH/ssd-object-detector.zip", "recipes/recipe.json"]
+    recipe = json.loads((out / "recipes" / "recipe.json").read_text())
+    assert (recipe["ComponentName"], recipe["ComponentVersion"]) == ("ssd.ObjectDetector", "NEXT_PATCH")
+
+
+@pytest.mark.parametrize("version", ["1.0", "next_patch", "v1.0.0"])
+def test_a_version_gdk_would_refuse_is_one_line(tmp_path: Path, version: str) -> None:
+    project = copy_of_sources(tmp_path) / "components" / "ssd.ObjectDetector"
+    set_version(project, version)
+    run = build(project)
+    assert run.returncode == 2
+    assert run.stderr == (f"build: error: {project / 'gdk-config.json'}: component.ssd.ObjectDetector.version must be "
+                          f"x.y.z or NEXT_PATCH (got {version!r})\n")
+
+
+def test_model_project_version_comes_from_gdk_config(tmp_path: Path) -> None:
+    root = copy_of_sources(tmp_path)
+    project = root / "components" / "ssd.ObjectDetector.Model"
+    set_version(project, "2.3.4")
+    run = build(project, "--model", str(REPO / "models" / "demo"))  # the last --model wins, as argparse does
+    assert run.returncode == 0, run.stderr
+    recipe = json.loads((project / "greengrass-build" / "recipes" / "recipe.json").read_text())
+    assert recipe["ComponentVersion"] == "2.3.4"
+    assert (project / "greengrass-build" / "artifacts" / "ssd.ObjectDetector.Model" / "2.3.4" / "model.zip").is_file()
+    refused = build(project, "--model-version", "1.0.0")
+    assert refused.returncode == 2 and "with --project the version is" in refused.stderr
