@@ -31,6 +31,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -177,8 +178,61 @@ def build_inference(root: Path, out: Path, recipe_file: Optional[str] = None) ->
         members = {wheel.name: (wheel.read_bytes(), 0o644)}
         for script in SCRIPTS:
             members[script] = ((root / "components" / script).read_bytes(), 0o755)
+        for arch, files in wheelhouses(root, Path(tmp), wheelhouse_tags()).items():
+            write_zip(artifacts / f"wheelhouse-{arch}.zip", files)  # one per architecture: a device fetches its own
         write_zip(artifacts / COMPONENT_ZIP, members)
-    return write_recipe(out, fill_recipe(load_template(root, name), name, version, author), recipe_file)
+    recipe = fill_recipe(load_template(root, name), name, version, author)
+    return write_recipe(out, only_built_artifacts(recipe, artifacts), recipe_file)
+
+
+def wheelhouses(root: Path, tmp: Path, tags: tuple[str, ...]) -> dict[str, dict[str, tuple[bytes, int]]]:
+    """``wheelhouse/<tag>/`` members by architecture, for the per-architecture artifacts (components/wheelhouse.py)."""
+    if not tags:
+        return {}
+    wheelhouse = _load_sibling("wheelhouse")
+    try:
+        wheelhouse.build(tmp, tags, cache=root / "build" / "pip-cache")
+    except wheelhouse.WheelhouseError as error:
+        raise BuildError(f"{error} (COMPONENT_WHEELHOUSE=none builds without wheelhouses)") from None
+    by_arch: dict[str, dict[str, tuple[bytes, int]]] = {}
+    for path in sorted((tmp / "wheelhouse").rglob("*")):
+        if path.is_file():
+            tag = path.relative_to(tmp / "wheelhouse").parts[0]
+            by_arch.setdefault(tag.split("-", 1)[1], {})[str(path.relative_to(tmp))] = (path.read_bytes(), 0o644)
+    return by_arch
+
+
+def only_built_artifacts(recipe: dict[str, Any], artifacts: Path) -> dict[str, Any]:
+    """The recipe without the artifacts this build did not make (a wheelhouse left out on purpose): the nucleus
+    would otherwise fail to download them."""
+    for manifest in recipe.get("Manifests", []):
+        manifest["Artifacts"] = [artifact for artifact in manifest.get("Artifacts", [])
+                                 if (artifacts / artifact["Uri"].rsplit("/", 1)[-1]).is_file()]  # fmt: skip
+    return recipe
+
+
+# The wheelhouses the inference artifact ships by default: both Raspberry Pi OS releases' Pythons on both
+# architectures (~80-110 MB each). COMPONENT_WHEELHOUSE=cp312-x86_64,... chooses others; none ships none, and Install
+# then takes the package index (failing fast without one).
+DEFAULT_WHEELHOUSE = "cp311-x86_64,cp311-aarch64,cp313-x86_64,cp313-aarch64"
+
+
+def wheelhouse_tags() -> tuple[str, ...]:
+    value = os.environ.get("COMPONENT_WHEELHOUSE", DEFAULT_WHEELHOUSE).strip()
+    if value.lower() in ("", "none"):
+        return ()
+    return tuple(tag.strip() for tag in value.split(",") if tag.strip())
+
+
+def _load_sibling(name: str) -> Any:
+    """components/<name>.py by its path (``build`` is PyPA's package too, so no plain import)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"component_{name}", Path(__file__).with_name(f"{name}.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def build_model(root: Path, out: Path, model_dir: Path, version: Optional[str], recipe_file: Optional[str] = None

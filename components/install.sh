@@ -2,17 +2,28 @@
 # Greengrass Install step of ssd.ObjectDetector: a virtual environment under the component's work path with
 # the edge extra of the wheel shipped in this artifact.
 #   usage: install.sh ARTIFACT_DIR WORK_DIR
-# Idempotent: the venv is named after the wheel's SHA-256, and a stamp is written only when pip succeeded, so
-# a second run for the same artifact does nothing and a new artifact gets a fresh venv (older ones are removed
-# after the new one works). The recipe bounds the whole step with its Timeout.
-# Environment: PYTHON (default python3), PIP_OPTIONS (extra pip arguments, from the component configuration
-# install.pip_options, e.g. "--find-links /opt/wheels"), SYSTEM_SITE_PACKAGES=1 (use the OS's packages, e.g.
-# the MXNet GPU build on a Jetson).
+#
+# Offline first: when the component carries wheelhouse/<tag>/ for this device (tag cpXY-ARCH: its Python and
+# uname -m; the recipe's WHEELHOUSE names the folder its architecture's wheelhouse-ARCH.zip unpacks to), everything
+# is installed from there with --no-index and the hashes of its requirements.txt: no network, the same versions on
+# every device, seconds. Otherwise pip uses the index (and PIP_OPTIONS), failing fast when it
+# cannot be reached: 15 s per connection, 2 retries, the whole pip run bounded by PIP_TIME_LIMIT (default 900 s,
+# inside the recipe's 1800 s Timeout).
+#
+# Idempotent and side by side: the venv is named after the wheel's SHA-256 and a stamp is written only when
+# everything succeeded, so a second run for the same artifact does nothing, a failed run leaves nothing a later
+# Install trusts (its venv is removed), and the newest KEEP_VENVS (default 3) stamped venvs are kept, so a rollback
+# to a previous artifact finds its venv ready and needs no network.
+# Environment: PYTHON (default python3), PIP_OPTIONS (extra pip arguments for the network path, from the component
+# configuration install.pip_options, e.g. "--find-links /opt/wheels"), SYSTEM_SITE_PACKAGES=1 (see the OS's
+# packages), WHEELHOUSE (default ARTIFACT_DIR/wheelhouse), PIP_TIME_LIMIT, KEEP_VENVS.
 set -eu
 
 ARTIFACTS=$1
 WORK=$2
 PYTHON=${PYTHON:-python3}
+PIP_TIME_LIMIT=${PIP_TIME_LIMIT:-900}
+KEEP_VENVS=${KEEP_VENVS:-3}
 
 set -- "$ARTIFACTS"/ssd_greengrass-*.whl
 if [ "$#" -ne 1 ] || [ ! -f "$1" ]; then
@@ -26,21 +37,46 @@ STAMP="$VENV/.installed"
 
 if [ -f "$STAMP" ]; then
     echo "install.sh: $(basename "$WHEEL") already installed in $VENV; nothing to do"
+    touch "$STAMP"  # the newest in use: kept first when old venvs are pruned
     exit 0
 fi
 
+TAG=$("$PYTHON" -c 'import platform, sys; print("cp%d%d-%s" % (sys.version_info[0], sys.version_info[1], platform.machine()))')
+HOUSE="${WHEELHOUSE:-$ARTIFACTS/wheelhouse}/$TAG"  # the recipe points WHEELHOUSE at its architecture's artifact
+
 rm -rf "$VENV"  # a previous attempt that did not finish
+trap 'status=$?; if [ "$status" -ne 0 ]; then rm -rf "$VENV"; echo "install.sh: failed (exit $status); nothing kept" >&2; fi' EXIT
 if [ "${SYSTEM_SITE_PACKAGES:-0}" = 1 ]; then
     "$PYTHON" -m venv --system-site-packages "$VENV"
 else
     "$PYTHON" -m venv "$VENV"
 fi
-# shellcheck disable=SC2086 # PIP_OPTIONS is a list of arguments on purpose
-"$VENV/bin/python" -m pip install --disable-pip-version-check --no-input --progress-bar off --timeout 60 \
-    ${PIP_OPTIONS:-} "$WHEEL[edge]"
+PIP="$VENV/bin/python -m pip --disable-pip-version-check --no-input"
+started=$(date +%s)
+if [ -f "$HOUSE/requirements.txt" ]; then
+    echo "install.sh: installing from the artifact's wheelhouse $TAG (no network)"
+    # shellcheck disable=SC2086 # PIP is a command with arguments
+    timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --no-index --find-links "$HOUSE" --require-hashes \
+        -r "$HOUSE/requirements.txt"
+    # shellcheck disable=SC2086
+    timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --no-index --no-deps "$WHEEL"
+else
+    echo "install.sh: no wheelhouse for $TAG (shipped: $(ls "${WHEELHOUSE:-$ARTIFACTS/wheelhouse}" 2>/dev/null | tr '\n' ' ')); installing from the package index"
+    # shellcheck disable=SC2086 # PIP and PIP_OPTIONS are lists of arguments on purpose
+    if ! timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --timeout 15 --retries 2 ${PIP_OPTIONS:-} \
+        "$WHEEL[edge]"; then
+        echo "install.sh: pip could not install from the index in $(( $(date +%s) - started )) s: is the device offline? ship a wheelhouse for $TAG (components/build.py --wheelhouse) or set install.pip_options" >&2
+        exit 1
+    fi
+fi
 date -u +%Y-%m-%dT%H:%M:%SZ > "$STAMP"
+trap - EXIT
 
-for old in "$WORK"/venv-*; do
-    [ "$old" = "$VENV" ] || rm -rf "$old"
+# keep the newest KEEP_VENVS stamped venvs (this one included); unstamped ones are leftovers of failed runs
+for old in $(ls -1dt "$WORK"/venv-*/.installed 2>/dev/null | tail -n +"$((KEEP_VENVS + 1))"); do
+    rm -rf "$(dirname "$old")"
 done
-echo "install.sh: installed $(basename "$WHEEL") in $VENV"
+for venv in "$WORK"/venv-*; do
+    [ -f "$venv/.installed" ] || rm -rf "$venv"
+done
+echo "install.sh: installed $(basename "$WHEEL") in $VENV in $(( $(date +%s) - started )) s"
