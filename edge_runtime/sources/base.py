@@ -84,7 +84,7 @@ class ImageFolderSource(FrameSource):
         self._next = len(self._files)
 
 
-def camera_problem(index: int, dev: Path = Path("/dev")) -> str:
+def camera_problem(index: int, dev: Path = Path("/dev"), access: Callable[[Path, int], bool] = os.access) -> str:
     """Why camera ``index`` did not open, as far as the device node tells: missing, or not ours to read.
 
     The usual case on a Greengrass device: the component runs as ``ggc_user``, and V4L2 nodes belong to the
@@ -95,7 +95,7 @@ def camera_problem(index: int, dev: Path = Path("/dev")) -> str:
         present = sorted(path.name for path in dev.glob("video*"))
         found = f"present: {', '.join(present)}" if present else "no /dev/video* at all: is the camera connected?"
         return f"camera {index}: {node} does not exist ({found})"
-    if not os.access(node, os.R_OK | os.W_OK):
+    if not access(node, os.R_OK | os.W_OK):
         user = _user_name()
         group = _group_name(node)
         return (

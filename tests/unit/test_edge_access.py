@@ -53,3 +53,15 @@ def test_a_topic_no_resource_allows_is_named_with_the_resources() -> None:
 def test_no_policy_at_all_for_local_publishing() -> None:
     with pytest.raises(ConfigError, match=r"accessControl.aws.greengrass.ipc.pubsub: no policy allows"):
         check_publish_access(policy("ml/object-detection/+"), [("aws.greengrass.ipc.pubsub", "PublishToTopic", "l/x")])
+
+
+def test_a_camera_that_does_not_open_says_why(tmp_path) -> None:
+    """Missing node, or a node the component's user may not open: the group and the usermod line (not 'retrying')."""
+    from edge_runtime.sources.base import camera_problem
+
+    assert camera_problem(0, tmp_path).startswith(f"camera 0: {tmp_path / 'video0'} does not exist (no /dev/video*")
+    (tmp_path / "video1").write_bytes(b"")
+    assert "present: video1" in camera_problem(0, tmp_path)
+    denied = camera_problem(1, tmp_path, access=lambda path, mode: False)
+    assert "permission denied" in denied and "usermod -aG" in denied and "ggc_user" in denied and "video" in denied
+    assert "in use?" in camera_problem(1, tmp_path, access=lambda path, mode: True)
