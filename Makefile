@@ -90,9 +90,15 @@ clean:
 # Proven on the device OSes (tests/device_os/README.md): the wheel with the edge extra installed and run in a fresh
 # Debian 13 "trixie" root (Python 3.13) built by mmdebstrap from this machine's mirror, natively (amd64) and under
 # qemu-user (arm64), its detections compared with this machine's. Needs root: elsewhere SKIP (a failure under CI=true).
-.PHONY: device-os device-os-arm64
+.PHONY: device-os device-os-arm64 nucleus-sim-arm64
 device-os: setup
 	bash tests/device_os/run.sh --arch amd64
 
 device-os-arm64: setup
 	bash tests/device_os/run.sh --arch arm64
+
+# A simulated nucleus run in the arm64 root (qemu): the component built with the cp313-aarch64 wheelhouse, Install as
+# ggc_user from it, Run against the test IPC server, SIGTERM, the stop timed (< 5 s). x86_64: make test's
+# tests/integration/test_nucleus_simulation.py. Needs root like device-os: elsewhere SKIP (a failure under CI=true).
+nucleus-sim-arm64: setup
+	bash tests/device_os/run.sh --arch arm64 --nucleus-sim

@@ -4,6 +4,11 @@
 # the detections with this machine's own `.venv/bin/edge-runtime detect`. tests/device_os/README.md has the details.
 #
 #   tests/device_os/run.sh [--arch amd64|arm64] [--suite trixie]      (make device-os / make device-os-arm64)
+#   tests/device_os/run.sh --arch arm64 --nucleus-sim                   (make nucleus-sim-arm64)
+#
+# --nucleus-sim: instead, a simulated nucleus run of the built component in the same root (tests/support/nucleus_sim.py):
+# components/build.py with the root's wheelhouse only, Install as ggc_user from it (cwd the work path, stdin closed),
+# Run against the test IPC server (on this machine, its socket inside the root), SIGTERM, the stop timed (< 5 s).
 #
 # Needs root, mmdebstrap, chroot and mount (arm64: qemu-user-static with binfmt_misc); as root with apt-get it
 # installs the missing packages. Without them it prints a SKIP line and exits 0, or fails (exit 1) when CI=true.
@@ -19,10 +24,12 @@ set -uo pipefail
 
 ARCH=amd64
 SUITE=trixie
+MODE=device-os
 while [ $# -gt 0 ]; do
     case "$1" in
         --arch) ARCH="$2"; shift 2 ;;
         --suite) SUITE="$2"; shift 2 ;;
+        --nucleus-sim) MODE=nucleus-sim; shift ;;
         -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "device-os: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -31,9 +38,11 @@ done
 cd "$(dirname "$0")/../.." || exit 2
 REPO=$PWD
 TAG="$SUITE-$ARCH"
-NAME="device-os[$SUITE/$ARCH]"
+NAME="$MODE[$SUITE/$ARCH]"
 CACHE=${DEVICE_OS_CACHE:-$REPO/build/device-os/cache}
-WORK=${DEVICE_OS_WORK:-$REPO/build/device-os/$TAG}
+SUFFIX=""
+[ "$MODE" = nucleus-sim ] && SUFFIX=-nucleus-sim  # its own folder: the device-os outputs stay
+WORK=${DEVICE_OS_WORK:-$REPO/build/device-os/$TAG$SUFFIX}
 ROOT_TAR="$CACHE/$TAG.tar"
 ROOT="$WORK/root"
 LOGS="$WORK/logs"
@@ -60,7 +69,7 @@ say() { printf '%s %s\n' "[$(date +%H:%M:%S)] $NAME:" "$*"; }
 # Not runnable here: a SKIP line and exit 0; under CI=true a failure, since a skipped check would hide a gap.
 unavailable() {
     if [ "${CI:-}" = true ]; then
-        echo "FAIL: $NAME: $* (CI=true: the device-OS check must run)"
+        echo "FAIL: $NAME: $* (CI=true: the $MODE check must run)"
         exit 1
     fi
     echo "SKIP: $NAME: $*"
@@ -112,7 +121,11 @@ finish() {
     echo "$NAME: step timings"
     printf '  %s\n' "${SUMMARY[@]}"
     if [ "$FAILED" = 0 ]; then
-        echo "PASS: $NAME: the edge extra installs and detects as on this machine (outputs: ${OUT#"$REPO"/})"
+        if [ "$MODE" = nucleus-sim ]; then
+            echo "PASS: $NAME: installed as ggc_user, published, stopped within 5 s of SIGTERM (outputs: ${OUT#"$REPO"/})"
+        else
+            echo "PASS: $NAME: the edge extra installs and detects as on this machine (outputs: ${OUT#"$REPO"/})"
+        fi
         exit 0
     fi
     echo "FAIL: $NAME: see the steps above and ${LOGS#"$REPO"/}/"
@@ -183,6 +196,11 @@ for tool in mmdebstrap chroot mount unshare timeout tar; do
 done
 [ -r "$KEYRING" ] || unavailable "$KEYRING is missing (apt-get install debian-archive-keyring)"
 [ -x "$VENV_PY" ] || unavailable "$VENV_PY is missing: run make setup first"
+if [ "$MODE" = nucleus-sim ]; then  # ggc_user is added to the root's /etc by this machine's shadow tools (--prefix)
+    for tool in useradd groupadd usermod; do
+        command -v "$tool" >/dev/null 2>&1 || unavailable "$tool is not installed (apt-get install passwd)"
+    done
+fi
 if [ "$ARCH" = arm64 ]; then
     command -v qemu-aarch64-static >/dev/null 2>&1 || unavailable "qemu-aarch64-static is missing (apt-get install qemu-user-static)"
     BINFMT=/proc/sys/fs/binfmt_misc
@@ -242,6 +260,7 @@ build_wheel() {
 }
 export REPO WORK OUT ROOT ROOT_TAR VENV_PY BINFMT_COPY
 export -f safe_rm mounts_below build_wheel
+if [ "$MODE" = device-os ]; then
 step "build wheel (host)" 600 -- bash -c build_wheel
 WHEEL=$(ls "$OUT"/wheel/*.whl 2>/dev/null | head -n 1)
 [ -n "$WHEEL" ] && say "wheel: $(basename "$WHEEL") ($(du -h "$WHEEL" | cut -f1))"
@@ -258,9 +277,10 @@ if [ -f "$OUT/synth/boxes.mp4" ]; then
 else
     not_run "run on video (host)" "no video"
 fi
+fi  # MODE=device-os
 
 # ---- 3. the root for this run: a fresh copy of the cached one, with the machine's pip setup and the inputs ------
-prepare_root() {  # prepare_root WHEEL IMAGE...
+prepare_root() {  # prepare_root WHEEL IMAGE...   (WHEEL -: only the root, for --nucleus-sim)
     local wheel="$1"
     shift
     safe_rm "$ROOT" && mkdir -p "$ROOT" || return 1
@@ -274,15 +294,20 @@ prepare_root() {  # prepare_root WHEEL IMAGE...
     done
     cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" && cp -L /etc/hosts "$ROOT/etc/hosts" || return 1
     for f in proc dev sys root/.cache/pip; do mkdir -p "$ROOT/$f"; done
+    if [ "$wheel" != - ]; then
     mkdir -p "$ROOT/m/out"
     cp -a models/demo "$ROOT/m/demo" && cp -a "$@" "$ROOT/m/" || return 1
     [ -f "$OUT/synth/boxes.mp4" ] && cp -a "$OUT/synth/boxes.mp4" "$ROOT/m/"
     cp -a "$wheel" "$ROOT/m/" || return 1
+    fi
     if [ -n "$BINFMT_COPY" ]; then
         mkdir -p "$ROOT$(dirname "$BINFMT_COPY")" && cp -L "$BINFMT_COPY" "$ROOT$BINFMT_COPY" && echo "copied $BINFMT_COPY"
     fi
 }
 export -f prepare_root
+if [ "$MODE" = nucleus-sim ]; then
+    WHEEL=- IMAGES=()
+fi
 if [ -z "$WHEEL" ]; then
     not_run "prepare root" "no wheel"
     finish
@@ -317,6 +342,26 @@ if [ "$ARCH" != amd64 ]; then
 fi
 IN_ROOT=(unshare --mount --propagation private -- sh -c "$ENTER" enter "$ROOT" "$CACHE/pip-$TAG" "$CPUINFO"
     /usr/bin/env -i "${IN_ENV[@]}")
+# ---- --nucleus-sim: the component built for this root's Python, then the nucleus' lifecycle in the root -------------
+if [ "$MODE" = nucleus-sim ]; then
+    step "python in root" 300 --out "$OUT/device-python.txt" -- "${IN_ROOT[@]}" python3 -c \
+        'import platform, sys; print(platform.machine(), "cp%d%d-%s" % (sys.version_info[0], sys.version_info[1], platform.machine()))' || finish
+    read -r machine wheelhouse_tag <"$OUT/device-python.txt"
+    say "root runs $machine; the component ships the wheelhouse $wheelhouse_tag"
+    [ "$machine" = "$MACHINE" ] || { say "the root's Python runs as $machine, not $MACHINE"; FAILED=1; finish; }
+    step "build component (host, $wheelhouse_tag)" 900 -- env COMPONENT_WHEELHOUSE="$wheelhouse_tag" "$VENV_PY" \
+        components/build.py --out "$OUT/greengrass-build" || finish
+    du -h "$OUT"/greengrass-build/artifacts/*/*/*.zip | sed 's/^/     /'
+    # The test IPC server runs here (.venv); its socket and the nucleus root are inside the root's folder, so the
+    # component in the chroot reaches both. Install is bounded by the recipe's 1800 s, the wait for the publishes
+    # by 600 s, the stop by 60 s (then SIGKILL).
+    step "nucleus simulation in root" 3000 --out "$OUT/nucleus-sim.txt" -- "$VENV_PY" tests/support/nucleus_sim.py \
+        --build "$OUT/greengrass-build" --base "$ROOT/greengrass/v2" --root "$ROOT" --machine "$MACHINE" \
+        --out "$OUT/nucleus-sim" --install-limit 1800 --wait 600 -- "${IN_ROOT[@]}"
+    sed 's/^/     /' "$OUT/nucleus-sim.txt" | tail -n 60
+    finish
+fi
+
 WHEEL_IN=/m/$(basename "$WHEEL")
 IMAGES_IN=()
 for image in "${IMAGES[@]}"; do IMAGES_IN+=("/m/$(basename "$image")"); done
