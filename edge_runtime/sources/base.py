@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -182,7 +183,9 @@ class OpenCVSource(FrameSource):
 class MjpegHttpSource(FrameSource):
     """An HTTP ``multipart/x-mixed-replace`` JPEG stream (IP cameras, mjpg-streamer), read without FFmpeg.
 
-    The socket timeout is the stall timeout, so a server that stops sending raises within it.
+    Each frame has a deadline of the stall timeout, not only each socket read: a server that sends a 200 KB frame a
+    byte every 2 s never trips a per-read timeout, and capture would stall forever. A timer shuts the socket down at
+    the deadline, which ends any blocked read, and the frame counts as a stall.
     """
 
     live = True
@@ -193,6 +196,7 @@ class MjpegHttpSource(FrameSource):
         self.read_timeout_s = read_timeout_s
         self._response: Any = None
         self._boundary = b""
+        self._late = threading.Event()  # the frame deadline passed and the socket was shut down
 
     def open(self) -> None:
         try:
@@ -212,17 +216,40 @@ class MjpegHttpSource(FrameSource):
 
         if self._response is None:
             raise SourceError(f"{self.url}: not open")
+        self._late.clear()
+        deadline = threading.Timer(self.read_timeout_s, self._past_deadline)
+        deadline.daemon = True
+        deadline.start()
         try:
             length = self._read_part_headers()
             data = self._response.read(length)
         except (OSError, socket.timeout, ValueError) as error:
+            if self._late.is_set():
+                raise SourceError(self._late_message()) from None
             raise SourceError(f"{self.url}: stream failed ({error or type(error).__name__})") from None
+        finally:
+            deadline.cancel()
+        if self._late.is_set():
+            raise SourceError(self._late_message())
         if len(data) != length:
             raise SourceError(f"{self.url}: stream ended mid-frame")
         image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             raise SourceError(f"{self.url}: a part is not a decodable JPEG")
         return np.asarray(image)
+
+    def _late_message(self) -> str:
+        return (f"{self.url}: no complete frame within {self.read_timeout_s:g} s (stalled, or sending too slowly:"
+                " source.stall_timeout_s)")  # fmt: skip
+
+    def _past_deadline(self) -> None:
+        """In the timer's thread: end the blocked read by shutting the connection's socket down."""
+        self._late.set()
+        raw = getattr(getattr(self._response, "fp", None), "raw", None)
+        sock = getattr(raw, "_sock", None)  # http.client's SocketIO; without it the per-read timeout still holds
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _read_part_headers(self) -> int:
         """Skip to the next boundary, read the part headers, return its Content-Length."""

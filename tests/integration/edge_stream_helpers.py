@@ -31,6 +31,7 @@ class MjpegServer:
         self.max_frames = max_frames
         self.sent = 0
         self.stalled = threading.Event()
+        self.drip_s: float = 0.0  # > 0: every byte of a frame alone, this far apart (a slow-drip server)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: list[socket.socket] = []
@@ -61,12 +62,16 @@ class MjpegServer:
                         time.sleep(0.05)  # connection open, nothing sent: a stalled camera
                         continue
                     data = jpeg(owner.sent)
+                    part = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                            + data + b"\r\n")  # fmt: skip
                     try:
-                        self.wfile.write(
-                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n".encode()
-                            + data
-                            + b"\r\n"
-                        )
+                        if owner.drip_s > 0:
+                            for index in range(min(len(part), 2000)):  # bounded: a few hundred seconds at most
+                                self.wfile.write(part[index : index + 1])
+                                self.wfile.flush()
+                                time.sleep(owner.drip_s)
+                            return
+                        self.wfile.write(part)
                         self.wfile.flush()
                     except OSError:
                         return

@@ -74,3 +74,24 @@ def test_stream_cut_and_stall_reconnect_and_resume(model_dir: Path, server: Mjpe
     assert statuses[-1]["state"] == "stopped" and statuses[-1]["source"]["reconnects"] >= 2
     for message in detections[:5] + detections[-5:] + statuses:
         validate_message(message)
+
+
+def test_a_slow_drip_frame_is_a_stall_within_the_timeout(server: MjpegServer) -> None:
+    """A server that sends a frame a byte at a time never trips a per-read timeout: the frame deadline catches it."""
+    import time
+
+    from edge_runtime.errors import SourceError
+    from edge_runtime.sources.base import MjpegHttpSource
+
+    source = MjpegHttpSource(server.url, read_timeout_s=1.0)
+    source.open()
+    try:
+        assert source.read() is not None  # a normal frame first
+        server.drip_s = 0.1  # 10 bytes a second: every read returns, no frame ever completes in time
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=r"no complete frame within 1 s \(stalled, or sending too slowly"):
+            for _ in range(20):  # frames already buffered may still come out whole
+                source.read()
+        assert time.monotonic() - started < 3.0
+    finally:
+        source.close()
