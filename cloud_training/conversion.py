@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -21,7 +20,7 @@ import mxnet as mx
 from cloud_training.artifact import PARAMS_FILE, SYMBOL_FILE, TrainingArtifact
 from cloud_training.errors import ArtifactError, GraphError
 from cloud_training.ssd.heads import VARIANCES, detection_head
-from edge_runtime.detectors.mxnet_io import native_stderr_to_log
+from edge_runtime.detectors.mxnet_io import mxnet_reason, native_stderr_to_log
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +57,6 @@ class DeployModel:
     image_shape: int
     shape: GraphShape
     nms: NmsSettings
-
-
-def mxnet_reason(error: Exception) -> str:
-    """MXNet's error text cut down to its one meaningful line (no timestamps, paths or C++ stack)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for line in lines:
-        if "Stack trace" in line:
-            break
-        line = re.sub(r"^MXNetError:\s*", "", line)
-        line = re.sub(r"\[\d\d:\d\d:\d\d\]\s*\S+:\d+:\s*", "", line)
-        if line:
-            return line
-    return type(error).__name__
 
 
 def load_symbol(symbol_json: str, where: str) -> Symbol:

@@ -106,7 +106,7 @@ def _bind(
     """One inference executor over the shared ``weights``, with its own input array of ``shape``."""
     import mxnet as mx
 
-    from edge_runtime.detectors.mxnet_io import first_line, native_stderr_to_log
+    from edge_runtime.detectors.mxnet_io import mxnet_reason, native_stderr_to_log
 
     try:
         with native_stderr_to_log():
@@ -114,4 +114,4 @@ def _bind(
                 ctx, args={**weights, "data": mx.nd.zeros(shape, ctx=ctx)}, aux_states=aux, grad_req="null"
             )
     except Exception as error:  # MXNetError from a shape mismatch between the graph and the weights
-        raise ModelError(f"{info.params_path}: weights do not fit the graph ({first_line(error)})") from None
+        raise ModelError(f"{info.params_path}: weights do not fit the graph ({mxnet_reason(error)})") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -70,9 +71,24 @@ def configure_threads(threads: int, workers: int) -> dict[str, str]:
     return {key: os.environ[key] for key in keys if key in os.environ}
 
 
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def mxnet_reason(error: BaseException) -> str:
+    """MXNet's error text cut down to its one meaningful line (no traceback, timestamps, paths or C++ stack).
+
+    MXNet 1.9 puts ``Traceback (most recent call last):`` and ``File "../src/...", line N`` before the reason
+    (``MXNetError: Check failed: ...: Invalid NDArray file format``), so the first line is never the reason.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    marked = [line for line in lines if line.startswith("MXNetError:")]
+    for line in marked or lines:
+        if "Stack trace" in line:
+            break
+        if line.startswith(("Traceback (most recent call last)", "File ")):
+            continue
+        line = re.sub(r"^MXNetError:\s*", "", line)
+        line = re.sub(r"\[\d\d:\d\d:\d\d\]\s*\S+:\d+:\s*", "", line)
+        if line:
+            return line
+    return type(error).__name__
 
 
 def load_symbol(path: Path) -> Any:
@@ -82,7 +98,7 @@ def load_symbol(path: Path) -> Any:
         with native_stderr_to_log():
             return mx.sym.load(str(path))
     except Exception as error:  # MXNetError or JSON errors from a corrupt graph
-        raise ModelError(f"{path}: cannot load the graph ({first_line(error)})") from None
+        raise ModelError(f"{path}: cannot load the graph ({mxnet_reason(error)})") from None
 
 
 def load_params(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -93,7 +109,7 @@ def load_params(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         with native_stderr_to_log():
             saved = mx.nd.load(str(path))
     except Exception as error:
-        raise ModelError(f"{path}: cannot load the parameters ({first_line(error)})") from None
+        raise ModelError(f"{path}: cannot load the parameters ({mxnet_reason(error)})") from None
     if not isinstance(saved, dict):
         raise ModelError(f"{path}: not a checkpoint parameter file (no named arrays)")
     arg_params: dict[str, Any] = {}

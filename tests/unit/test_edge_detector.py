@@ -264,3 +264,18 @@ def test_configure_threads_after_mxnet_loaded_changes_nothing(monkeypatch: pytes
     with caplog.at_level("WARNING", logger="edge_runtime.detectors.mxnet_io"):
         assert mxnet_io.configure_threads(5, 1)["OMP_NUM_THREADS"] == "2"
     assert "already loaded" in caplog.text
+
+
+def test_a_truncated_params_file_names_mxnets_reason_not_its_traceback(model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "truncated"
+    folder.mkdir()
+    (folder / SYMBOL).write_bytes((model_dir / SYMBOL).read_bytes())
+    (folder / PARAMS).write_bytes((model_dir / PARAMS).read_bytes()[:1000])
+    manifest = json.loads((model_dir / "model.json").read_text())
+    manifest["files"] = {name: _digest(folder / name) for name in (SYMBOL, PARAMS)}  # consistent: the file is bad
+    (folder / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError) as caught:
+        MXNetDetector(read_model_info(folder), warmup_runs=0)
+    message = str(caught.value)
+    assert message == f"{folder / PARAMS}: cannot load the parameters (Check failed: fi->Read(data): Invalid NDArray" \
+                      " file format)"
