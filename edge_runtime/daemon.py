@@ -70,6 +70,8 @@ def build_pipeline(config: RuntimeConfig, stop: threading.Event, ipc_client: Any
         reconnect_initial_s=config.source.reconnect_initial_s,
         reconnect_max_s=config.source.reconnect_max_s,
     )
+    if not source.live:  # a missing file or an empty folder fails here, before any output file or outbox exists
+        pipeline.capture.open_now()
     pipeline.publishers.extend(build_publishers(config, pipeline.session, ipc_client))
     return pipeline
 

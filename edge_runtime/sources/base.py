@@ -60,6 +60,7 @@ class ImageFolderSource(FrameSource):
         self.name = str(folder)
         self._files: list[Path] = []
         self._next = 0
+        self._read = 0  # images decoded since open
 
     def open(self) -> None:
         if not self.folder.is_dir():
@@ -68,6 +69,7 @@ class ImageFolderSource(FrameSource):
         if not self._files:
             raise SourceError(f"{self.folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
         self._next = 0
+        self._read = 0
 
     def read(self) -> np.ndarray | None:
         import cv2
@@ -77,8 +79,11 @@ class ImageFolderSource(FrameSource):
             self._next += 1
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is not None:
+                self._read += 1
                 return image
             log.warning("%s: cannot read as an image, skipped", path)
+        if self._files and self._read == 0:  # every file was skipped: that is not a folder of images, say so
+            raise SourceError(f"{self.folder}: none of its {len(self._files)} image file(s) could be read")
         return None
 
     def close(self) -> None:

@@ -54,9 +54,10 @@ class Capture:
         self._thread: threading.Thread | None = None
 
     def open_now(self) -> None:
-        """Open a file source before the daemon starts, so a missing file is a fatal one-line error."""
-        self.source.open()
-        self._is_open = True
+        """Open a file source before the daemon starts, so a missing file is a fatal one-line error (once)."""
+        if not self._is_open:
+            self.source.open()
+            self._is_open = True
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
@@ -94,7 +95,13 @@ class Capture:
             self._is_open = True
         self.state = "streaming"
         while not self.stop_event.is_set():
-            image = self.source.read()
+            try:
+                image = self.source.read()
+            except SourceError as error:  # a file source that cannot go on (e.g. not one readable image): fatal
+                self.error = error
+                self.state = "failed"
+                self.ended.set()
+                return
             if image is None:
                 if self.loop:
                     self.source.rewind()

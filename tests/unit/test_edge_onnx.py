@@ -219,3 +219,22 @@ def test_the_edge_path_never_imports_mxnet(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["onnxruntime", "False", "False"]
+
+
+def test_a_missing_video_creates_no_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.jsonl"
+    code = main(["run", "--model", str(DEMO), "--source", str(tmp_path / "missing.mp4"), "--publish", "file",
+                 "--set", f"publish.file.path={json.dumps(str(out))}"])  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"edge-runtime: error: {tmp_path / 'missing.mp4'}: video file not found"
+    assert not out.exists()  # nothing created on bad input
+
+
+def test_a_folder_without_one_readable_image_exits_2_naming_it(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    assert main(["run", "--model", str(DEMO), "--source", str(folder)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == f"edge-runtime: error: {folder}: none of its 1 image file(s) could be read"
