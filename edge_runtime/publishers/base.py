@@ -70,7 +70,7 @@ class JsonlFilePublisher(Publisher):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("ab")
         except OSError as error:
-            raise PublishError(f"{self.path}: cannot open for writing ({error.strerror})") from None
+            raise PublishError(f"{self.path}: cannot open for writing ({path_problem(self.path, error)})") from None
 
     def publish(self, kind: str, message: dict[str, Any]) -> None:
         data = encode(message) + b"\n"
@@ -125,3 +125,14 @@ class RecordingPublisher(Publisher):
 
     def close(self, timeout_s: float) -> None:
         self.closed = True
+
+
+def path_problem(path: Path, error: OSError) -> str:
+    """What is wrong with a path to be written, in words: a parent that is a file, a folder not ours, or the OS's."""
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            return f"{parent} is a file, not a folder"
+    if isinstance(error, PermissionError):
+        folder = next((parent for parent in path.parents if parent.exists()), path.parent)
+        return f"permission denied: this process (uid {os.geteuid()}) may not write in {folder}"
+    return error.strerror or str(error)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runtime.errors import PublishError
+from edge_runtime.publishers.base import path_problem
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -57,7 +58,9 @@ class Outbox:
             depth, size = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages"
             ).fetchone()
-        except (sqlite3.Error, OSError) as error:
+        except OSError as error:
+            raise PublishError(f"{self.path}: cannot use as the outbox ({path_problem(self.path, error)})") from None
+        except sqlite3.Error as error:
             raise PublishError(f"{self.path}: cannot use as the outbox ({error})") from None
         self._depth = int(depth)
         self._bytes = int(size)

@@ -238,3 +238,21 @@ def test_a_folder_without_one_readable_image_exits_2_naming_it(tmp_path: Path,
     assert main(["run", "--model", str(DEMO), "--source", str(folder)]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == f"edge-runtime: error: {folder}: none of its 1 image file(s) could be read"
+
+
+def test_an_output_path_under_a_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Was: 'cannot open for writing (File exists)'."""
+    (tmp_path / "notes").write_text("a file, not a folder")
+    out = tmp_path / "notes" / "out.jsonl"
+    image_folder = aws_sample() / "images"
+    code = main(["run", "--model", str(DEMO), "--source", str(image_folder), "--publish", "file",
+                 "--set", f"publish.file.path={json.dumps(str(out))}"])  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"edge-runtime: error: {out}: cannot open for writing ({tmp_path / 'notes'} is a file, not a folder)")
+
+    from edge_runtime.errors import PublishError
+    from edge_runtime.publishers.outbox import Outbox
+
+    with pytest.raises(PublishError, match=r"cannot use as the outbox \(.*notes is a file, not a folder\)"):
+        Outbox(tmp_path / "notes" / "sub" / "outbox.sqlite3", 10, 1000)
