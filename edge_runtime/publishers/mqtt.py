@@ -220,15 +220,19 @@ class MqttPublisher(Publisher):
 
     def _send_loop(self) -> None:
         while not self._closing.is_set():
-            if not self.connected.wait(POLL_S):
-                continue
-            items = self.outbox.peek(1)
-            if not items:
-                self._wakeup.wait(POLL_S)
-                self._wakeup.clear()
-                continue
-            if self._send(items[0]):
-                self.outbox.ack(items[0].id)
+            try:
+                if not self.connected.wait(POLL_S):
+                    continue
+                items = self.outbox.peek(1)
+                if not items:
+                    self._wakeup.wait(POLL_S)
+                    self._wakeup.clear()
+                    continue
+                if self._send(items[0]):
+                    self.outbox.ack(items[0].id)
+            except Exception:  # a bug must not end delivery for the daemon's life: log it, pause, go on
+                log.exception("mqtt: sender loop error; retrying")
+                self._closing.wait(POLL_S)
 
     def _send(self, item: OutboxItem) -> bool:
         """True when the broker acknowledged (or refused for good) ``item``; False to retry it."""

@@ -1,0 +1,52 @@
+"""Run inside a private mount namespace with a tiny tmpfs at ARGV[1] (tests/integration/test_outbox_full_disk.py).
+
+Fills the outbox until the disk is full, delivers (acks) messages while it is full, gives the disk more room with a
+remount, stores and delivers again, drains, and prints one JSON line of what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from edge_runtime.errors import PublishError
+from edge_runtime.publishers.outbox import Outbox
+
+
+def main() -> int:
+    mount = Path(sys.argv[1])
+    outbox = Outbox(mount / "outbox.sqlite3", max_messages=1_000_000, max_bytes=50_000_000)
+    payload = os.urandom(900)
+    stored, refusal = 0, ""
+    for _ in range(10_000):  # bounded: a 256 KB disk holds far fewer
+        try:
+            outbox.put("t", payload)
+            stored += 1
+        except PublishError as error:
+            refusal = str(error)
+            break
+    first = [item.id for item in outbox.peek(5)]
+    for item_id in first:
+        outbox.ack(item_id)  # the broker acknowledged: must not raise, must not be resent
+    after_full = [item.id for item in outbox.peek(3)]
+    subprocess.run(["mount", "-o", "remount,size=4m", str(mount)], check=True, timeout=30)  # space returns
+    extra = [outbox.put("t", payload) for _ in range(20)]
+    delivered = list(first)
+    for _ in range(stored + 40):  # drain everything, oldest first
+        items = outbox.peek(1)
+        if not items:
+            break
+        delivered.append(items[0].id)
+        outbox.ack(items[0].id)
+    files = {path.name: path.stat().st_size for path in mount.iterdir()}
+    print(json.dumps({"stored": stored, "refusal": refusal, "first": first, "after_full": after_full,
+                      "extra": extra, "delivered": delivered, "stats": outbox.stats(), "files": files}))
+    outbox.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
