@@ -21,13 +21,12 @@ from cloud_training.artifact import PARAMS_FILE, SYMBOL_FILE, TrainingArtifact
 from cloud_training.errors import ArtifactError, GraphError
 from cloud_training.ssd.heads import VARIANCES, detection_head
 from edge_runtime.detectors.mxnet_io import mxnet_reason, native_stderr_to_log
+from edge_runtime.model_format import DEFAULT_NMS_THRESHOLD, DEFAULT_NMS_TOPK
 
 log = logging.getLogger(__name__)
 
 MULTIBOX_NODES = ("multibox_cls_pred", "multibox_loc_pred", "multibox_anchors")
 DEFAULT_IMAGE_SHAPE = 300  # the algorithm's default image_shape
-DEFAULT_NMS_THRESHOLD = 0.45
-DEFAULT_NMS_TOPK = 400
 
 Symbol = Any  # an mx.sym.Symbol; mxnet ships no type information
 Params = dict[str, mx.nd.NDArray]

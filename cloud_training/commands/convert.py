@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from cloud_training.deploy_folder import model_metadata, write_deploy_folder
     from cloud_training.errors import ArtifactError
     from cloud_training.onnx_files import onnx_files, quantize_request
+    from edge_runtime.model_format import DEFAULT_DETECTION_THRESHOLD
 
     quantize = quantize_request(args)  # a missing --calibration is refused before the conversion's seconds
     artifact = read_artifact(args.artifact)
@@ -82,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
         "topk": model.nms.topk,
         "force_suppress": model.nms.force_suppress,
         "variances": list(model.nms.variances),
-        "score_threshold": 0.01,  # MultiBoxDetection's threshold and clip, as the deploy head leaves them
-        "clip": True,
+        "score_threshold": DEFAULT_DETECTION_THRESHOLD,  # MultiBoxDetection's threshold and clip: the deploy
+        "clip": True,  # head leaves both at the operator's defaults
     }
     metadata = model_metadata(
         name=args.name or args.out.resolve().name,

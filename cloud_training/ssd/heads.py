@@ -13,8 +13,10 @@ from typing import Any
 import mxnet as mx
 import numpy as np
 
-# Box-coordinate variances of the algorithm's MultiBoxTarget and MultiBoxDetection.
-VARIANCES = (0.1, 0.1, 0.2, 0.2)
+from edge_runtime.model_format import DEFAULT_VARIANCES
+
+# Box-coordinate variances of the algorithm's MultiBoxTarget and MultiBoxDetection (the deploy-folder contract's).
+VARIANCES = DEFAULT_VARIANCES
 
 Symbol = Any  # an mx.sym.Symbol; mxnet ships no type information
 
