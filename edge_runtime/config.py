@@ -23,6 +23,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.snapshots import SnapshotConfig
 
 ENV_PREFIX = "EDGE_RUNTIME_"
 ENV_NESTING = "__"
@@ -223,6 +224,7 @@ class RuntimeConfig(_Strict):
     inference: InferenceConfig = InferenceConfig()
     publish: PublishConfig = PublishConfig()
     status: StatusConfig = StatusConfig()
+    snapshots: SnapshotConfig = SnapshotConfig()
 
 
 def format_validation_error(error: ValidationError) -> list[str]:

@@ -24,6 +24,7 @@ from edge_runtime.frames import Frame, LatestQueue
 from edge_runtime.health import Stats, rss_bytes
 from edge_runtime.messages import detection_message, status_message
 from edge_runtime.publishers.base import Publisher
+from edge_runtime.snapshots import SnapshotConfig, Snapshotter
 from edge_runtime.sources.base import FrameSource
 from edge_runtime.sources.capture import Capture
 
@@ -100,6 +101,7 @@ class Pipeline:
         status_interval_s: float = 30.0,
         reconnect_initial_s: float = 0.5,
         reconnect_max_s: float = 30.0,
+        snapshots: SnapshotConfig | None = None,
     ) -> None:
         self.detector = detector
         self.publishers = publishers
@@ -125,6 +127,7 @@ class Pipeline:
         self.fatal_error: PublishRefusedError | None = None  # a publisher refused for good: the daemon exits with it
         self.started = False
         self._threads: list[threading.Thread] = []
+        self.snapshots = Snapshotter(snapshots) if snapshots is not None and snapshots.enabled else None
 
     def set_inference_interval(self, seconds: float) -> None:
         """A live configuration update: the inference loop reads the interval afresh after each frame."""
@@ -202,6 +205,9 @@ class Pipeline:
             published_at=time.time(),
         )
         self._publish("detection", message)
+        snapshot = self.snapshots.take(frame.image, message) if self.snapshots is not None else None
+        if snapshot is not None:
+            self._publish("snapshot", snapshot)
 
     def _publish(self, kind: str, message: dict[str, Any]) -> None:
         for publisher in self.publishers:
