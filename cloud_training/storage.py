@@ -82,12 +82,12 @@ def reference(target: str, from_file: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _client(endpoint_url: str | None, region: str | None) -> Any:
-    import boto3
-    from botocore.config import Config
+    """Through :func:`cloud_training.aws.session.build_client`, the one client factory: standard-mode retries whose
+    attempt count is ``AWS_MAX_ATTEMPTS`` when set (botocore reads it when the config names no count), bounded
+    socket waits so a dead endpoint fails in about a minute instead of hanging a pipeline."""
+    from cloud_training.aws.session import build_client
 
-    # bounded waits: a dead endpoint fails in about a minute instead of hanging a pipeline
-    config = Config(connect_timeout=10, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
-    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+    return build_client("s3", region, endpoint_url=endpoint_url)
 
 
 def s3_client() -> Any:
@@ -95,6 +95,17 @@ def s3_client() -> Any:
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
     return _client(endpoint, region)
+
+
+def bucket_region(bucket: str) -> str:
+    """The region a bucket lives in (GetBucketLocation: an empty constraint means us-east-1, "EU" eu-west-1)."""
+    try:
+        constraint = s3_client().get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    except _botocore_errors() as error:
+        raise _s3_failure(f"s3://{bucket}", error) from error
+    if not constraint:
+        return "us-east-1"
+    return "eu-west-1" if constraint == "EU" else str(constraint)
 
 
 def _s3_failure(uri: str, error: Exception) -> StorageError:
@@ -108,6 +119,11 @@ def _s3_failure(uri: str, error: Exception) -> StorageError:
         if code == "NoSuchBucket":
             return StorageError(f"{uri}: no such bucket")
         return StorageError(f"{uri}: S3 error {code}: {message}".rstrip(": "))
+    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+    if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
+        return StorageError(f"{uri}: no AWS credentials: configure a profile (aws configure, AWS_PROFILE) or set "
+                            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     return StorageError(f"{uri}: {type(error).__name__}: {error}")
 
 

@@ -44,13 +44,22 @@ def resolve_region(region: Optional[str]) -> str:
     return found
 
 
-def make_client(service: str, region: str) -> Any:
-    """A boto3 client with standard-mode retries and bounded socket waits. Tests replace this to inject a Stubber."""
+def build_client(service: str, region: Optional[str], endpoint_url: Optional[str] = None) -> Any:
+    """The one place boto3 clients are made (storage's S3 client too): standard-mode retries, bounded socket waits.
+
+    The retry config names no attempt count, so botocore takes ``AWS_MAX_ATTEMPTS`` (or the profile's
+    ``max_attempts``) when set, and standard mode's 3 otherwise: the variable README promises always wins.
+    """
     import boto3
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard"}, connect_timeout=10, read_timeout=60)
-    return boto3.session.Session().client(service, region_name=region, config=config)
+    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint_url, config=config)
+
+
+def make_client(service: str, region: str) -> Any:
+    """A client for the AWS commands (SageMaker, Greengrass). Tests replace this to inject a Stubber."""
+    return build_client(service, region)
 
 
 def client(service: str, region: str) -> Any:
