@@ -10,6 +10,8 @@ CloudTrainingError
 ├── StorageError         a local path or s3:// URI cannot be read, listed or written
 ├── HyperparameterError  an unknown hyperparameter or a value outside the algorithm's documented range
 ├── TrainingError        training cannot start or continue (no data, a box overflowing label_width, no checkpoint)
+├── PreflightError       a SageMaker job would fail once running (class ids over num_classes, a GPU-less instance,
+│                        train = validation, images in another region): refused before any SageMaker call
 ├── EvaluationError      a model and a manifest cannot be evaluated together (class ids or names disagree, no images)
 └── AwsError             an AWS call or job failed: no region or credentials, access denied (names the IAM action),
                          throttled after botocore's retries, a SageMaker job that failed or outran --wait-timeout
@@ -56,6 +58,10 @@ class HyperparameterError(CloudTrainingError):
 
 class TrainingError(CloudTrainingError):
     """Training cannot start or go on: empty data, more boxes than label_width allows, nothing to resume."""
+
+
+class PreflightError(CloudTrainingError):
+    """The manifests, hyperparameters or job options would make a SageMaker job fail after its instances start."""
 
 
 class EvaluationError(CloudTrainingError):

@@ -83,11 +83,13 @@ class JobSettings:
         if not ROLE_ARN.match(self.role_arn):
             raise AwsError(f"--role must be an IAM role ARN like arn:aws:iam::123456789012:role/Name "
                            f"(got {self.role_arn!r})")
-        if self.instance_type not in training_instance_types():
-            raise AwsError(f"--instance-type {self.instance_type!r} is not a SageMaker training instance type")
+        from cloud_training.preflight import check_instance_type, check_tags
+
+        check_instance_type(self.instance_type, training_instance_types)
+        check_tags(self.tags)
         if self.spot:
             if self.max_wait_s is not None and self.max_wait_s < self.max_runtime_s:
-                raise AwsError(f"--max-wait-time ({self.max_wait_s}) must be at least --max-runtime "
+                raise AwsError(f"--spot-max-wait ({self.max_wait_s}) must be at least --max-runtime "
                                f"({self.max_runtime_s}) for spot training")
             if self.checkpoint_uri is not None and not self.checkpoint_uri.startswith("s3://"):
                 raise AwsError(f"--checkpoint-s3 must be an s3:// URI (got {self.checkpoint_uri!r})")

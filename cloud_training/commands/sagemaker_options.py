@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import re
 from pathlib import Path
 from typing import Any, Optional
 
-from cloud_training.errors import AwsError, HyperparameterError
+from cloud_training.errors import AwsError, HyperparameterError, OutputError
 from edge_runtime.argtypes import int_at_least, number_in
 
 positive_seconds = number_in(0.0, math.inf, low_open=True)
@@ -81,19 +82,31 @@ def job_settings(args: argparse.Namespace, facts: Any, image: str) -> Any:
     )
 
 
-def wait_target(args: argparse.Namespace) -> Optional[Path]:
-    """Where ``--wait`` puts model.tar.gz; --wait without --out only reports."""
+ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def split_manifest_words(args: argparse.Namespace) -> None:
+    """``--validation B num_classes=2`` gives argparse's ``nargs="+"`` every word up to the next option, so the
+    hyperparameters would be read as manifests. A ``name=value`` word is never a manifest: move those back to the
+    hyperparameters, in the order given."""
+    moved: list[str] = []
+    for option in ("train", "validation"):
+        words = getattr(args, option, None) or []
+        kept = [word for word in words if not ASSIGNMENT.match(word)]
+        moved += [word for word in words if ASSIGNMENT.match(word)]
+        if words and not kept:
+            raise HyperparameterError(f"--{option} needs a manifest before the name=value words "
+                                      f"(got {' '.join(words)})")
+        setattr(args, option, kept)
+    args.assignments = moved + list(args.assignments)
+
+
+def check_wait_target(args: argparse.Namespace) -> None:
+    """``--wait --out DIR`` downloads model.tar.gz into DIR: refuse, before the job is paid for, to replace a
+    model that is already there (unless --force)."""
     out: Optional[Path] = args.out
-    return out
-
-
-def known_count(raw: dict[str, object]) -> Optional[int]:
-    """num_training_samples when the user gave it (then the manifest need not be read to count)."""
-    if "num_training_samples" not in raw:
-        return None
-    try:
-        return int(str(raw["num_training_samples"]))
-    except ValueError:
-        raise HyperparameterError(
-            f"hyperparameters: num_training_samples must be an integer (got {raw['num_training_samples']!r})"
-        ) from None
+    if not args.wait or out is None or args.force:
+        return
+    if (out / "model.tar.gz").exists():
+        raise OutputError(f"--out {out}: already holds model.tar.gz (a previous run); choose another --out, or "
+                          "--force to replace it")

@@ -44,27 +44,36 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--label-attribute", help="the manifests' label attribute (default: detected)")
     parser.add_argument("--hyperparameters", type=Path, metavar="FILE", help="JSON object of fixed hyperparameters")
     parser.add_argument("--out", type=Path, metavar="DIR", help="where --wait downloads the best model.tar.gz")
+    parser.add_argument("--force", action="store_true", help="with --wait: replace a model.tar.gz already in --out")
     parser.add_argument("assignments", nargs="*", metavar="name=value", help="fixed hyperparameters")
     add_job_options(parser, "the training jobs")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cloud_training import preflight
     from cloud_training.aws import sagemaker_jobs as jobs
     from cloud_training.aws import session
-    from cloud_training.commands.sagemaker_options import default_job_name, job_settings, known_count, require
+    from cloud_training.commands.sagemaker_options import (
+        check_wait_target,
+        default_job_name,
+        job_settings,
+        require,
+        split_manifest_words,
+    )
     from cloud_training.commands.train import raw_hyperparameters
     from cloud_training.training import remote
 
+    split_manifest_words(args)
     require(args, "--role", "--output")
+    check_wait_target(args)
     ranges = [remote.parse_range(text) for text in args.ranges]
+    preflight.check_ranges(ranges, args.strategy)
     raw = raw_hyperparameters(args)
-    # every fixed value against the table, with each tuned one at its lower bound standing in
-    stand_ins = {item.name: item.values[0] for item in ranges}
-    remote.sagemaker_hyperparameters({"num_training_samples": "1", **raw, **stand_ins})
+    # every fixed value against the table (the tuned ones were checked as ranges)
+    remote.sagemaker_hyperparameters({"num_training_samples": "1", **raw})
     region = session.resolve_region(args.region)
-    facts = remote.manifest_facts(args.train, args.validation, args.label_attribute, known_count(raw))
-    raw.setdefault("num_training_samples", str(facts.train_lines))
+    facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region)
     static = {name: str(value).strip() for name, value in raw.items() if not name.startswith("_")}
     name = args.job_name or default_job_name()
     settings = job_settings(args, facts, jobs.image_uri(region))

@@ -75,6 +75,11 @@ def _int(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def float_in(low: float, high: float, low_open: bool = True, high_open: bool = False) -> Callable[[str], float]:
+    """A parser of numbers in a range (open or closed at each end), its docstring the range as messages show it."""
+    return _float(low, high, low_open, high_open)
+
+
 def _float(low: float, high: float, low_open: bool = True, high_open: bool = False) -> Callable[[str], float]:
     def parse(raw: str) -> float:
         value = float(raw)

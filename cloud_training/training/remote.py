@@ -1,8 +1,8 @@
 """The SageMaker backend of ``train`` and ``tune``: checks before any call, submission, following, fetching.
 
-Everything SageMaker would reject after minutes of provisioning is rejected here first, in one line: hyperparameters
-against the algorithm's documented table (the same table the local backend uses), manifests that are not on S3 or
-whose images are not, a label attribute that differs between lines, a role that is not a role ARN.
+Everything SageMaker would reject after minutes of provisioning is rejected first, in one line: hyperparameters
+against the algorithm's documented table (the same table the local backend uses, here), then the manifests against
+them (:mod:`cloud_training.preflight`), then the job settings (:class:`~cloud_training.aws.sagemaker_jobs.JobSettings`).
 """
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from cloud_training import storage
 from cloud_training.aws import sagemaker_jobs as jobs
-from cloud_training.errors import AwsError, HyperparameterError, ManifestError, StorageError
-from cloud_training.training.hyperparameters import PARSERS, SAGEMAKER_NETWORKS, parse
+from cloud_training.errors import AwsError, HyperparameterError, StorageError
+from cloud_training.training.hyperparameters import PARSERS, SAGEMAKER_NETWORKS, float_in, parse
 
 ARTIFACT_NAME = "model.tar.gz"
 
@@ -33,53 +32,6 @@ def sagemaker_hyperparameters(raw: Mapping[str, object]) -> dict[str, str]:
             f"algorithm offers {', '.join(SAGEMAKER_NETWORKS)}"
         )
     return {name: str(value).strip() for name, value in raw.items() if not name.startswith("_")}
-
-
-@dataclass(frozen=True)
-class ManifestFacts:
-    """What the job request needs from the manifests: their one S3 object each, the label attribute, the count."""
-
-    train: str
-    validation: str
-    label_attribute: str
-    train_lines: int
-
-
-def single_manifest(locations: Sequence[str], option: str) -> str:
-    """SageMaker reads one augmented manifest object per channel: exactly one s3:// URI (join several with
-    ``manifest prepare`` first)."""
-    if len(locations) != 1 or storage.is_dir_like(locations[0]):
-        raise ManifestError(f"{option}: SageMaker reads one manifest object per channel; give one s3:// file "
-                            "(join several with 'cloud-training manifest prepare')")
-    if not storage.is_s3(locations[0]):
-        raise ManifestError(f"{option} {locations[0]}: SageMaker reads manifests from S3; upload it and pass its "
-                            "s3:// URI")
-    return locations[0]
-
-
-def manifest_facts(
-    train: Sequence[str], validation: Sequence[str], label_attribute: Optional[str], count: Optional[int]
-) -> ManifestFacts:
-    """Read both manifests (unless the caller already knows the count and the label attribute), check each line and
-    that every image is on S3, where the training instances can stream it from."""
-    from cloud_training.manifest.io import read_records
-
-    train_uri = single_manifest(train, "--train")
-    validation_uri = single_manifest(validation, "--validation")
-    if count is not None and label_attribute:
-        return ManifestFacts(train_uri, validation_uri, label_attribute, count)
-    records, _, _ = read_records([train_uri], label_attribute, skip_invalid=False)
-    if not records:
-        raise ManifestError(f"{train_uri}: no labelled lines")
-    attribute = records[0].label_attribute
-    checked, _, _ = read_records([validation_uri], attribute, skip_invalid=False)
-    if not checked:
-        raise ManifestError(f"{validation_uri}: no labelled lines")
-    for record in (*records, *checked):
-        if not storage.is_s3(record.resolved_ref):
-            raise ManifestError(f"{record.where}: source-ref {record.source_ref!r} is not on S3; SageMaker streams "
-                                "images from S3 in Pipe mode")
-    return ManifestFacts(train_uri, validation_uri, attribute, len(records))
 
 
 def download_artifact(uri: str, out_dir: Path) -> Path:
@@ -178,6 +130,17 @@ def tunable_ranges() -> dict[str, str]:
     }
 
 
+# Where the two AWS pages differ, a range follows the tuning page: "Tune an Object Detection Model"
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/object-detection-tuning.html) gives momentum and weight_decay
+# MinValue 0.0, MaxValue 0.999, while the hyperparameter page
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/object-detection-api-config.html) says momentum in (0, 1] and
+# weight_decay in (0, 1). learning_rate and mini_batch_size are checked against the hyperparameter page: the tuning
+# page's 1e-6..0.5 and 8..64 are recommendations inside it.
+TUNING_BOUNDS: dict[str, Callable[[str], Any]] = {
+    "momentum": float_in(0.0, 0.999, low_open=False),
+    "weight_decay": float_in(0.0, 0.999, low_open=False),
+}
+
 SCALING = {"auto": "Auto", "linear": "Linear", "log": "Logarithmic", "reverse-log": "ReverseLogarithmic"}
 
 
@@ -192,7 +155,7 @@ def parse_range(text: str) -> jobs.ParameterRange:
     if name not in kinds:
         raise HyperparameterError(f"--range {name!r}: SageMaker tunes {', '.join(kinds)} for this algorithm")
     kind = kinds[name]
-    check = PARSERS[name]
+    check = TUNING_BOUNDS.get(name, PARSERS[name])
 
     def valid(value: str) -> str:
         try:

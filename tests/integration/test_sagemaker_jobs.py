@@ -120,10 +120,11 @@ def test_tune_on_moto_creates_the_tuning_job_and_fetches_the_best_artifact(
 
 
 def job_args(bucket, *extra: str) -> list[str]:
-    """A training submission that needs no manifest read (count and label attribute given)."""
+    """A training submission on 40 training lines (the count given, and checked by the preflight)."""
+    train, validation = put_manifests(bucket, train_lines=40, validation_lines=3)
     return [
-        "train", "--backend", "sagemaker", "--train", bucket.uri("t.manifest"),
-        "--validation", bucket.uri("v.manifest"), "--output", bucket.uri("jobs"), "--role", ROLE,
+        "train", "--backend", "sagemaker", "--train", train,
+        "--validation", validation, "--output", bucket.uri("jobs"), "--role", ROLE,
         "--label-attribute", "bb", *extra,
         "base_network=vgg-16", "num_classes=3", "num_training_samples=40",
     ]  # fmt: skip
@@ -234,9 +235,10 @@ def test_missing_region_and_missing_credentials_are_one_line_each(s3_bucket, tmp
     for name in ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                  "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"):
         monkeypatch.delenv(name, raising=False)
-    assert main(job_args(s3_bucket, "--job-name", "x", "--region", "eu-west-1")) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("cloud-training: error: no AWS credentials for sagemaker:CreateTrainingJob: ")
+    args = job_args(s3_bucket, "--job-name", "x", "--region", "eu-west-1")
+    assert main(args) == 2
+    err = capsys.readouterr().err  # the preflight's first read is the first call that needs them
+    assert err.startswith(f"cloud-training: error: {args[args.index('--train') + 1]}: no AWS credentials: ")
     assert err.count("\n") == 1
 
 
@@ -265,10 +267,15 @@ class Throttler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def throttler(s3_bucket, monkeypatch) -> Iterator[type[Throttler]]:
-    """The loopback throttling server as every client's endpoint, with botocore's backoff sleeps made zero-length
-    (the retry decisions stay botocore's own)."""
+def throttler(s3_bucket, moto_endpoint, monkeypatch) -> Iterator[type[Throttler]]:
+    """The loopback throttling server as SageMaker's endpoint (S3 stays moto's, for the preflight's reads), with
+    botocore's backoff sleeps made zero-length (the retry decisions stay botocore's own)."""
     from botocore.retries import standard
+
+    from cloud_training import storage
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    storage._client.cache_clear()
 
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
@@ -327,7 +334,8 @@ def test_a_failed_tuning_job_is_one_line_after_its_progress(s3_bucket, monkeypat
                           {"HyperParameterTuningJobName": "tune-stub"})
     use_client(monkeypatch, "sagemaker", client)
     with stub:
-        code = main(["tune", "--train", s3_bucket.uri("t.manifest"), "--validation", s3_bucket.uri("v.manifest"),
+        train, validation = put_manifests(s3_bucket, train_lines=9, validation_lines=3)
+        code = main(["tune", "--train", train, "--validation", validation,
                      "--output", s3_bucket.uri("tuning"), "--role", ROLE, "--label-attribute", "bb",
                      "--job-name", "tune-stub", "--range", "momentum=0.5:0.95", "--max-jobs", "4",
                      "--wait", "--poll-interval", "0.01", "num_classes=2", "num_training_samples=9"])
