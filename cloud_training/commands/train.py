@@ -26,9 +26,12 @@ SageMaker (the built-in algorithm, Pipe mode, one augmented manifest object per 
   cloud-training train --backend sagemaker --train s3://B/prepared/train.manifest \\
       --validation s3://B/prepared/validation.manifest --output s3://B/jobs/ --role arn:aws:iam::123456789012:role/SM \\
       --instance-type ml.p3.2xlarge --wait --out runs/sm base_network=resnet-50 num_classes=2 mini_batch_size=16
---dry-run prints the CreateTrainingJob request and calls nothing but S3 (to count the manifest; give
-num_training_samples=N and --label-attribute to skip that too). --wait follows the job, prints validation:mAP and
-downloads model.tar.gz to --out, ready for 'cloud-training convert'.
+Before any SageMaker call a preflight reads both manifests and asks S3 each bucket's region, and refuses (one line,
+exit 2) what the job would fail on: class ids over num_classes, more boxes than label_width holds, source-refs not on
+S3 in the job's region, train = validation or an image in both, a num_training_samples other than the count,
+lr_scheduler_step not below epochs, a CPU instance type. --dry-run runs it, then prints the CreateTrainingJob request.
+--wait follows the job, prints validation:mAP and downloads model.tar.gz to --out, ready for 'cloud-training convert'.
+An --out holding a previous run is refused unless --resume (local) or --force.
 """
 
 
@@ -52,6 +55,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--hyperparameters", type=Path, metavar="FILE",
                         help="JSON object of hyperparameters (string or number values), e.g. a hyperparams.json")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in DIR/checkpoints")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in a DIR that holds a previous run (its model.tar.gz, metrics and "
+                             "checkpoints are removed first); without --force or --resume such a DIR is refused")
     parser.add_argument("--pretrained-params", type=Path, metavar="FILE",
                         help="weights to start from (use_pretrained_model=1); arrays are matched by name and shape")
     parser.add_argument("--label-attribute", help="the manifests' label attribute (default: detected)")
@@ -82,6 +88,13 @@ def raw_hyperparameters(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cloud_training.commands.sagemaker_options import split_manifest_words
+
+    split_manifest_words(args)
+    if args.resume and args.force:
+        from cloud_training.errors import OutputError
+
+        raise OutputError("--resume continues the run in --out and --force replaces it: give one")
     if args.backend == "sagemaker":
         return run_sagemaker(args)
     return run_local(args)
@@ -90,12 +103,14 @@ def run(args: argparse.Namespace) -> int:
 def run_local(args: argparse.Namespace) -> int:
     from cloud_training.errors import HyperparameterError, TrainingError
     from cloud_training.manifest.io import expand, read_records
+    from cloud_training.run_folder import check_run_folder, clear_run
     from cloud_training.training.augmentation import AugmentationConfig
     from cloud_training.training.hyperparameters import parse
     from cloud_training.training.local import LocalTrainer, TrainOptions
 
     if args.out is None:
         raise TrainingError("--out is required with --backend local")
+    check_run_folder(args.out, args.resume, args.force)
     raw = raw_hyperparameters(args)
     if "num_training_samples" not in raw:
         records, _, _ = read_records(expand(args.train), args.label_attribute, skip_invalid=False)
@@ -108,6 +123,8 @@ def run_local(args: argparse.Namespace) -> int:
         pretrained_params=args.pretrained_params, augmentation=AugmentationConfig(max_expand_ratio=args.max_expand),
         seed=args.seed, label_attribute=args.label_attribute,
     )
+    if args.force:
+        clear_run(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     state = LocalTrainer(hp, options).run()
     print(f"trained {hp.base_network}/{hp.image_shape} for {state.epochs_done} epoch(s);"
@@ -117,22 +134,24 @@ def run_local(args: argparse.Namespace) -> int:
 
 
 def run_sagemaker(args: argparse.Namespace) -> int:
-    """Check everything, build the CreateTrainingJob request, then (unless --dry-run) submit and maybe follow it."""
+    """Check everything (the preflight), build the CreateTrainingJob request, then (unless --dry-run) submit and
+    maybe follow it. Nothing calls SageMaker before every check has passed."""
+    from cloud_training import preflight
     from cloud_training.aws import sagemaker_jobs as jobs
     from cloud_training.aws import session
-    from cloud_training.commands.sagemaker_options import default_job_name, job_settings, known_count, require
+    from cloud_training.commands.sagemaker_options import check_wait_target, default_job_name, job_settings, require
     from cloud_training.errors import AwsError
     from cloud_training.training import remote
 
     require(args, "--role", "--output")
     if args.resume or args.pretrained_params is not None:
         raise AwsError("--resume and --pretrained-params are for --backend local (SageMaker: use_pretrained_model=1)")
+    check_wait_target(args)
     raw = raw_hyperparameters(args)
-    # the table first (a typo should not cost a manifest read); the count is filled in below
+    # the table first (a typo should not cost a manifest read); the count is filled in by the preflight
     remote.sagemaker_hyperparameters({"num_training_samples": "1", **raw})
     region = session.resolve_region(args.region)
-    facts = remote.manifest_facts(args.train, args.validation, args.label_attribute, known_count(raw))
-    raw.setdefault("num_training_samples", str(facts.train_lines))
+    facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region)
     hyperparameters = remote.sagemaker_hyperparameters(raw)
     name = args.job_name or default_job_name()
     request = jobs.training_request(name, hyperparameters, job_settings(args, facts, jobs.image_uri(region)))
