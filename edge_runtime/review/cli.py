@@ -27,6 +27,14 @@ EXAMPLES = """examples:
   edge-runtime review --record fleet.db --json --duration 60 > events.jsonl
   edge-runtime review --client-id operator-1 --session-expiry 3600 --record fleet.db  # also what came while away (1 h)
   edge-runtime review report fleet.db --since 2h --device cam-1 --png detections.png
+  edge-runtime review serve --topic 'edge/#' --record fleet.db                   # the web console on 127.0.0.1:8080
+  edge-runtime review serve --share reviewers --record postgresql://review@db/fleet  # one of several reviewers
+"""
+SERVE_EXAMPLES = """examples:
+  edge-runtime review serve                                             # http://127.0.0.1:8080/, broker 127.0.0.1:1883
+  edge-runtime review serve --topic 'ml/object-detection/#' --mqtt-host abc-ats.iot.eu-west-1.amazonaws.com \\
+      --mqtt-port 8883 --tls-cert cert.pem --tls-key key.pem --tls-ca AmazonRootCA1.pem --client-id console-1
+  EDGE_RUNTIME_CONSOLE_TOKEN=$(openssl rand -hex 16) edge-runtime review serve --bind 0.0.0.0   # open /?token=...
 """
 
 
@@ -45,9 +53,46 @@ def register(sub: Any) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_review_arguments(review)
+    review.add_argument("--json", action="store_true", help="one JSON object per message and state change")
+    review.set_defaults(handler=_review)
+
+    actions = review.add_subparsers(dest="review_action", metavar="ACTION")
+    serve = actions.add_parser(
+        "serve",
+        help="the web console: the fleet, each device's detections and snapshots, live, in a browser",
+        description="Subscribe as 'review' does and serve a web page and a JSON API on --bind:--port: every device"
+        " online/offline/degraded with its reasons, updated live (server-sent events); per device detections per class"
+        " over time and the latest snapshots with their boxes; rejected messages by reason; a filter. Loopback only"
+        " unless a --token (or client certificates) is set.",
+        epilog=SERVE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_review_arguments(serve)
+    serve.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="listen address (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, metavar="PORT", help="listen port (8080)")
+    serve.add_argument("--token", metavar="TOKEN", help="required on every request; needed off loopback"
+                       " (default: $EDGE_RUNTIME_CONSOLE_TOKEN)")  # fmt: skip
+    serve.add_argument("--https-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    serve.add_argument("--https-key", metavar="PEM", help="its private key")
+    serve.add_argument("--https-client-ca", metavar="PEM", help="require browser client certificates from this CA")
+    serve.add_argument(
+        "--snapshots-per-device", type=int_at_least(1), default=12, metavar="N", help="snapshots kept per device (12)"
+    )
+    serve.set_defaults(handler=_serve)
+    _register_report(actions)
+
+
+def add_review_arguments(review: argparse.ArgumentParser) -> None:
+    """What ``review`` and ``review serve`` share: the broker, the topics, the recording, the limits."""
     review.add_argument(
         "--topic", action="append", metavar="FILTER", help="topic filter, repeatable (default: edge/# as the daemon)"
     )
+    review.add_argument(
+        "--share", metavar="GROUP",
+        help="subscribe as a member of the MQTT 5 shared subscription $share/GROUP/<filter>: reviewers of one group"
+        " split the messages between them (mosquitto, AWS IoT Core); give them one --record postgresql:// URL",
+    )  # fmt: skip
     review.add_argument("--config", metavar="FILE", help="a daemon config file; its publish.mqtt section is used")
     review.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="e.g. publish.mqtt.port=8883")
     review.add_argument("--mqtt-host", metavar="HOST", help="broker host or AWS IoT Core endpoint")
@@ -61,8 +106,10 @@ def register(sub: Any) -> None:
     review.add_argument("--tls-cert", metavar="PEM", help="certificate for mutual TLS")
     review.add_argument("--tls-key", metavar="PEM", help="private key for mutual TLS")
     review.add_argument("--tls-ca", metavar="PEM", help="CA bundle, e.g. AmazonRootCA1.pem")
-    review.add_argument("--record", metavar="FILE.db", help="append every message to this SQLite file")
-    review.add_argument("--json", action="store_true", help="one JSON object per message and state change")
+    review.add_argument(
+        "--record", metavar="FILE.db|URL",
+        help="append every message to this SQLite file, or to PostgreSQL at a postgresql:// URL",
+    )  # fmt: skip
     review.add_argument("--window", type=POSITIVE, default=60.0, metavar="S", help="count window (60)")
     review.add_argument(
         "--status-interval", type=POSITIVE, default=30.0, metavar="S",
@@ -75,9 +122,9 @@ def register(sub: Any) -> None:
     review.add_argument("--duration", type=POSITIVE, metavar="S", help="exit after this long")
     review.add_argument("--max-messages", type=int_at_least(1), metavar="N", help="exit after N messages")
     review.add_argument("--connect-timeout", type=POSITIVE, default=10.0, metavar="S", help="(10)")
-    review.set_defaults(handler=_review)
 
-    actions = review.add_subparsers(dest="review_action", metavar="ACTION")
+
+def _register_report(actions: Any) -> None:
     report = actions.add_parser(
         "report",
         help="per device and class: detections per hour, score distribution, gaps; --png for a chart",
@@ -114,13 +161,24 @@ def mqtt_config(args: argparse.Namespace) -> Any:
     return load_config(args.config, overrides=overrides).publish.mqtt
 
 
-def _review(args: argparse.Namespace) -> int:
+def shared_topics(topics: list[str], group: Optional[str]) -> list[str]:
+    """``$share/GROUP/FILTER`` for each filter when ``group`` is set (MQTT 5 shared subscriptions)."""
+    from edge_runtime.errors import ReviewError
+
+    if group is None:
+        return topics
+    if not group or any(char in group for char in "/+#"):
+        raise ReviewError(f"--share: a group name without '/', '+' or '#' (got {group!r})")
+    return [f"$share/{group}/{topic}" for topic in topics]
+
+
+def _build_session(args: argparse.Namespace, view: Any, snapshots: Any = None) -> tuple[Any, Any]:
+    """The review session for ``args`` with ``view``, and its recorder (or None)."""
     from edge_runtime.errors import ReviewError
     from edge_runtime.review.fleet import Fleet
     from edge_runtime.review.session import Limits, ReviewSession
-    from edge_runtime.review.store import Recorder
+    from edge_runtime.review.store import open_recorder
     from edge_runtime.review.subscriber import MqttSubscriber
-    from edge_runtime.review.view import make_view
 
     mqtt = mqtt_config(args)
     if args.session_expiry is not None and args.session_expiry > MAX_SESSION_EXPIRY_S:
@@ -129,9 +187,9 @@ def _review(args: argparse.Namespace) -> int:
     if args.session_expiry is not None and not mqtt.client_id:
         # a random id would leave the kept session behind for nobody: the next run could never rejoin it
         raise ReviewError("--session-expiry needs --client-id: a persistent session belongs to one client id")
-    topics = args.topic or ["edge/#"]
+    topics = shared_topics(args.topic or ["edge/#"], args.share)
     stop = threading.Event()
-    recorder = Recorder(args.record) if args.record else None
+    recorder = open_recorder(args.record) if args.record else None
     session = ReviewSession(
         MqttSubscriber(
             mqtt,
@@ -141,11 +199,18 @@ def _review(args: argparse.Namespace) -> int:
             session_expiry_s=args.session_expiry or 0,
         ),
         Fleet(window_s=args.window, stale_after_s=3 * args.status_interval),
-        make_view(args.json),
+        view,
         stop,
         recorder=recorder,
         limits=Limits(duration_s=args.duration, max_messages=args.max_messages, max_bytes=args.max_payload),
+        snapshots=snapshots,
     )
+    return session, recorder
+
+
+def run_until_signal(session: Any) -> None:
+    """``session.run()`` with SIGTERM and SIGINT setting its stop event (the previous handlers restored after)."""
+    stop = session.stop
 
     def request_stop(_signum: int, _frame: Optional[FrameType]) -> None:
         stop.set()
@@ -156,8 +221,44 @@ def _review(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _review(args: argparse.Namespace) -> int:
+    from edge_runtime.review.view import make_view
+
+    session, recorder = _build_session(args, make_view(args.json))
+    run_until_signal(session)
     if recorder is not None:
         print(f"edge-runtime review: {recorder.written} messages recorded in {args.record}", file=sys.stderr)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from edge_runtime.review.live import LiveView
+    from edge_runtime.review.serve import TOKEN_ENV, Listen, check_listen, run_console
+    from edge_runtime.review.snapshots import SnapshotMatcher
+
+    listen = Listen(args.bind, args.port, args.token or os.environ.get(TOKEN_ENV) or None,
+                    args.https_cert, args.https_key, args.https_client_ca)  # fmt: skip
+    check_listen(listen)  # before anything connects: a refused bind is one line and exit 2
+    matcher = SnapshotMatcher()
+    live = LiveView(matcher, snapshots_per_device=args.snapshots_per_device)
+    session, recorder = _build_session(args, live, snapshots=matcher)
+    stop = session.stop
+
+    def request_stop(_signum: int, _frame: Optional[FrameType]) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        run_console(session, live, listen, list(session.subscriber.topics))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if recorder is not None:
+        print(f"edge-runtime review serve: {recorder.written} messages recorded in {args.record}", file=sys.stderr)
     return 0
 
 

@@ -8,6 +8,8 @@ Online or not comes from status messages: ``running`` means online; ``stopped`` 
 mean offline. The daemon flushes its outbox *after* sending ``stopped``, so late detections of a session that has
 stopped do not bring the device back; a detection from a *new* session does. A device online but silent for
 ``stale_after_s`` (3x the status interval by default) is ``stale``: the broker has not noticed yet, but it is gone.
+A device whose last status said ``degraded`` is ``degraded`` (still running, a part of it cannot do its job): its
+row carries the status message's ``problems`` ({part, reason, since}), shown by the terminal table and the console.
 Any message counts as a sign of life, so a device running with status messages off is not called stale while
 its detections flow.
 """
@@ -22,6 +24,7 @@ from edge_runtime.review.redelivery import SKIPPED
 from edge_runtime.review.validation import Checked
 
 OFFLINE_STATES = ("stopped", "offline")
+STATES = ("online", "degraded", "stale", "offline")  # what a row's state can be
 RECENT_PROBLEMS = 5
 
 
@@ -40,6 +43,9 @@ class DeviceRow:
     latest: list[tuple[str, float]]
     messages: int
     rejected: int
+    inference_p95: Optional[float] = None
+    outbox_depth: Optional[int] = None
+    problems: list[dict[str, str]] = field(default_factory=list)  # the degraded reasons: part, reason, since
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +60,9 @@ class DeviceRow:
             "latest": [{"label": label, "score": score} for label, score in self.latest],
             "messages": self.messages,
             "rejected": self.rejected,
+            "inference_p95": self.inference_p95,
+            "outbox_depth": self.outbox_depth,
+            "problems": [dict(problem) for problem in self.problems],
         }
 
 
@@ -67,6 +76,9 @@ class _Device:
     session: Optional[str] = None
     fps: Optional[float] = None
     inference_ms: Optional[float] = None
+    inference_p95: Optional[float] = None
+    outbox_depth: Optional[int] = None
+    problems: list[dict[str, str]] = field(default_factory=list)
     latest: list[tuple[str, float]] = field(default_factory=list)
     recent: collections.deque[tuple[float, tuple[str, ...]]] = field(default_factory=collections.deque)
     messages: int = 0
@@ -100,6 +112,8 @@ class Fleet:
         session = str(message["session"])
         if item.kind == "status":
             self._add_status(device, message, session)
+        elif item.kind == "snapshot":
+            return  # a picture of a detection already counted: a sign of life, nothing more to count
         else:
             self._add_detection(device, message, session, item.received_at)
 
@@ -107,15 +121,23 @@ class Fleet:
         device.status = str(message["state"])
         device.status_session = session
         device.session = session
+        device.problems = [
+            {"part": str(p["part"]), "reason": str(p["reason"]), "since": str(p["since"])}
+            for p in message.get("problems") or []
+        ]
         if device.status in OFFLINE_STATES:
             device.offline_session = session
             return
         device.offline_session = None
         if "fps_out" in message:
             device.fps = float(message["fps_out"])
-        p50 = (message.get("inference_ms") or {}).get("p50")
-        if p50 is not None:
-            device.inference_ms = float(p50)
+        timings = message.get("inference_ms") or {}
+        if timings.get("p50") is not None:
+            device.inference_ms = float(timings["p50"])
+        if timings.get("p95") is not None:
+            device.inference_p95 = float(timings["p95"])
+        outbox = message.get("outbox")
+        device.outbox_depth = int(outbox["depth"]) if isinstance(outbox, dict) else None
 
     def _add_detection(self, device: _Device, message: dict[str, Any], session: str, at: float) -> None:
         if device.offline_session is not None and device.offline_session != session:
@@ -151,6 +173,9 @@ class Fleet:
                     latest=list(device.latest),
                     messages=device.messages,
                     rejected=device.rejected,
+                    inference_p95=device.inference_p95,
+                    outbox_depth=device.outbox_depth,
+                    problems=[dict(problem) for problem in device.problems],
                 )
             )
         return rows
@@ -160,7 +185,7 @@ class Fleet:
             return "offline"
         if now - device.last_seen > self.stale_after_s:
             return "stale"
-        return "online"
+        return "degraded" if device.status == "degraded" else "online"
 
     def summary(self) -> dict[str, Any]:
         """Totals for the view's footer and ``--json``: valid messages, rejections by reason, recent problems."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 
+from edge_runtime.review.snapshots import SNAPSHOT_REJECTIONS
 from edge_runtime.review.validation import REJECTIONS, Checked
 
 DUPLICATE = "duplicate"
-SKIPPED = (*REJECTIONS, DUPLICATE)  # every outcome the review counts and skips, for the fleet and the report
+SKIPPED = (*REJECTIONS, *SNAPSHOT_REJECTIONS, DUPLICATE)  # every outcome counted and skipped (fleet, report)
 MAX_SESSIONS = 10_000
 
 

@@ -181,6 +181,8 @@ def _fold(stats: DeviceStats, kind: Optional[str], message: dict[str, Any], at: 
     if kind == "status":
         stats.status_messages += 1
         return
+    if kind != "detection":  # a snapshot: the picture of a detection counted on its own message
+        return
     stats.detection_messages += 1
     hour = hour_of(at)
     for detection in message["detections"]:

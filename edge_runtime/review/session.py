@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from edge_runtime.review.fleet import Fleet
 from edge_runtime.review.redelivery import Redeliveries
+from edge_runtime.review.snapshots import SnapshotMatcher
 from edge_runtime.review.store import Recorder
 from edge_runtime.review.subscriber import Received, Subscriber
 from edge_runtime.review.validation import Checked, check, oversize
@@ -49,6 +50,7 @@ class ReviewSession:
         recorder: Optional[Recorder] = None,
         limits: Limits = Limits(),
         clock: Callable[[], float] = time.time,
+        snapshots: Optional[SnapshotMatcher] = None,
     ) -> None:
         self.subscriber = subscriber
         self.fleet = fleet
@@ -60,6 +62,7 @@ class ReviewSession:
         self.received = 0
         self.dropped = 0  # the queue was full: the loop fell behind
         self.redeliveries = Redeliveries()
+        self.snapshots = snapshots or SnapshotMatcher()  # a snapshot is kept only with its detection (review.snapshots)
         self._queue: queue.Queue[Received] = queue.Queue(maxsize=limits.queue_size)
 
     def _deliver(self, item: Received) -> None:
@@ -124,7 +127,7 @@ class ReviewSession:
             for item in batch
         ]
         # before recording, so the recording says which copies were redeliveries
-        checked = [self.redeliveries.check(item) for item in checked]
+        checked = [self.snapshots.check(self.redeliveries.check(item)) for item in checked]
         if self.recorder is not None:
             self.recorder.append(checked, [item.payload for item in batch])
         now = self.clock()

@@ -154,3 +154,8 @@ def read_rows(path: str | Path, since: Optional[float] = None, device: Optional[
             raise ReviewError(f"{file}: cannot read the recording ({error})") from None
     finally:
         db.close()
+
+
+def open_recorder(target: str) -> Recorder:
+    """The recorder for ``--record``: a SQLite file (embedded, nothing to set up)."""
+    return Recorder(target)

@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 MAX_PAYLOAD_BYTES = 256 * 1024  # twice what the daemon ever sends (it keeps payloads under 128 KB)
 REJECTIONS = ("oversize", "malformed", "unknown_schema", "invalid")
-KINDS = ("detection", "status")
+KINDS = ("detection", "status", "snapshot")
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Checked:
     received_at: float  # wall-clock seconds (epoch), as the reviewer received it
     size: int
     outcome: str  # "valid", one of REJECTIONS, or "duplicate" (a redelivery, see review.redelivery)
-    kind: Optional[str]  # "detection", "status", or None when unknown
+    kind: Optional[str]  # "detection", "status", "snapshot", or None when unknown
     device: Optional[str]
     schema: Optional[str]
     message: Optional[dict[str, Any]]

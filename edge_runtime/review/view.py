@@ -18,7 +18,7 @@ from edge_runtime.review.fleet import DeviceRow, Fleet
 from edge_runtime.review.validation import Checked
 
 CLEAR = "\x1b[H\x1b[2J"
-COLOURS = {"online": "\x1b[32m", "offline": "\x1b[31m", "stale": "\x1b[33m"}
+COLOURS = {"online": "\x1b[32m", "offline": "\x1b[31m", "stale": "\x1b[33m", "degraded": "\x1b[35m"}
 RESET = "\x1b[0m"
 LATEST_SHOWN = 3
 
@@ -47,6 +47,9 @@ def table(rows: list[DeviceRow], fleet: Fleet, now: float, colour: bool = False)
             f"{row.device[:20]:<20} {state} {_clock(row.last_seen):>9} {_number(row.fps):>6}"
             f" {_number(row.inference_ms):>7}  {counts} | {latest or '-'}"
         )
+        for problem in row.problems:  # why it is degraded, one line per part, under its row
+            since = problem["since"][11:19]
+            lines.append(f"  ! {problem['part']}: {problem['reason']} (since {since} UTC)")
     summary = fleet.summary()
     rejected = ", ".join(f"{reason} {count}" for reason, count in summary["rejected"].items())
     lines.append(f"{_clock(now)} UTC  valid {summary['valid']}; skipped: {rejected}")
@@ -100,7 +103,10 @@ class PlainView(View):
 
     def tick(self, fleet: Fleet, now: float) -> None:
         rows = fleet.rows(now)
-        key = (tuple((row.device, row.state, row.status) for row in rows), tuple(fleet.rejected.values()))
+        key = (
+            tuple((row.device, row.state, row.status, tuple(map(str, row.problems))) for row in rows),
+            tuple(fleet.rejected.values()),
+        )
         if key != self._last:
             self._last = key
             self.stream.write("\n".join(table(rows, fleet, now)) + "\n\n")

@@ -92,7 +92,8 @@ def test_fleet_rows_state_counts_and_latest():
     assert (one.messages, one.rejected) == (3, 2)  # unknown schema and invalid named cam-1
     assert rows["cam-2"].inference_ms == 12.5  # no status yet: the detection's own timing
     assert fleet.summary()["rejected"] == {
-        "oversize": 1, "malformed": 1, "unknown_schema": 1, "invalid": 1, "duplicate": 0
+        "oversize": 1, "malformed": 1, "unknown_schema": 1, "invalid": 1, "bad_image": 0, "unknown_detection": 0,
+        "duplicate": 0,
     }  # fmt: skip
     assert fleet.rows(now=T0 + 43)[0].state == "stale"
 
@@ -318,7 +319,9 @@ def test_session_skips_records_and_reports_redeliveries(tmp_path: Path):
     report = build_report(db).to_dict()
     assert (report["messages"], report["valid"], report["rejected"]["duplicate"]) == (7, 5, 2)
     assert report["devices"]["cam-1"]["detection_messages"] == 3
-    assert "skipped: oversize 0, malformed 0, unknown_schema 0, invalid 0, duplicate 2" in render_text(build_report(db))
+    skipped = "skipped: oversize 0, malformed 0, unknown_schema 0, invalid 0, bad_image 0, unknown_detection 0, "
+    skipped += "duplicate 2"
+    assert skipped in render_text(build_report(db))
 
 
 def test_report_skips_a_detection_recorded_valid_twice(tmp_path: Path):

@@ -1,0 +1,161 @@
+"""The console's web side: a Starlette app serving one page, a JSON API and live updates (server-sent events).
+
+Routes (all read-only; the review loop is the only writer, through :class:`~edge_runtime.review.live.LiveView`):
+
+- ``GET /``                         the page (``static/console.html``: the fleet, a device, the filter)
+- ``GET /api/fleet``                every device's row (state, last seen, fps, p95, outbox, degraded reasons) and the
+                                    rejected messages by reason
+- ``GET /api/devices/{name}``       one device: its row, detections per class over the last ``span`` seconds (the
+                                    chart) and its latest snapshots with their detections' boxes and labels
+- ``GET /api/snapshots/{id}.jpg``   one snapshot's JPEG as the device sent it (boxes are drawn by the page)
+- ``GET /api/detections``           the filter: ``device``, ``label``, ``min_score``, ``since``, ``until`` (epoch s)
+- ``GET /api/events``               ``text/event-stream``: a ``fleet`` event whenever anything shown changes
+
+With a token (required off loopback, see :mod:`edge_runtime.review.serve`) every request must carry it: the header
+``Authorization: Bearer TOKEN``, or the cookie the page gets by opening ``/?token=TOKEN`` once (the browser's
+EventSource cannot send headers). Compared in constant time; a wrong or missing one is a 401 with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from importlib import resources
+from typing import Any, Callable, Optional
+
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from edge_runtime.review.live import Filter, LiveView
+
+COOKIE = "edge_runtime_console"
+EVENT_POLL_S = 0.25
+KEEPALIVE_S = 15.0
+
+
+def page() -> str:
+    return resources.files("edge_runtime.review").joinpath("static/console.html").read_text(encoding="utf-8")
+
+
+class TokenGate:
+    """Pure ASGI middleware (so the event stream is not buffered): the token, or 401."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    def _ok(self, given: Optional[str]) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), self.token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        header = connection.headers.get("authorization", "")
+        bearer = header[7:] if header.lower().startswith("bearer ") else None
+        if self._ok(bearer) or self._ok(connection.cookies.get(COOKIE)):
+            await self.app(scope, receive, send)
+            return
+        if self._ok(connection.query_params.get("token")):  # the link an operator opens once: set the cookie
+            response: Response = RedirectResponse(connection.url.path, status_code=303)
+            response.set_cookie(COOKIE, self.token.decode(), httponly=True, samesite="strict",
+                                secure=connection.url.scheme == "https")  # fmt: skip
+        else:
+            response = PlainTextResponse("401: this console needs its token (Authorization: Bearer, or /?token=)\n",
+                                         status_code=401)  # fmt: skip
+        await response(scope, receive, send)
+
+
+def _number(request: Request, name: str, default: Optional[float] = None) -> Optional[float]:
+    text = request.query_params.get(name)
+    if text in (None, ""):
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name}: not a number (got {text!r})") from None
+
+
+def create_app(live: LiveView, token: Optional[str] = None, clock: Callable[[], float] = time.time) -> ASGIApp:
+    async def index(_request: Request) -> Response:
+        return HTMLResponse(page(), headers={"Cache-Control": "no-store"})
+
+    async def fleet(_request: Request) -> Response:
+        return JSONResponse(live.fleet())
+
+    async def device(request: Request) -> Response:
+        try:
+            span = _number(request, "span", 600.0) or 600.0
+        except ValueError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        found = live.device(request.path_params["name"], clock(), span_s=min(max(span, 10.0), 86_400.0))
+        if found is None:
+            return JSONResponse({"error": f"no device {request.path_params['name']!r}"}, status_code=404)
+        return JSONResponse(found)
+
+    async def snapshot(request: Request) -> Response:
+        data = live.snapshot_jpeg(int(request.path_params["ident"]))
+        if data is None:
+            return PlainTextResponse("no such snapshot (the console keeps the latest few per device)\n", 404)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    async def detections(request: Request) -> Response:
+        params = request.query_params
+        try:
+            where = Filter(
+                device=params.get("device") or None,
+                label=params.get("label") or None,
+                min_score=_number(request, "min_score", 0.0) or 0.0,
+                since=_number(request, "since"),
+                until=_number(request, "until"),
+                limit=int(min(max(_number(request, "limit", 500.0) or 500.0, 1), 5000)),
+            )
+        except ValueError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        return JSONResponse({"detections": live.detections(where)})
+
+    async def events(request: Request) -> Response:
+        async def stream() -> Any:
+            sent = -1
+            quiet_since = time.monotonic()
+            while sent == -1 or not live.closed.is_set():  # the fleet at least once, then every change
+                if await request.is_disconnected():
+                    return
+                if live.version != sent:
+                    document = live.fleet()
+                    sent = int(document["version"])
+                    yield f"event: fleet\ndata: {json.dumps(document, separators=(',', ':'))}\n\n"
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > KEEPALIVE_S:  # proxies drop silent streams
+                    yield ": keep-alive\n\n"
+                    quiet_since = time.monotonic()
+                await asyncio.sleep(EVENT_POLL_S)
+            yield "event: closed\ndata: {}\n\n"
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+    app: ASGIApp = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/fleet", fleet),
+            Route("/api/devices/{name:str}", device),
+            Route("/api/snapshots/{ident:int}.jpg", snapshot),
+            Route("/api/detections", detections),
+            Route("/api/events", events),
+        ]
+    )
+    return TokenGate(app, token) if token else app
