@@ -18,8 +18,12 @@ size are read from the artifact; NMS settings default to hyperparams.json (nms_t
 
 DIR receives deploy_model_algo_1-symbol.json, deploy_model_algo_1-0000.params (the MXNet deploy graph), model.onnx
 (the same network for ONNX Runtime, what devices run; checked against MXNet before it is written) and model.json,
-or nothing on error. With --quantize int8 also model.int8.onnx, calibrated on --calibration's images; the device
-uses it only when told to (model.precision int8).
+or nothing on error. A lineage.json beside model.tar.gz (what `train` writes: manifests' SHA-256 and lines,
+hyperparameters, backend and job, best epoch and its validation mAP) goes into model.json's lineage when it describes
+this very artifact (its artifact_sha256); --lineage names another file.
+
+With --quantize int8 also model.int8.onnx, calibrated on --calibration's images; the device uses it only when told to
+(model.precision int8).
 """
 
 
@@ -47,6 +51,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--name", help="model name recorded in model.json (default: the output folder's name)")
     parser.add_argument("--model-version", default="1.0.0", metavar="VERSION",
                         help="model version recorded in model.json (default: 1.0.0)")
+    parser.add_argument("--lineage", metavar="FILE", type=Path,
+                        help="the training run's lineage.json (default: the one beside ARTIFACT, if any)")
     parser.add_argument("--force", action="store_true", help="replace DIR if it exists")
     add_quantize_options(parser)
     parser.set_defaults(handler=run)
@@ -68,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from cloud_training.conversion import convert
     from cloud_training.deploy_folder import model_metadata, write_deploy_folder
     from cloud_training.errors import ArtifactError
+    from cloud_training.lineage import lineage_for
     from cloud_training.onnx_files import onnx_files, quantize_request
     from edge_runtime.model_format import DEFAULT_DETECTION_THRESHOLD
 
@@ -97,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
         nms=nms,
         source={"artifact": artifact.source, "sha256": artifact.sha256, "hyperparameters": artifact.hyperparameters},
     )
+    if args.lineage is not None and not args.lineage.is_file():
+        raise ArtifactError(f"--lineage {args.lineage}: no such file")
+    lineage = lineage_for(args.artifact, artifact.sha256, args.lineage)
+    if lineage is not None:
+        metadata["lineage"] = lineage
     where = f"{artifact.source}: deploy graph"
     extra, entries = onnx_files(model.symbol.tojson(), model.arg_params, model.aux_params, model.image_shape, where,
                                 quantize)  # fmt: skip
@@ -113,7 +125,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"  nms         threshold {nms['threshold']}, top-k {nms['topk']}, force_suppress {nms['force_suppress']}")
     print(f"  weights     {weights / 1e6:.2f} M values in {len(model.arg_params) + len(model.aux_params)} arrays")
     print_onnx_summary(entries)
+    if lineage is not None:
+        print(f"  lineage     {lineage.get('backend')} training, best epoch {lineage.get('best_epoch')}"
+              f" (validation mAP {_number(lineage.get('best_validation_map'))})")
     return 0
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "unknown"
 
 
 def print_onnx_summary(entries: dict[str, Any]) -> None:

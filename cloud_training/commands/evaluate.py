@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from edge_runtime.argtypes import number_in
 
+DEFAULT_PAGES = 20
 EPILOG = """\
 example:
   cloud-training evaluate models/boxes prepared/validation.manifest --report boxes-validation.pdf
@@ -20,10 +22,14 @@ SageMaker reports as validation:mAP): IoU strictly above --iou-threshold, duplic
 interpolated AP; mAP averages the classes that have ground truth or detections (a class predicted but never labelled
 counts AP 0). MANIFEST is a local path or s3:// URI; relative source-refs are read from beside it.
 
---report draws each image on a PDF page: true boxes green, predictions at or above --report-threshold red.
+--report writes a PDF: page 1 the summary (mAP, per-class AP and counts, model and data identity with SHA-256,
+thresholds), then precision-recall curves, score histograms of true and false positives, the confusion matrix with
+background, then the --pages worst images (most missed + false positives) first: true positives green, false
+positives red, missed boxes blue dashed. Boxes are shown at each class's recommended threshold (the F1-best score on
+these images) unless --report-threshold fixes one. --html DIR writes the same as a browsable folder (index.html).
+--record writes mAP, per-class AP and the recommended thresholds into MODEL_DIR/model.json (its evaluation entry),
+which the device uses when its configuration sets no class_thresholds.
 """
-
-EVERY_DETECTION = 1 << 30  # top_k for evaluation: all rows the graph's NMS kept
 
 
 def register(subparsers: Any) -> None:
@@ -37,9 +43,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("model", metavar="MODEL_DIR", help="deploy model folder (cloud-training convert)")
     parser.add_argument("manifest", metavar="MANIFEST", help="Ground Truth manifest (local path or s3:// URI)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--report", metavar="FILE.pdf", help="write a PDF with one annotated page per image")
-    parser.add_argument("--report-threshold", type=number_in(0.0, 1.0, high_open=True), default=0.5, metavar="F",
-                        help="lowest score of a prediction drawn in the report (default: 0.5)")
+    parser.add_argument("--report", metavar="FILE.pdf", help="write the PDF report (summary, curves, worst images)")
+    parser.add_argument("--html", metavar="DIR", type=Path, help="write the report as a browsable folder")
+    parser.add_argument("--pages", type=_pages, default=DEFAULT_PAGES, metavar="N",
+                        help=f"worst images drawn in the report (default {DEFAULT_PAGES}; 0 for none)")
+    parser.add_argument("--report-threshold", type=number_in(0.0, 1.0, high_open=True), metavar="F",
+                        help="one score threshold for the report's image pages and confusion matrix"
+                             " (default: each class's recommended threshold)")
+    parser.add_argument("--record", action="store_true",
+                        help="write the result and recommended thresholds into MODEL_DIR/model.json")
     parser.add_argument("--score-threshold", type=number_in(0.0, 1.0, high_open=True), default=0.01, metavar="F",
                         help="lowest score of a detection the metric sees (default: 0.01)")
     parser.add_argument("--iou-threshold", type=number_in(0.0, 1.0, high_open=True), default=0.5, metavar="F",
@@ -50,73 +62,123 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
                         help="int8 evaluates model.int8.onnx (cloud-training convert --quantize int8)")
     parser.add_argument("--label-attribute", metavar="NAME", help="default: detected from -metadata.type")
-    parser.add_argument("--force", action="store_true", help="replace an existing report")
+    parser.add_argument("--force", action="store_true", help="replace an existing report or --html folder")
     parser.set_defaults(handler=run)
 
 
+def _pages(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text})")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
+    from cloud_training.errors import OutputError
+
+    if args.report:
+        from cloud_training.manifest import io
+
+        io.check_writable([args.report], args.force)
+    if args.html is not None and args.html.exists() and not args.force:
+        raise OutputError(f"{args.html} already exists (use --force to replace it)")
+    measured = measure(args.model, args.manifest, args.label_attribute, args.backend, args.precision,
+                       args.score_threshold, args.iou_threshold, args.report_threshold)
+    summary = measured.summary
+    summary["report"] = args.report
+    if args.report or args.html is not None:
+        from cloud_training.evaluation.report import Report
+
+        report = Report(summary, measured.analysis, measured.evaluation, measured.names, args.pages)
+        if args.report:
+            report.write_pdf(args.report)
+        if args.html is not None:
+            report.write_html(args.html, args.force)
+    if args.record:
+        record_in_model_json(Path(args.model), summary)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(_table(summary))
+    out = sys.stderr if args.json else sys.stdout
+    for target in (args.report, args.html):
+        if target:
+            print(f"wrote {target}", file=out)
+    if args.record:
+        print(f"recorded the evaluation in {Path(args.model) / 'model.json'}", file=out)
+    return 0
+
+
+class Measured:
+    """An evaluation with everything drawn from it: the rows, the analysis, the summary, the class names."""
+
+    def __init__(self, evaluation: Any, analysis: Any, summary: dict[str, Any], names: dict[int, str],
+                 info: Any) -> None:
+        self.evaluation = evaluation
+        self.analysis = analysis
+        self.summary = summary
+        self.names = names
+        self.info = info
+
+
+def measure(model: str, manifest: str, label_attribute: str | None, backend: str = "auto", precision: str = "fp32",
+            score_threshold: float = 0.01, iou_threshold: float = 0.5, report_threshold: float | None = None,
+            records: Any = None, desc: str = "evaluating") -> Measured:
+    """Evaluate one model folder on one manifest: what ``evaluate`` and ``compare`` both run."""
     from cloud_training.errors import EvaluationError
-    from cloud_training.evaluation.loop import class_names, evaluate
+    from cloud_training.evaluation.loop import EVERY_DETECTION, class_names, evaluate_images
+    from cloud_training.evaluation.summary import analyse, summarise
+    from cloud_training.lineage import manifest_identity
     from cloud_training.manifest import io
     from edge_runtime.errors import EdgeRuntimeError
 
-    if args.report:
-        io.check_writable([args.report], args.force)
-    records, _, _ = io.read_records([args.manifest], args.label_attribute, skip_invalid=False)
+    if records is None:
+        records, _, _ = io.read_records([manifest], label_attribute, skip_invalid=False)
     if not records:
-        raise EvaluationError(f"{args.manifest}: no images to evaluate")
+        raise EvaluationError(f"{manifest}: no images to evaluate")
     try:
         from edge_runtime.config import ModelConfig
         from edge_runtime.detectors import create_detector
         from edge_runtime.model import read_model_info
 
-        info = read_model_info(args.model)
+        info = read_model_info(model)
         names = class_names(info, records)
-        config = ModelConfig(path=args.model, backend=args.backend, precision=args.precision,
-                             score_threshold=args.score_threshold, warmup_runs=0)
+        config = ModelConfig.model_validate({"path": model, "backend": backend, "precision": precision,
+                                             "score_threshold": score_threshold, "warmup_runs": 0})
         detector = create_detector(config, info)
         detector.top_k = EVERY_DETECTION
+        detector.set_thresholds(score_threshold, {})  # the metric sees every class down to score_threshold
     except EdgeRuntimeError as error:
         raise EvaluationError(str(error)) from None
+    evaluation = evaluate_images(records, detector, iou_threshold, desc=desc)
+    analysis = analyse(evaluation, info.num_classes, report_threshold, iou_threshold)
+    identity = manifest_identity(manifest)
+    dataset = {"manifest": manifest, "sha256": identity["sha256"], "lines": identity["lines"]}
+    model_entry = {"name": info.name, "version": info.version, "folder": str(info.folder), "backend": detector.backend,
+                   "precision": precision, "lineage": _lineage_of(info.folder)}
+    summary = summarise(evaluation, analysis, names, model_entry, dataset, iou_threshold, score_threshold)
+    return Measured(evaluation, analysis, summary, names, info)
 
-    if args.report:
-        from cloud_training.evaluation.report import PdfReport
 
-        with PdfReport(args.report, names, args.report_threshold) as report:
-            result = evaluate(records, detector, args.iou_threshold, observer=report.add)
-    else:
-        result = evaluate(records, detector, args.iou_threshold)
+def _lineage_of(folder: Path) -> dict[str, Any] | None:
+    path = folder / "model.json"
+    if not path.is_file():
+        return None
+    lineage = json.loads(path.read_text(encoding="utf-8")).get("lineage")
+    return lineage if isinstance(lineage, dict) else None
 
-    summary = {
-        "model": {"name": info.name, "version": info.version, "folder": str(info.folder), "backend": detector.backend,
-                  "precision": args.precision},
-        "manifest": args.manifest,
-        "images": len(records),
-        "metric": "VOC07 11-point (mxnet-ssd VOC07MApMetric)",
-        "iou_threshold": args.iou_threshold,
-        "score_threshold": args.score_threshold,
-        "mAP": result.mean_ap,
-        "classes": [
-            {
-                "class_id": item.class_id,
-                "name": names.get(item.class_id, f"class_{item.class_id}"),
-                "ap": item.ap,
-                "ground_truth": item.ground_truth,
-                "detections": item.detections,
-                "true_positives": item.true_positives,
-                "false_positives": item.false_positives,
-            }
-            for item in result.classes.values()
-        ],
-        "report": args.report,
-    }
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(_table(summary))
-    if args.report:
-        print(f"wrote {args.report}", file=sys.stderr if args.json else sys.stdout)
-    return 0
+
+def record_in_model_json(folder: Path, summary: dict[str, Any]) -> None:
+    from cloud_training.deploy_folder import add_files_in_place, utc_timestamp
+    from cloud_training.errors import EvaluationError
+    from cloud_training.evaluation.summary import model_json_entry
+
+    if not (folder / "model.json").is_file():
+        raise EvaluationError(f"--record: {folder} has no model.json to record in (a plain deploy pair)")
+    add_files_in_place(folder, {}, {"evaluation": model_json_entry(summary, utc_timestamp())})
 
 
 def _ap_text(value: float | None) -> str:

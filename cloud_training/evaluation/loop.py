@@ -3,7 +3,11 @@
 The loop takes any :class:`edge_runtime.detectors.Detector`, the seam the device pipeline uses, so the number measured
 here comes from exactly the pre- and post-processing devices run (any backend of the registry), and a test can pass
 a detector that returns the ground truth to check the plumbing end to end (mAP 1.0). An optional observer sees every
-image with its boxes, which is how the PDF report is drawn while streaming instead of holding every image in memory.
+image with its boxes. Each image's rows (not its pixels) are kept, so the report can pick the worst images after the
+last one and decode only those again.
+
+:func:`validation_rows` is the same path from a network's raw ``(anchors, 6)`` rows to the metric's, which the local
+trainer's validation uses, so the training log's ``validation mAP`` and ``evaluate``'s are one implementation.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
-from tqdm import tqdm
 
 from cloud_training.errors import EvaluationError
 from cloud_training.evaluation.voc import VOC07MApMetric, VOCResult
 from cloud_training.manifest import io
 from cloud_training.manifest.records import Record
+from cloud_training.progress import progress
 
 if TYPE_CHECKING:
     from edge_runtime.detectors.base import Detection, Detector
@@ -37,6 +41,26 @@ class ImageOutcome:
 
 
 Observer = Callable[[ImageOutcome], None]
+SCORE_THRESHOLD = 0.01  # the lowest score the metric sees, as mxnet-ssd evaluates
+EVERY_DETECTION = 1 << 30  # top_k for evaluation: all rows the graph's NMS kept
+
+
+@dataclass(frozen=True)
+class ImageRows:
+    """One evaluated image as the metric saw it: ground truth ``(n, 5)`` and detections ``(m, 6)``, normalised."""
+
+    record: Record
+    truth: np.ndarray
+    detections: np.ndarray
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The metric's result, the metric itself (for curves) and every image's rows, in manifest order."""
+
+    result: VOCResult
+    metric: VOC07MApMetric
+    images: list[ImageRows]
 
 
 def ground_truth_rows(record: Record) -> np.ndarray:
@@ -89,19 +113,41 @@ def class_names(info: ModelInfo, records: Sequence[Record]) -> dict[int, str]:
     return names
 
 
+def validation_rows(rows: np.ndarray) -> np.ndarray:
+    """A network's raw ``(anchors, 6)`` detection rows as the metric's, exactly as :func:`evaluate` gets them from the
+    device's detector: background and scores below :data:`SCORE_THRESHOLD` dropped, boxes clipped to the image."""
+    from edge_runtime.detectors.base import postprocess
+
+    return detection_rows(postprocess(rows, 1, 1, str, SCORE_THRESHOLD, None, EVERY_DETECTION))
+
+
 def evaluate(
     records: Sequence[Record],
     detector: Detector,
     iou_threshold: float = 0.5,
     observer: Optional[Observer] = None,
 ) -> VOCResult:
-    """Detect on every record's image (tqdm progress on stderr) and return per-class AP and mAP."""
+    """Detect on every record's image and return per-class AP and mAP."""
+    return evaluate_images(records, detector, iou_threshold, observer).result
+
+
+def evaluate_images(
+    records: Sequence[Record],
+    detector: Detector,
+    iou_threshold: float = 0.5,
+    observer: Optional[Observer] = None,
+    desc: str = "evaluating",
+) -> Evaluation:
+    """Detect on every record's image (progress on stderr) and keep the result, the metric and each image's rows."""
     metric = VOC07MApMetric(iou_threshold=iou_threshold)
-    for record in tqdm(records, desc="evaluating", unit="img", disable=None):
+    images: list[ImageRows] = []
+    for record in progress(records, desc, unit="img"):
         image = io.load_image(record)
         detections = detector.detect(image).detections
         truth = ground_truth_rows(record)
-        metric.update(detection_rows(detections), truth)
+        rows = detection_rows(detections)
+        metric.update(rows, truth)
+        images.append(ImageRows(record, truth, rows))
         if observer is not None:
             observer(ImageOutcome(record, image, truth, detections))
-    return metric.result(detector.info.num_classes)
+    return Evaluation(metric.result(detector.info.num_classes), metric, images)

@@ -34,6 +34,7 @@ VOC07_RECALL_THRESHOLDS = np.arange(0.0, 1.1, 0.1)
 """The 11 recall points exactly as mxnet-ssd computes them (float steps included)."""
 
 _TP, _FP, _IGNORED = 1, 2, 0
+TRUE_POSITIVE, FALSE_POSITIVE, IGNORED = _TP, _FP, _IGNORED
 
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -77,21 +78,31 @@ def match_class(dets: np.ndarray, gts: np.ndarray, difficult: np.ndarray, iou_th
     ``dets``: (m, 5) rows ``[score, xmin, ymin, xmax, ymax]``; ``gts``: (n, 4) corners; ``difficult``: (n,) bool
     (all False when difficult boxes count). Returns (m,) codes in the input order.
     """
+    return match_boxes(dets, gts, difficult, iou_threshold)[0]
+
+
+def match_boxes(
+    dets: np.ndarray, gts: np.ndarray, difficult: np.ndarray, iou_threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`match_class` plus, for each detection, the index of the ground truth box it was compared with
+    (its best IoU), or -1 when none exceeded the threshold: what the report draws as matched, missed or spurious."""
     codes = np.full(len(dets), _FP, dtype=np.int64)
+    matched = np.full(len(dets), -1, dtype=np.int64)
     if len(gts) == 0:
-        return codes
+        return codes, matched
     found = np.zeros(len(gts), dtype=bool)
     for index in np.argsort(-dets[:, 0], kind="stable"):
         ious = iou(dets[index, 1:5], gts)
         best = int(np.argmax(ious))
         if ious[best] <= iou_threshold:
             continue
+        matched[index] = best
         if difficult[best]:
             codes[index] = _IGNORED
         elif not found[best]:
             codes[index] = _TP
             found[best] = True
-    return codes
+    return codes, matched
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,12 @@ class VOC07MApMetric:
             scored = codes != _IGNORED
             tally.scores.extend(class_dets[scored, 0].tolist())
             tally.is_tp.extend((codes[scored] == _TP).tolist())
+
+    def scored(self, class_id: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """One class's scored detections (scores, is-true-positive flags, in the order seen) and its positives:
+        what its precision-recall curve, score histograms and recommended threshold are drawn from."""
+        tally = self._tallies.get(class_id, _Tally())
+        return np.array(tally.scores, dtype=np.float64), np.array(tally.is_tp, dtype=bool), tally.ground_truth
 
     def result(self, num_classes: int = 0) -> VOCResult:
         """Per-class AP for every class seen (and every id below ``num_classes``), and mAP over the scored ones."""

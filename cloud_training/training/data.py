@@ -20,10 +20,10 @@ import numpy as np
 from cloud_training.errors import TrainingError
 from cloud_training.manifest.io import expand, load_image, read_records
 from cloud_training.manifest.records import Record
+from cloud_training.progress import progress
 from cloud_training.training.augmentation import (
     AugmentationConfig,
     pad_labels,
-    resize_square,
     to_network_input,
     train_transform,
 )
@@ -64,13 +64,10 @@ def _decode(record: Record, cache_side: int) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def load_samples(
-    manifests: Sequence[str], num_classes: int, max_objects: int, cache_side: int, label_attribute: str | None = None,
-    description: str = "decoding",
-) -> list[Sample]:
-    """Every line of ``manifests`` as a decoded sample, after checking its classes and box count fit the network."""
-    from tqdm import tqdm
-
+def checked_records(
+    manifests: Sequence[str], num_classes: int, max_objects: int, label_attribute: str | None = None
+) -> list[Record]:
+    """Every line of ``manifests``, after checking its classes and box count fit the network."""
     records, _, _ = read_records(expand(list(manifests)), label_attribute, skip_invalid=False)
     if not records:
         raise TrainingError(f"{', '.join(manifests)}: no images")
@@ -82,26 +79,66 @@ def load_samples(
             raise TrainingError(
                 f"{record.where}: {len(record.boxes)} boxes but label_width allows {max_objects}; raise label_width"
             )
+    return records
+
+
+def load_samples(
+    manifests: Sequence[str], num_classes: int, max_objects: int, cache_side: int, label_attribute: str | None = None,
+    description: str = "decoding",
+) -> list[Sample]:
+    """Every line of ``manifests`` as a decoded sample, after checking its classes and box count fit the network."""
+    records = checked_records(manifests, num_classes, max_objects, label_attribute)
     with ThreadPoolExecutor(DECODE_WORKERS) as pool:
-        images = list(tqdm(pool.map(lambda r: _decode(r, cache_side), records), total=len(records),
-                           desc=description, unit="img", leave=False, disable=None))
+        images = list(progress(pool.map(lambda r: _decode(r, cache_side), records), description, total=len(records),
+                               unit="img"))
     return [Sample(r.where, image, record_boxes(r)) for r, image in zip(records, images)]
 
 
-def validation_batches(
-    samples: Sequence[Sample], batch_size: int, size: int, max_objects: int
-) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """Validation batches as inference sees images (square resize, no augmentation): (data, labels, real count).
+@dataclass(frozen=True)
+class ValidationSample:
+    """A validation image as the device's detector feeds it (the original decoded, squashed to ``size`` by the
+    resize of :func:`edge_runtime.detectors.base.preprocess`, still BGR) and its ground truth as ``evaluate`` reads
+    it."""
 
-    The last batch is padded by repeating its first image; ``real count`` says how many rows are genuine.
+    where: str
+    image_bgr: np.ndarray
+    truth: np.ndarray  # (n, 5) float64 class_id, corners normalised
+
+
+def load_validation(
+    manifests: Sequence[str], num_classes: int, max_objects: int, size: int, label_attribute: str | None = None,
+) -> list[ValidationSample]:
+    """The validation images prepared once as ``evaluate`` prepares them, so the training log's mAP is its mAP."""
+    from cloud_training.evaluation.loop import ground_truth_rows
+
+    records = checked_records(manifests, num_classes, max_objects, label_attribute)
+
+    def decode(record: Record) -> np.ndarray:
+        return cv2.resize(load_image(record), (size, size), interpolation=cv2.INTER_LINEAR)
+
+    with ThreadPoolExecutor(DECODE_WORKERS) as pool:
+        images = list(progress(pool.map(decode, records), "decoding validation", total=len(records), unit="img"))
+    return [ValidationSample(r.where, image, ground_truth_rows(r)) for r, image in zip(records, images)]
+
+
+def validation_batches(
+    samples: Sequence[ValidationSample], batch_size: int, size: int, max_objects: int, mean: Sequence[float]
+) -> list[tuple[np.ndarray, np.ndarray, list[np.ndarray], int]]:
+    """Validation batches as the device's detector sees images: (data, labels, ground truth rows, real count).
+
+    The data is :func:`edge_runtime.detectors.base.preprocess` of each image; the last batch is padded by repeating its
+    first image, and ``real count`` says how many rows are genuine.
     """
+    from edge_runtime.detectors.base import preprocess
+
     batches = []
     for start in range(0, len(samples), batch_size):
         chunk = list(samples[start : start + batch_size])
         real = len(chunk)
         chunk += [chunk[0]] * (batch_size - real)
-        data = to_network_input([resize_square(s.image, size) for s in chunk])
-        batches.append((data, pad_labels([s.boxes for s in chunk], max_objects), real))
+        data = np.concatenate([preprocess(s.image_bgr, size, mean) for s in chunk])
+        labels = pad_labels([s.truth.astype(np.float32) for s in chunk], max_objects)
+        batches.append((data, labels, [s.truth for s in chunk[:real]], real))
     return batches
 
 

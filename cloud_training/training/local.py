@@ -26,10 +26,13 @@ import numpy as np
 
 from cloud_training.artifact import HYPERPARAMS_FILE, PARAMS_FILE, SYMBOL_FILE
 from cloud_training.errors import TrainingError
+from cloud_training.evaluation.loop import validation_rows
 from cloud_training.evaluation.voc import VOC07MApMetric
+from cloud_training.lineage import training_lineage, write_lineage
+from cloud_training.progress import progress
 from cloud_training.ssd import get_symbol_train
 from cloud_training.training.augmentation import AugmentationConfig
-from cloud_training.training.data import BatchLoader, load_samples, validation_batches
+from cloud_training.training.data import BatchLoader, load_samples, load_validation, validation_batches
 from cloud_training.training.hyperparameters import Hyperparameters
 from cloud_training.training.metrics_log import (
     EpochMetrics,
@@ -41,6 +44,8 @@ from cloud_training.training.metrics_log import (
     write_plot,
 )
 from edge_runtime.detectors.mxnet_io import native_stderr_to_log
+from edge_runtime.model import sha256_of
+from edge_runtime.model_format import MEAN_RGB
 
 log = logging.getLogger(__name__)
 PREFIX = "model_algo_1"
@@ -174,14 +179,14 @@ class LocalTrainer:
         cache_side = options.cache_side or 2 * hp.image_shape
         train_samples = load_samples(options.train, hp.num_classes, hp.max_objects, cache_side, options.label_attribute,
                                      "decoding train")
-        val_samples = load_samples(options.validation, hp.num_classes, hp.max_objects, cache_side,
-                                   options.label_attribute, "decoding validation")
+        val_samples = load_validation(options.validation, hp.num_classes, hp.max_objects, hp.image_shape,
+                                      options.label_attribute)
         if len(train_samples) != hp.num_training_samples:
             log.warning("num_training_samples is %d but the training manifests hold %d images",
                         hp.num_training_samples, len(train_samples))
         loader = BatchLoader(train_samples, hp.mini_batch_size, hp.image_shape, hp.max_objects, options.augmentation,
                              options.seed)
-        val_batches = validation_batches(val_samples, hp.mini_batch_size, hp.image_shape, hp.max_objects)
+        val_batches = validation_batches(val_samples, hp.mini_batch_size, hp.image_shape, hp.max_objects, MEAN_RGB)
         module = self.build_module(loader.batches_per_epoch(), state)
         log.info("training %s/%d on %d images (%d validation), %d batches of %d per epoch, on %s",
                  hp.base_network, hp.image_shape, len(train_samples), len(val_samples), loader.batches_per_epoch(),
@@ -250,28 +255,31 @@ class LocalTrainer:
         return module
 
     def train_epoch(self, module: mx.mod.Module, loader: BatchLoader, epoch: int) -> tuple[float, float]:
-        from tqdm import tqdm
-
         loss = MultiBoxLoss()
-        bar = tqdm(loader.epoch(epoch), total=loader.batches_per_epoch(), desc=f"epoch {epoch + 1}/{self.hp.epochs}",
-                   unit="batch", leave=False, disable=None)
-        for data, labels in bar:
+        batches = progress(loader.epoch(epoch), f"epoch {epoch + 1}/{self.hp.epochs}", total=loader.batches_per_epoch(),
+                           unit="batch")
+        for data, labels in batches:
             module.forward_backward(mx.io.DataBatch(data=[mx.nd.array(data)], label=[mx.nd.array(labels)]))
             module.update()
             cls_prob, loc_loss, cls_label, _ = module.get_outputs()
             loss.update(cls_prob.asnumpy(), loc_loss.asnumpy(), cls_label.asnumpy())
-            cross_entropy, smooth_l1 = loss.values()
-            bar.set_postfix(cross_entropy=f"{cross_entropy:.3f}", smooth_l1=f"{smooth_l1:.3f}")
         return loss.values()
 
-    def validate(self, module: mx.mod.Module, batches: list[tuple[np.ndarray, np.ndarray, int]]) -> float:
-        """VOC07 mAP of the training graph's det_out on the validation images (0.0 if nothing was scored)."""
+    def validate(
+        self, module: mx.mod.Module, batches: list[tuple[np.ndarray, np.ndarray, list[np.ndarray], int]]
+    ) -> float:
+        """VOC07 mAP of the training graph's det_out on the validation images (0.0 if nothing was scored).
+
+        The images were prepared as the device's detector prepares them and the rows go through ``evaluate``'s own
+        :func:`~cloud_training.evaluation.loop.validation_rows`, so this is the number ``evaluate`` gives the
+        converted model on the same manifest (up to MXNet-vs-ONNX Runtime float differences; see the tests).
+        """
         metric = VOC07MApMetric()
-        for data, labels, real in batches:
+        for data, labels, truths, real in batches:
             module.forward(mx.io.DataBatch(data=[mx.nd.array(data)], label=[mx.nd.array(labels)]), is_train=False)
             detections = module.get_outputs()[3].asnumpy()
             for index in range(real):
-                metric.update(detections[index], labels[index])
+                metric.update(validation_rows(detections[index]), truths[index])
         result = metric.result(self.hp.num_classes)
         return float(result.mean_ap or 0.0)
 
@@ -284,6 +292,12 @@ class LocalTrainer:
         write_artifact(out_dir / "model.tar.gz", self.symbol.tojson(), best.read_bytes(), self.hp.to_strings())
         write_csv(out_dir / "metrics.csv", state.history)
         write_plot(out_dir / "metrics.png", state.history)
+        write_lineage(out_dir, training_lineage(
+            backend="local", job={"run_folder": str(out_dir.resolve()), "seed": self.options.seed},
+            train=self.options.train, validation=self.options.validation, hyperparameters=self.hp.to_strings(),
+            artifact_sha256=sha256_of(out_dir / "model.tar.gz"), best_epoch=state.best_epoch,
+            best_validation_map=state.best_map, epochs_done=state.epochs_done,
+        ))
         log.info("wrote %s: epoch %d, validation mAP %.4f", out_dir / "model.tar.gz", state.best_epoch, state.best_map)
         return state
 

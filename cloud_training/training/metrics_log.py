@@ -85,16 +85,27 @@ def write_plot(path: Path, history: list[EpochMetrics]) -> bool:
     except ImportError:
         log.warning("matplotlib is not installed: no %s (pip install matplotlib)", path.name)
         return False
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [m.epoch for m in history]
-    figure, (losses, quality) = plt.subplots(1, 2, figsize=(10, 4))
-    losses.plot(epochs, [m.train_cross_entropy for m in history], label="train cross_entropy")
-    losses.plot(epochs, [m.train_smooth_l1 for m in history], label="train smooth_l1")
-    losses.set_xlabel("epoch")
+    figure, (losses, quality, rate) = plt.subplots(1, 3, figsize=(13, 4))
+    losses.plot(epochs, [m.train_cross_entropy for m in history], marker=".", label="train cross_entropy")
+    losses.plot(epochs, [m.train_smooth_l1 for m in history], marker=".", label="train smooth_l1")
+    losses.set_title("training loss")
     losses.legend()
-    quality.plot(epochs, [m.validation_map for m in history], color="tab:green", label="validation mAP")
-    quality.set_xlabel("epoch")
+    quality.plot(epochs, [m.validation_map for m in history], color="tab:green", marker=".", label="validation mAP")
+    best = max(history, key=lambda m: m.validation_map) if history else None
+    if best is not None:
+        quality.annotate(f"best {best.validation_map:.4f} (epoch {best.epoch})", (best.epoch, best.validation_map),
+                         textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+    quality.set_title("validation mAP (VOC07, as evaluate)")
     quality.set_ylim(0, 1)
     quality.legend()
+    rate.plot(epochs, [m.learning_rate for m in history], color="tab:purple", marker=".")
+    rate.set_title("learning rate (end of epoch)")
+    for axes in (losses, quality, rate):
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     figure.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     figure.savefig(tmp, dpi=100)

@@ -65,6 +65,9 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, captured.out, captured.err
 
 
+CHART_PAGES = 3  # two classes: one page of precision-recall curves, one of score histograms, the confusion matrix
+
+
 def pdf_pages(path: Path) -> int:
     return len(re.findall(rb"/Type\s*/Page\b", path.read_bytes()))
 
@@ -86,7 +89,7 @@ def test_json_counts_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert item["ap"] is not None and 0.0 <= item["ap"] <= 1.0
     assert 0.0 <= summary["mAP"] <= 1.0
     assert summary["mAP"] == pytest.approx(np.mean([c["ap"] for c in summary["classes"]]))
-    assert pdf_pages(report) == 3
+    assert pdf_pages(report) == 1 + CHART_PAGES + 3  # summary, charts, then every image (3 < --pages 20)
     assert [p.name for p in report.parent.iterdir()] == ["report.pdf"]  # no temp file left beside it
 
 
@@ -156,4 +159,152 @@ def test_an_existing_report_needs_force(tmp_path: Path, capsys: pytest.CaptureFi
     assert "already exists" in assert_one_line_error(capsys, "evaluate", str(deploy), manifest, "--report", str(report))
     assert report.read_bytes() == b"old"
     code, _, _ = run_cli(capsys, "evaluate", str(deploy), manifest, "--report", str(report), "--force")
-    assert code == 0 and pdf_pages(report) == 3
+    assert code == 0 and pdf_pages(report) == 1 + CHART_PAGES + 3
+
+
+# -- the report: its text, its order and its colours, read back from the PDF ------------------------------------------
+
+
+def page_texts(path: Path) -> list[str]:
+    from pypdf import PdfReader
+
+    return [page.extract_text() for page in PdfReader(str(path)).pages]
+
+
+def strokes(path: Path, page_index: int) -> list[tuple[tuple[float, float, float], tuple[float, float, float, float]]]:
+    """Every stroked path on a page: its stroke colour (RGB 0..1) and bounding box in PDF points (origin bottom left)."""
+    from pypdf import PdfReader
+    from pypdf.generic import ContentStream
+
+    reader = PdfReader(str(path))
+    page = reader.pages[page_index]
+    found = []
+    color, stack, points = (0.0, 0.0, 0.0), [], []
+    for operands, operator in ContentStream(page.get_contents(), reader).operations:
+        if operator == b"q":
+            stack.append(color)
+        elif operator == b"Q":
+            color = stack.pop()
+        elif operator == b"RG":
+            color = tuple(float(value) for value in operands)
+        elif operator in (b"m", b"l"):
+            points.append((float(operands[0]), float(operands[1])))
+        elif operator == b"S" and points:
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            found.append((color, (min(xs), min(ys), max(xs), max(ys))))
+            points = []
+        elif operator in (b"f", b"n", b"B"):
+            points = []
+    return found
+
+
+def rgb(hex_color: str) -> tuple[float, float, float]:
+    return tuple(int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def count_color(found: list, hex_color: str) -> int:
+    target = rgb(hex_color)
+    return sum(1 for color, _ in found if all(abs(a - b) < 2e-3 for a, b in zip(color, target)))
+
+
+def test_the_first_page_says_what_evaluate_json_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], deploy: Path
+) -> None:
+    manifest = write_data(tmp_path)
+    report = tmp_path / "report.pdf"
+    code, out, err = run_cli(capsys, "evaluate", str(deploy), str(manifest), "--json", "--report", str(report))
+    assert code == 0, err
+    summary = json.loads(out)
+    first = page_texts(report)[0]
+    assert f"mAP {summary['mAP']:.4f}" in first
+    assert summary["dataset"]["sha256"][:16] in first and f"{summary['images']} images" in first
+    for item in summary["classes"]:
+        line = next(text for text in first.splitlines()  # the table's row, not the AP bars' label
+                    if text.startswith(item["name"]) and len(text[len(item["name"]):].split()) >= 9)
+        fields = line[len(item["name"]):].split()
+        assert fields[:5] == [f"{item['ap']:.4f}", str(item["ground_truth"]), str(item["detections"]),
+                              str(item["true_positives"]), str(item["false_positives"])]
+        choice = item["recommended_threshold"]
+        assert fields[5] == ("-" if choice is None else f"{choice['score']:.2f}")
+    outcome = summary["outcomes_at_shown_thresholds"]
+    assert f"{outcome['false_positives']} false positives, {outcome['missed']} missed" in " ".join(first.split())
+
+
+def scripted(records: list[Record], names: tuple[str, ...], plan: dict[str, str]) -> FakeDetector:
+    """Per image (by file name): "truth" answers its true boxes, "truth+spurious" adds a box where nothing is,
+    "nothing" answers no box."""
+
+    def script(call: int) -> list[Detection]:
+        record = records[call]
+        kind = plan[Path(record.source_ref).name]
+        result = []
+        if kind.startswith("truth"):
+            for box in record.boxes:
+                corners = (box.left, box.top, box.left + box.width, box.top + box.height)
+                normalised = (corners[0] / record.width, corners[1] / record.height,
+                              corners[2] / record.width, corners[3] / record.height)
+                result.append(Detection(names[box.class_id], box.class_id, 0.9, corners, normalised))
+        if kind.endswith("spurious"):  # bottom-right corner, away from every true box of a.jpg
+            corners = (70.0, 40.0, 94.0, 62.0)
+            result.append(Detection(names[0], 0, 0.8, corners, (70 / 96, 40 / 64, 94 / 96, 62 / 64)))
+        return result
+
+    return FakeDetector(script=script)
+
+
+def test_image_pages_come_worst_first_each_outcome_in_its_colour(tmp_path: Path, deploy: Path) -> None:
+    from cloud_training.evaluation.figures import FP_COLOR, MISSED_COLOR, TP_COLOR
+    from cloud_training.evaluation.loop import evaluate_images
+    from cloud_training.evaluation.report import Report
+    from cloud_training.evaluation.summary import analyse, summarise
+
+    manifest = write_data(tmp_path)
+    records, _, _ = io.read_records([str(manifest)], None, skip_invalid=False)
+    detector = scripted(records, NAMES, {"a.jpg": "truth+spurious", "b.jpg": "nothing", "c.jpg": "truth"})
+    detector.info = read_model_info(deploy)
+    evaluation = evaluate_images(records, detector)
+    analysis = analyse(evaluation, 2, fixed_threshold=0.5)
+    identity = {"manifest": str(manifest), "sha256": "0" * 64, "lines": 3}
+    model = {"name": "m", "version": "1", "folder": str(deploy), "backend": "fake", "precision": "fp32"}
+    summary = summarise(evaluation, analysis, dict(enumerate(NAMES)), model, identity, 0.5)
+    report = tmp_path / "report.pdf"
+    Report(summary, analysis, evaluation, dict(enumerate(NAMES)), pages=3).write_pdf(str(report))
+
+    texts = page_texts(report)
+    images = texts[1 + CHART_PAGES:]
+    order = [re.search(r"worst image \d of 3: (\w\.jpg)", text).group(1) for text in images]  # type: ignore[union-attr]
+    assert order == ["b.jpg", "a.jpg", "c.jpg"]  # 2 missed, then 1 false positive, then none
+    expected = {"b.jpg": (0, 0, 2), "a.jpg": (1, 1, 0), "c.jpg": (1, 0, 0)}  # TP, FP, missed
+    for offset, name in enumerate(order):
+        found = strokes(report, 1 + CHART_PAGES + offset)
+        tp, fp, missed = expected[name]
+        # one stroke per box in its outcome's colour, plus the legend's one of each
+        assert (count_color(found, TP_COLOR), count_color(found, FP_COLOR), count_color(found, MISSED_COLOR)) == (
+            tp + 1, fp + 1, missed + 1), name
+    assert "false positive: 1" in images[1] and "missed (true box not found): 2" in images[0]
+    # the false positive is drawn where it is: right of and below every other box of a.jpg (PDF y grows upwards)
+    page_a = strokes(report, 1 + CHART_PAGES + 1)
+    red = [box for color, box in page_a if all(abs(x - y) < 2e-3 for x, y in zip(color, rgb(FP_COLOR)))]
+    green = [box for color, box in page_a if all(abs(x - y) < 2e-3 for x, y in zip(color, rgb(TP_COLOR)))]
+    spurious = max(red, key=lambda box: box[2] - box[0])  # the legend's patch is smaller than the box
+    true_box = max(green, key=lambda box: box[2] - box[0])
+    assert spurious[0] > true_box[2] and spurious[3] < true_box[3]
+
+
+def test_pages_caps_the_image_pages_and_html_holds_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], deploy: Path
+) -> None:
+    manifest = write_data(tmp_path)
+    report, site = tmp_path / "report.pdf", tmp_path / "site"
+    code, out, err = run_cli(capsys, "evaluate", str(deploy), str(manifest), "--json", "--report", str(report),
+                             "--html", str(site), "--pages", "2")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert pdf_pages(report) == 1 + CHART_PAGES + 2
+    index = (site / "index.html").read_text()
+    assert f"mAP       {summary['mAP']:.4f}" in index
+    assert len(list((site / "images").glob("*.jpg"))) == 2
+    for chart in ("curves-1.png", "scores-1.png", "confusion.png"):
+        assert (site / chart).stat().st_size > 1000 and chart in index
+    code, _, err = run_cli(capsys, "evaluate", str(deploy), str(manifest), "--html", str(site))
+    assert code == 2 and "already exists" in err
