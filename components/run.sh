@@ -18,4 +18,6 @@ if [ ! -f "$VENV/.installed" ]; then
     echo "run.sh: $VENV is not installed (the Install step did not complete)" >&2
     exit 1
 fi
+# the outboxes (detections not yet delivered) outlive restarts and updates of the component: keep them in its work path
+export EDGE_RUNTIME_STATE_DIR="${EDGE_RUNTIME_STATE_DIR:-$WORK}"
 exec "$VENV/bin/edge-runtime" run --model "$MODEL" "$@"

@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mqtt-port", type=int, metavar="PORT", help="publish.mqtt.port")
     run.add_argument("--status-interval", type=float, metavar="S", help="status.interval_s")
     run.add_argument(
+        "--fail-fast",
+        action="store_true",
+        default=None,
+        help="publish.fail_fast: exit 2 if the broker or nucleus cannot be reached at start (first-time setup)",
+    )
+    run.add_argument(
         "--workers", type=int, metavar="N", help="model.workers: frames inferred side by side (1; 2 for throughput)"
     )
     run.add_argument("--threads", type=int, metavar="N", help="model.threads: threads per forward (0: auto)")
@@ -114,6 +120,7 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "publish.mqtt.host": getattr(args, "mqtt_host", None),
         "publish.mqtt.port": getattr(args, "mqtt_port", None),
         "status.interval_s": getattr(args, "status_interval", None),
+        "publish.fail_fast": getattr(args, "fail_fast", None),
         "model.workers": getattr(args, "workers", None),
         "model.threads": getattr(args, "threads", None),
     }

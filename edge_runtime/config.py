@@ -153,16 +153,30 @@ class MqttConfig(_Strict):
     status_topic: str = Field(
         default="edge/{thing_name}/status", min_length=1, description="status and last-will topic template"
     )
+    snapshot_topic: str = Field(
+        default="edge/{thing_name}/snapshot", min_length=1, description="snapshot topic template (snapshots.enabled)"
+    )
     qos: Literal[0, 1] = Field(default=1, description="1: at least once, via the on-disk outbox; 0: at most once")
     keep_alive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval")
     ack_timeout_s: float = Field(default=10.0, gt=0.0, le=300.0, description="PUBACK wait before resending")
+    max_in_flight: int = Field(
+        default=32,
+        ge=1,
+        le=65535,
+        description="QoS 1 messages sent before their PUBACKs come back (capped by the broker's Receive Maximum);"
+        " 1 limits delivery to one message per round trip",
+    )
     reconnect_min_s: float = Field(default=0.5, gt=0.0, le=60.0, description="first broker reconnect delay")
     reconnect_max_s: float = Field(default=10.0, gt=0.0, le=600.0, description="longest broker reconnect delay")
     retain_status: bool = Field(default=True, description="retain status messages so the last state is visible")
 
 
 class OutboxConfig(_Strict):
-    path: str = Field(default="edge-runtime-outbox.sqlite3", description="sqlite file: QoS 1 messages until PUBACK")
+    path: Optional[str] = Field(
+        default=None,
+        description="sqlite file of a remote publisher's unacknowledged messages; {publisher} becomes mqtt or"
+        " greengrass (needed when both run). Default: outbox-{publisher}.sqlite3 in state_dir",
+    )
     max_messages: int = Field(default=100_000, ge=1, le=10_000_000, description="oldest dropped (counted) beyond this")
     max_bytes: int = Field(default=50_000_000, ge=1024, le=10_000_000_000, description="oldest dropped beyond this")
 
@@ -174,12 +188,20 @@ class GreengrassConfig(_Strict):
     status_topic: str = Field(
         default="ml/object-detection/{thing_name}/status", min_length=1, description="IoT Core status topic template"
     )
+    snapshot_topic: str = Field(
+        default="ml/object-detection/{thing_name}/snapshot",
+        min_length=1,
+        description="IoT Core snapshot topic template (snapshots.enabled)",
+    )
     local_topic: Optional[str] = Field(
         default=None,
         min_length=1,
         description="also publish on this local pub/sub topic template (PublishToTopic); none: IoT Core only",
     )
     timeout_s: float = Field(default=10.0, gt=0.0, le=300.0, description="wait for the nucleus to accept a request")
+    max_in_flight: int = Field(
+        default=16, ge=1, le=1000, description="detections sent to the nucleus before its answers come back"
+    )
 
 
 Target = Literal["stdout", "file", "mqtt", "greengrass"]
@@ -196,6 +218,11 @@ class PublishConfig(_Strict):
         description="frame: a message per processed frame; change: on label change or every heartbeat_s",
     )
     heartbeat_s: float = Field(default=10.0, gt=0.0, le=86400.0, description="change mode: publish at least this often")
+    fail_fast: bool = Field(
+        default=False,
+        description="exit 2 when a remote publisher's first connection attempt fails (host not found, TLS, refused)"
+        " instead of retrying with backoff: for first-time setup",
+    )
     file: FileConfig = FileConfig()
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig = OutboxConfig()
@@ -213,6 +240,13 @@ class RuntimeConfig(_Strict):
         default="edge-device", min_length=1, max_length=128, description="device name in messages and topics"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="stderr log level")
+    state_dir: Optional[str] = Field(
+        default=None,
+        min_length=1,
+        description="where state that outlives a run is kept (the outboxes). Default: $XDG_STATE_HOME/edge-runtime"
+        " or ~/.local/state/edge-runtime; the Greengrass component sets it to its work path"
+        " (EDGE_RUNTIME_STATE_DIR in run.sh)",
+    )
     shutdown_timeout_s: float = Field(
         default=4.0,
         gt=0.0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Any, Callable, Optional
 
@@ -18,7 +19,8 @@ from edge_runtime.config import RuntimeConfig
 from edge_runtime.detectors import create_detector
 from edge_runtime.errors import EdgeRuntimeError, PublishError
 from edge_runtime.pipeline import Pipeline
-from edge_runtime.publishers.base import JsonlFilePublisher, Publisher, StdoutPublisher
+from edge_runtime.publishers.base import Publisher
+from edge_runtime.publishers.registry import PublisherContext, build_publishers
 from edge_runtime.sources.base import make_source
 
 log = logging.getLogger(__name__)
@@ -27,29 +29,20 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 
 
-def build_publishers(config: RuntimeConfig, session: str, ipc_client: Any = None) -> list[Publisher]:
-    """One publisher per target; ``greengrass`` needs the nucleus' IPC client (see :mod:`edge_runtime.greengrass`)."""
-    publishers: list[Publisher] = []
-    for target in dict.fromkeys(config.publish.targets):  # each once, in the order given
-        if target == "stdout":
-            publishers.append(StdoutPublisher())
-        elif target == "file":
-            file = config.publish.file
-            publishers.append(JsonlFilePublisher(file.path, file.max_bytes, file.backups))
-        elif target == "mqtt":
-            from edge_runtime.publishers.mqtt import MqttPublisher
-
-            publishers.append(MqttPublisher.from_config(config, session))
-        elif target == "greengrass":
-            if ipc_client is None:
-                raise PublishError("publish.targets: greengrass needs the Greengrass nucleus (got no IPC connection)")
-            from edge_runtime.publishers.ipc import IpcPublisher
-
-            publishers.append(IpcPublisher(ipc_client, config.thing_name, config.publish.greengrass))
-    return publishers
+FAIL_FAST_WAIT_S = 10.0  # --fail-fast: how long the first connection attempt may take
 
 
-def build_pipeline(config: RuntimeConfig, stop: threading.Event, ipc_client: Any = None) -> Pipeline:
+def check_first_connections(publishers: list[Publisher], timeout_s: float = FAIL_FAST_WAIT_S) -> None:
+    """``publish.fail_fast``: the first connection attempt of every remote publisher must succeed (PublishError)."""
+    deadline = time.monotonic() + timeout_s
+    for publisher in publishers:
+        problem = publisher.first_outcome(max(0.1, deadline - time.monotonic()))
+        if problem is not None:
+            raise PublishError(f"{problem.reason} (publish.fail_fast: not retrying)")
+
+
+def build_pipeline(config: RuntimeConfig, stop: threading.Event, ipc: Any = None) -> Pipeline:
+    """The pipeline for ``config``; ``ipc`` is the nucleus connection (an ``IpcConnection``) inside Greengrass."""
     detector = create_detector(config.model)
     source = make_source(config.source)
     pipeline = Pipeline(
@@ -69,21 +62,28 @@ def build_pipeline(config: RuntimeConfig, stop: threading.Event, ipc_client: Any
         status_interval_s=config.status.interval_s,
         reconnect_initial_s=config.source.reconnect_initial_s,
         reconnect_max_s=config.source.reconnect_max_s,
+        snapshots=config.snapshots,
     )
     if not source.live:  # a missing file or an empty folder fails here, before any output file or outbox exists
         pipeline.capture.open_now()
-    pipeline.publishers.extend(build_publishers(config, pipeline.session, ipc_client))
+    pipeline.publishers.extend(build_publishers(PublisherContext(config, pipeline.session, ipc)))
+    if config.publish.fail_fast:
+        try:
+            check_first_connections(pipeline.publishers)
+        except PublishError:
+            pipeline.stop(1.0)
+            raise
     return pipeline
 
 
 def run_daemon(
     config: RuntimeConfig,
-    ipc_client: Any = None,
+    ipc: Any = None,
     on_running: Optional[Callable[[Pipeline], None]] = None,
 ) -> int:
     """Run until stopped; ``on_running(pipeline)`` is called once the threads run (Greengrass: subscribe, report)."""
     stop = threading.Event()
-    pipeline = build_pipeline(config, stop, ipc_client)
+    pipeline = build_pipeline(config, stop, ipc)
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)

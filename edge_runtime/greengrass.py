@@ -57,12 +57,18 @@ def run_component(
     """Connect (unless ``client`` is given), configure, run the daemon with live updates, report the state."""
     from edge_runtime.access import check_publish_access
     from edge_runtime.daemon import run_daemon
-    from edge_runtime.publishers.ipc import ComponentBridge, IpcPublisher, LiveConfig, connect
+    from edge_runtime.publishers.ipc import ComponentBridge, GreengrassTopics, IpcConnection, IpcPublisher, LiveConfig
+    from edge_runtime.publishers.ipc import connect as connect_ipc
 
     env = os.environ if environ is None else environ
     owned = client is None
-    client = connect(CONNECT_TIMEOUT_S) if owned else client
-    bridge = ComponentBridge(client)
+
+    def connect() -> Any:
+        return connect_ipc(CONNECT_TIMEOUT_S)
+
+    # an injected client (tests) is kept as it is; our own is connected again when the nucleus comes back
+    connection = IpcConnection(connect() if owned else client, factory=connect if owned else None)
+    bridge = ComponentBridge(connection)
     try:
         if args.config:
             raise ConfigError("--config: a component is configured by its recipe and deployments (got a file)")
@@ -71,8 +77,9 @@ def run_component(
             """The configuration from the nucleus, refused when its own accessControl would refuse the topics."""
             built = component_config(bridge.read_tree(), env, flags)
             if "greengrass" in built.publish.targets:
-                publisher = IpcPublisher(client, built.thing_name, built.publish.greengrass)
-                topics = publisher.access_needed(status=built.status.interval_s > 0)
+                topics = GreengrassTopics(built.thing_name, built.publish.greengrass).access_needed(
+                    status=built.status.interval_s > 0, snapshots=built.snapshots.enabled
+                )
                 check_publish_access(bridge.access_control, topics)
             return built
 
@@ -82,6 +89,7 @@ def run_component(
         restart = RestartRequest()
 
         def on_running(pipeline: Any) -> None:
+            bridge.timeout_s = (restart.config or config).publish.greengrass.timeout_s  # this pipeline's setting
             publisher = next((p for p in pipeline.publishers if isinstance(p, IpcPublisher)), None)
             live = LiveConfig(restart.config or config, pipeline, publisher, on_restart=restart.request)
             first = restart.live is None
@@ -92,7 +100,7 @@ def run_component(
 
         while True:
             try:
-                result = run_daemon(restart.config or config, ipc_client=client, on_running=on_running)
+                result = run_daemon(restart.config or config, ipc=connection, on_running=on_running)
             except EdgeRuntimeError:
                 _report_quietly(bridge, "ERRORED")
                 raise
@@ -106,7 +114,7 @@ def run_component(
     finally:
         bridge.close()
         if owned:
-            client.close(executor_wait=False)
+            connection.close()
 
 
 class RestartRequest:

@@ -23,7 +23,7 @@ from edge_runtime.errors import PublishError, PublishRefusedError
 from edge_runtime.frames import Frame, LatestQueue
 from edge_runtime.health import Stats, rss_bytes
 from edge_runtime.messages import detection_message, status_message
-from edge_runtime.publishers.base import Publisher
+from edge_runtime.publishers.base import Problem, Publisher
 from edge_runtime.snapshots import SnapshotConfig, Snapshotter
 from edge_runtime.sources.base import FrameSource
 from edge_runtime.sources.capture import Capture
@@ -127,6 +127,7 @@ class Pipeline:
         self.fatal_error: PublishRefusedError | None = None  # a publisher refused for good: the daemon exits with it
         self.started = False
         self._threads: list[threading.Thread] = []
+        self._source_problem_since: float | None = None
         self.snapshots = Snapshotter(snapshots) if snapshots is not None and snapshots.enabled else None
 
     def set_inference_interval(self, seconds: float) -> None:
@@ -210,28 +211,56 @@ class Pipeline:
             self._publish("snapshot", snapshot)
 
     def _publish(self, kind: str, message: dict[str, Any]) -> None:
+        """Hand ``message`` to every publisher. Nothing a publisher raises ends the calling thread: a refusal for
+        good (here or later, from a sender thread: :meth:`Publisher.fatal`) stops the pipeline with it, anything
+        else is counted and logged at a bounded rate."""
         for publisher in self.publishers:
             try:
                 publisher.publish(kind, message)
                 self.stats.message_published(True)
             except PublishRefusedError as error:
                 self.stats.message_published(False)
-                if self.fatal_error is None:  # the first refusal stops the pipeline; later ones are the same news
-                    self.fatal_error = error
-                    log.error("%s; stopping: nothing can be delivered", error)
-                    self.failed = True
-                    self.stop_event.set()
-            except PublishError as error:
+                self._stop_on_refusal(error)
+            except Exception as error:  # PublishError, or a publisher's bug: never the inference thread's end
                 self.stats.message_published(False)
                 if self.stats.publish_errors % 100 == 1:  # the first, then every 100th: no log flood
-                    log.error("%s (%d publish errors so far)", error, self.stats.publish_errors)
+                    text = str(error) if isinstance(error, PublishError) else f"{publisher.name}: {error!r}"
+                    log.error("%s (%d publish errors so far)", text, self.stats.publish_errors)
+            refusal = publisher.fatal()
+            if refusal is not None:
+                self._stop_on_refusal(refusal)
+
+    def _stop_on_refusal(self, error: PublishRefusedError) -> None:
+        if self.fatal_error is None:  # the first refusal stops the pipeline; later ones are the same news
+            self.fatal_error = error
+            log.error("%s; stopping: nothing can be delivered", error)
+            self.failed = True
+            self.stop_event.set()
+
+    def problems(self) -> list[Problem]:
+        """What keeps the device from doing its job now: every publisher's, and a live source that is away."""
+        problems = [problem for publisher in self.publishers for problem in publisher.problems()]
+        if self.capture.state in ("reconnecting", "failed"):
+            if self._source_problem_since is None:
+                self._source_problem_since = time.time()
+            reason = f"source {self.capture.state} ({self.capture.reconnects} reconnects so far)"
+            problems.append(Problem("source", reason, self._source_problem_since))
+        else:
+            self._source_problem_since = None
+        return problems
 
     def status(self, state: str) -> dict[str, Any]:
+        """The status message; ``running`` becomes ``degraded`` while :meth:`problems` has any."""
+        problems = self.problems()
+        if state == "running" and problems:
+            state = "degraded"
         p50, p95 = self.stats.inference_percentiles()
         fps_in, fps_out = self.stats.rates(self.capture.captured)
-        outbox = None
-        for publisher in self.publishers:
-            outbox = publisher.outbox_stats() or outbox
+        outbox: dict[str, int] | None = None
+        for publisher in self.publishers:  # the sum over every publisher's outbox
+            stats = publisher.outbox_stats()
+            if stats is not None:
+                outbox = {key: (outbox or {}).get(key, 0) + value for key, value in stats.items()}
         return status_message(
             device=self.device,
             session=self.session,
@@ -251,6 +280,7 @@ class Pipeline:
             source={"uri": self.source_uri, "state": self.capture.state, "reconnects": self.capture.reconnects},
             outbox=outbox,
             rss_bytes=rss_bytes(),
+            **({"problems": [problem.to_dict() for problem in problems]} if problems else {}),
         )
 
     def _status_loop(self) -> None:

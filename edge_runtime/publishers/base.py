@@ -12,13 +12,26 @@ import json
 import os
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from edge_runtime.errors import PublishError
-from edge_runtime.messages import encode
+from edge_runtime.errors import PublishError, PublishRefusedError
+from edge_runtime.messages import encode, iso_utc
 
-KINDS = ("detection", "status")
+KINDS = ("detection", "status", "snapshot")  # snapshot: snapshot.schema.json, only when snapshots.enabled
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a part cannot do its job now: one entry of the status message's ``problems`` (status.schema.json)."""
+
+    part: str
+    reason: str
+    since: float  # epoch seconds
+
+    def to_dict(self) -> dict[str, str]:
+        return {"part": self.part, "reason": self.reason, "since": iso_utc(self.since)}
 
 
 class Publisher(abc.ABC):
@@ -33,6 +46,18 @@ class Publisher(abc.ABC):
 
     def outbox_stats(self) -> dict[str, int] | None:
         """Depth, bytes and dropped count of an outbox, for publishers that have one."""
+        return None
+
+    def problems(self) -> list[Problem]:
+        """What keeps this publisher from delivering now (the status message's ``degraded`` reasons)."""
+        return []
+
+    def fatal(self) -> PublishRefusedError | None:
+        """A refusal every later message would meet too (e.g. not authorized): the daemon stops with it."""
+        return None
+
+    def first_outcome(self, timeout_s: float) -> Problem | None:
+        """``--fail-fast``: wait up to ``timeout_s`` for the first connection attempt; its problem if it failed."""
         return None
 
 

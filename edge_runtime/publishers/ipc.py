@@ -13,18 +13,25 @@ future is waited on with a bound, and every failure becomes a :class:`~edge_runt
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
+import time
+from pathlib import Path
 from typing import Any, Callable
 
 from edge_runtime.config import GreengrassConfig, RuntimeConfig
 from edge_runtime.errors import ConfigError, EdgeRuntimeError, PublishError, PublishRefusedError
 from edge_runtime.messages import encode
-from edge_runtime.publishers.base import Publisher
+from edge_runtime.publishers.base import Problem, Publisher
+from edge_runtime.publishers.delivery import DurableDelivery, SendRefused, Transport
 from edge_runtime.publishers.mqtt import render_topic
+from edge_runtime.publishers.outbox import Outbox, OutboxItem
 
 log = logging.getLogger(__name__)
 
+RECONNECT_INITIAL_S = 0.5  # first wait before connecting to a nucleus that went away, doubling ...
+RECONNECT_MAX_S = 5.0  # ... up to this: a restarted nucleus is back within seconds
 QOS_AT_LEAST_ONCE = "1"  # awsiot.greengrasscoreipc.model.QOS.AT_LEAST_ONCE
 # Component configuration keys that are not daemon settings: the nucleus' authorization policies, and the
 # Install script's options (read by the recipe through {configuration:/install/...}).
@@ -76,24 +83,113 @@ def _fix(what: str) -> str:
     )
 
 
-class IpcPublisher(Publisher):
-    """Detections and status to AWS IoT Core through the nucleus (QoS 1), and to local pub/sub when configured.
+class IpcConnection:
+    """The nucleus' IPC client, connected again with bounded backoff when the nucleus goes away.
 
-    QoS 1 here means the nucleus has the message: it keeps its own spooler while IoT Core is unreachable, so
-    this publisher needs no outbox of its own. Topics can be changed live (:meth:`set_topics`).
+    A nucleus restart (or a kill) closes the socket: the next request raises at once. The publisher and the
+    component bridge then share one reconnect, in a thread of its own (``ipc-reconnect``), never the inference
+    thread; hooks (:meth:`on_reconnect`) run on the new client, e.g. to subscribe to configuration updates again.
+    Without a ``factory`` (a client injected by a test) the same client is kept.
     """
 
-    name = "greengrass"
+    def __init__(
+        self,
+        client: Any,
+        factory: Callable[[], Any] | None = None,
+        initial_s: float = RECONNECT_INITIAL_S,
+        max_s: float = RECONNECT_MAX_S,
+    ) -> None:
+        self._client = client
+        self.factory = factory
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.ready = threading.Event()
+        self.ready.set()
+        self.reconnects = 0
+        self.problem: Problem | None = None
+        self._hooks: list[Callable[[Any], None]] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def __init__(self, client: Any, thing_name: str, settings: GreengrassConfig) -> None:
-        self.client = client
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            return self._client
+
+    def on_reconnect(self, hook: Callable[[Any], None]) -> None:
+        self._hooks.append(hook)
+
+    def lost(self, error: BaseException) -> None:
+        """A request found the connection gone: reconnect in the background (once, however many callers)."""
+        if self.factory is None or self._closed.is_set():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self.ready.clear()
+            self.problem = Problem("greengrass", f"greengrass: lost the nucleus IPC connection ({_one_line(error)});"
+                                   " reconnecting", time.time())  # fmt: skip
+            log.error("%s", self.problem.reason)
+            self._thread = threading.Thread(target=self._reconnect, name="ipc-reconnect", daemon=True)
+            self._thread.start()
+
+    def _reconnect(self) -> None:
+        assert self.factory is not None
+        delay = self.initial_s
+        while not self._closed.wait(delay):
+            try:
+                client = self.factory()
+            except Exception as error:  # PublishError from connect(): the nucleus is not back yet
+                log.warning("greengrass: nucleus not reachable yet (%s); next try in %.1fs", error, delay)
+                delay = min(self.max_s, delay * 2)
+                continue
+            with self._lock:
+                old, self._client = self._client, client
+            _close_quietly(old)
+            self.reconnects += 1
+            for hook in self._hooks:
+                try:
+                    hook(client)
+                except Exception as error:
+                    log.error("greengrass: after reconnecting: %s", _one_line(error))
+            self.problem = None
+            self.ready.set()
+            log.info("greengrass: reconnected to the nucleus")
+            return
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+        _close_quietly(self.client)
+
+
+def _close_quietly(client: Any) -> None:
+    try:
+        client.close(executor_wait=False)
+    except Exception as error:  # already closed with its connection
+        log.debug("closing an IPC client: %s", error)
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """awsiotsdk's errors for a connection that is closed or was never there (not a refusal, not a timeout)."""
+    name = type(error).__name__
+    return name in ("ConnectionClosedError", "StreamClosedError") or (
+        name == "AwsCrtError" and "CONNECTION_CLOSED" in str(getattr(error, "name", error))
+    )
+
+
+class GreengrassTopics:
+    """The rendered topics of ``publish.greengrass`` (IoT Core, and local pub/sub when set); changed live."""
+
+    def __init__(self, thing_name: str, settings: GreengrassConfig) -> None:
         self.thing_name = thing_name
-        self.timeout_s = settings.timeout_s
         self._lock = threading.Lock()
         self._topics: dict[str, tuple[str, str | None]] = {}
-        self.set_topics(settings)
+        self.set(settings)
 
-    def set_topics(self, settings: GreengrassConfig) -> None:
+    def set(self, settings: GreengrassConfig) -> None:
         """Render the topic templates; a bad one raises PublishError and the old topics stay."""
         local = settings.local_topic
         detection_local = render_topic(local, self.thing_name) if local else None
@@ -103,53 +199,206 @@ class IpcPublisher(Publisher):
                 render_topic(settings.status_topic, self.thing_name),
                 f"{detection_local}/status" if detection_local else None,
             ),
+            "snapshot": (
+                render_topic(settings.snapshot_topic, self.thing_name),
+                f"{detection_local}/snapshot" if detection_local else None,
+            ),
         }
         with self._lock:
             self._topics = topics
 
-    def topics(self) -> dict[str, tuple[str, str | None]]:
+    def all(self) -> dict[str, tuple[str, str | None]]:
         with self._lock:
             return dict(self._topics)
 
-    def access_needed(self, status: bool = True) -> list[tuple[str, str, str]]:
+    def access_needed(self, status: bool = True, snapshots: bool = False) -> list[tuple[str, str, str]]:
         """(IPC service, operation, topic) for every topic this publisher will publish to (``status``: the status
-        topics too; the daemon publishes none when ``status.interval_s`` is 0)."""
+        topics too, unless ``status.interval_s`` is 0; ``snapshots``: the snapshot topics, when enabled)."""
         from edge_runtime.access import MQTT_PROXY, PUBSUB
 
         needed = []
-        for kind, (iot_topic, local_topic) in self.topics().items():
-            if kind == "status" and not status:
+        for kind, (iot_topic, local_topic) in self.all().items():
+            if (kind == "status" and not status) or (kind == "snapshot" and not snapshots):
                 continue
             needed.append((MQTT_PROXY, "PublishToIoTCore", iot_topic))
             if local_topic:
                 needed.append((PUBSUB, "PublishToTopic", local_topic))
         return needed
 
-    def publish(self, kind: str, message: dict[str, Any]) -> None:
-        iot_topic, local_topic = self.topics()[kind]
-        future = self.client.publish_to_iot_core_async(
-            topic_name=iot_topic, qos=QOS_AT_LEAST_ONCE, payload=encode(message)
+
+class IpcTransport(Transport):
+    """PublishToIoTCore (QoS 1) as a transport: the nucleus has a message once it answers the request."""
+
+    name = "greengrass"
+
+    def __init__(self, connection: IpcConnection, max_in_flight: int) -> None:
+        self.connection = connection
+        self.max_in_flight = max_in_flight
+        self._fatal: PublishRefusedError | None = None
+
+    def ready(self) -> bool:
+        return self.connection.ready.is_set()
+
+    def window(self) -> int:
+        return self.max_in_flight
+
+    def send(self, item: OutboxItem) -> concurrent.futures.Future[Any]:
+        answered: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        request = self.connection.client.publish_to_iot_core_async(
+            topic_name=item.topic, qos=QOS_AT_LEAST_ONCE, payload=item.payload
         )
-        wait(future, self.timeout_s, f"PublishToIoTCore on {iot_topic}")
+
+        def on_done(sent: concurrent.futures.Future[Any]) -> None:
+            error = sent.exception()
+            if error is None:
+                answered.set_result(True)
+            elif type(error).__name__ == "UnauthorizedError":
+                refused = f"greengrass: PublishToIoTCore on {item.topic} was refused, not authorized" \
+                    f" ({_one_line(error)}): {_fix('PublishToIoTCore')}"
+                self.refused(refused)
+                answered.set_exception(SendRefused(refused))
+            else:
+                if is_connection_error(error):
+                    self.connection.lost(error)
+                answered.set_exception(error)
+
+        request.add_done_callback(on_done)
+        return answered
+
+    def lost(self, error: BaseException) -> None:
+        self.connection.lost(error)
+
+    def refused(self, reason: str) -> None:
+        """The nucleus refused a request as not authorized: every later one would be too (the first is kept)."""
+        self._fatal = self._fatal or PublishRefusedError(reason)
+
+    def problem(self) -> Problem | None:
+        return self.connection.problem
+
+    def fatal(self) -> PublishRefusedError | None:
+        return self._fatal
+
+
+class IpcPublisher(Publisher):
+    """Detections to AWS IoT Core through the nucleus (QoS 1, through the outbox), and to local pub/sub when set.
+
+    Detections take the durable path (:class:`~edge_runtime.publishers.delivery.DurableDelivery`): the nucleus
+    spools for IoT Core while the cloud is away, the outbox covers the nucleus itself being away (restarted,
+    killed, frozen). Status messages and local pub/sub copies are sent at once and not waited for (a newer status
+    supersedes one that is lost; local subscribers live in the nucleus too). Topics can be changed live
+    (:meth:`set_topics`).
+    """
+
+    name = "greengrass"
+
+    def __init__(self, connection: IpcConnection, thing_name: str, settings: GreengrassConfig, outbox: Outbox) -> None:
+        self.connection = connection
+        self.timeout_s = settings.timeout_s
+        self.topics = GreengrassTopics(thing_name, settings)
+        self.transport = IpcTransport(connection, settings.max_in_flight)
+        self.delivery = DurableDelivery(outbox, self.transport, settings.timeout_s)
+        self._pending: list[concurrent.futures.Future[Any]] = []
+        self._last_error_log = float("-inf")
+
+    @classmethod
+    def from_config(cls, config: RuntimeConfig, connection: IpcConnection, outbox_path: str | Path) -> IpcPublisher:
+        box = config.publish.outbox
+        outbox = Outbox(outbox_path, box.max_messages, box.max_bytes)
+        return cls(connection, config.thing_name, config.publish.greengrass, outbox)
+
+    def set_topics(self, settings: GreengrassConfig) -> None:
+        self.topics.set(settings)
+
+    def access_needed(self, status: bool = True, snapshots: bool = False) -> list[tuple[str, str, str]]:
+        return self.topics.access_needed(status, snapshots)
+
+    def publish(self, kind: str, message: dict[str, Any]) -> None:
+        iot_topic, local_topic = self.topics.all()[kind]
+        if kind != "status":  # detections and snapshots: durable
+            self.delivery.put(iot_topic, encode(message), qos=1)
+        else:
+            self._send_now(
+                f"PublishToIoTCore on {iot_topic}",
+                lambda client: client.publish_to_iot_core_async(
+                    topic_name=iot_topic, qos=QOS_AT_LEAST_ONCE, payload=encode(message)
+                ),
+            )
         if local_topic:
             from awsiot.greengrasscoreipc.model import JsonMessage, PublishMessage
 
             local = PublishMessage(json_message=JsonMessage(message=message))
-            wait(
-                self.client.publish_to_topic_async(topic=local_topic, publish_message=local),
-                self.timeout_s,
+            self._send_now(
                 f"PublishToTopic on {local_topic}",
+                lambda client: client.publish_to_topic_async(topic=local_topic, publish_message=local),
             )
+
+    def _send_now(self, what: str, request: Callable[[Any], concurrent.futures.Future[Any]]) -> None:
+        """A best-effort request, not waited for: a failure is logged (bounded), a refusal is fatal."""
+        if not self.connection.ready.is_set():
+            return
+        try:
+            future = request(self.connection.client)
+        except Exception as error:  # the connection is gone: reconnect; this one is superseded
+            if is_connection_error(error):
+                self.connection.lost(error)
+            self._log_failure(what, error)
+            return
+
+        def on_done(sent: concurrent.futures.Future[Any]) -> None:
+            error = sent.exception()
+            if error is None:
+                return
+            if type(error).__name__ == "UnauthorizedError":
+                refused = f"greengrass: {what} was refused, not authorized ({_one_line(error)}): {_fix(what)}"
+                self.transport.refused(refused)
+            elif is_connection_error(error):
+                self.connection.lost(error)
+            self._log_failure(what, error)
+
+        future.add_done_callback(on_done)
+        self._pending = [*[f for f in self._pending if not f.done()][-16:], future]
+
+    def _log_failure(self, what: str, error: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log >= 30.0:
+            self._last_error_log = now
+            log.warning("greengrass: %s failed (%s)", what, _one_line(error))
+
+    def outbox_stats(self) -> dict[str, int]:
+        return self.delivery.stats()
+
+    def problems(self) -> list[Problem]:
+        return self.delivery.problems()
+
+    def fatal(self) -> PublishRefusedError | None:
+        return self.transport.fatal()
+
+    def close(self, timeout_s: float) -> None:
+        """Flush the outbox and the last status while the budget allows; the connection stays (the bridge's)."""
+        deadline = time.monotonic() + timeout_s
+        for future in list(self._pending):
+            try:
+                future.result(timeout=max(0.0, min(1.0, deadline - time.monotonic() - 0.5)))
+            except Exception:  # best effort
+                break
+        self.delivery.close(max(0.0, deadline - time.monotonic()))
 
 
 class ComponentBridge:
     """The component's side of the nucleus besides publishing: its configuration and its reported state."""
 
-    def __init__(self, client: Any, timeout_s: float = 10.0) -> None:
-        self.client = client
+    def __init__(self, connection: IpcConnection | Any, timeout_s: float = 10.0) -> None:
+        """``connection``: an :class:`IpcConnection` (or a bare client, kept as it is)."""
+        self.connection = connection if isinstance(connection, IpcConnection) else IpcConnection(connection)
         self.timeout_s = timeout_s
         self.access_control: dict[str, Any] = {}  # the nucleus' policies for this component, as last read
         self._subscription: Any = None
+        self._on_change: Callable[[list[str]], None] | None = None
+        self.connection.on_reconnect(self._resubscribe)
+
+    @property
+    def client(self) -> Any:
+        return self.connection.client
 
     def read_component_configuration(self) -> dict[str, Any]:
         """The whole component configuration, as the nucleus holds it (``accessControl`` included)."""
@@ -180,10 +429,18 @@ class ComponentBridge:
             log.error("configuration update stream: %s", _one_line(error))
             return False  # keep listening
 
+        self._on_change = on_change
         future, self._subscription = self.client.subscribe_to_configuration_update_async(
             key_path=[], on_stream_event=on_event, on_stream_error=on_error
         )
         wait(future, self.timeout_s, "SubscribeToConfigurationUpdate")
+
+    def _resubscribe(self, _client: Any) -> None:
+        """After a reconnect: the old subscription died with the old connection."""
+        if self._on_change is not None:
+            self._subscription = None
+            self.subscribe(self._on_change)
+            log.info("greengrass: subscribed to configuration updates again")
 
     def report_state(self, state: str) -> None:
         """``RUNNING`` or ``ERRORED``, shown by the nucleus (and the console) as the component's state."""

@@ -1,12 +1,15 @@
 """MQTT publishing with the awscrt MQTT5 client (awsiotsdk): a local broker over TCP or AWS IoT Core over mTLS.
 
-QoS 1 detections go through the on-disk :class:`~edge_runtime.publishers.outbox.Outbox`: ``publish`` only stores them,
-and
-one sender thread sends the oldest, waits for its PUBACK (bounded by ``ack_timeout_s``), then removes it. One
-message in flight at a time keeps the order across reconnects: after an outage the sender resumes with the
-oldest unacknowledged message. The client reconnects by itself with backoff; the sender just waits for the
-connection. Status messages are sent directly (newer ones supersede them) and, if configured, retained. The
-last will (a retained ``offline`` status) tells the fleet when the device vanishes without a clean stop.
+QoS 1 detections take the durable path every remote publisher shares
+(:class:`~edge_runtime.publishers.delivery.DurableDelivery`): ``publish`` only stores them in the on-disk outbox; the
+sender keeps up to ``max_in_flight`` of them in flight, never more than the broker's Receive Maximum, and removes each
+on its PUBACK. The client reconnects by itself with backoff; the sender just waits for the connection. Status messages
+are sent directly (newer ones supersede them) and, if configured, retained. The last will (a retained ``offline``
+status) tells the fleet when the device vanishes without a clean stop.
+
+A connection that fails says why at once, in one ERROR line naming what to fix (the host that does not resolve, the
+CA file a TLS handshake failed with, the refusal code), and the status turns ``degraded`` with that reason; retries go
+on with backoff. ``edge-runtime run --fail-fast`` exits 2 on it instead (:meth:`MqttPublisher.first_outcome`).
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ from typing import Any, Callable
 from edge_runtime.config import MqttConfig, RuntimeConfig
 from edge_runtime.errors import PublishError
 from edge_runtime.messages import encode, status_message
-from edge_runtime.publishers.base import Publisher
+from edge_runtime.publishers.base import Problem, Publisher
+from edge_runtime.publishers.delivery import DurableDelivery, SendRefused, Transport
 from edge_runtime.publishers.outbox import Outbox, OutboxItem
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
+# A server that accepts the TCP connection but never answers CONNECT (TLS spoken to a plain port, or the reverse) is
+# a failure after this long, not after awscrt's default 20 s: the first ERROR line comes within 5 s.
+CONNACK_TIMEOUT_MS = 4000
+FAILURE_LOG_INTERVAL_S = 60.0  # the same connection failure is logged again at most this often
 
 
 def render_topic(template: str, thing_name: str) -> str:
@@ -80,6 +88,7 @@ def build_mqtt5_client(
         "min_reconnect_delay_ms": int(mqtt.reconnect_min_s * 1000),
         "max_reconnect_delay_ms": int(mqtt.reconnect_max_s * 1000),
         "ack_timeout_sec": max(1, int(mqtt.ack_timeout_s)),
+        "connack_timeout_ms": CONNACK_TIMEOUT_MS,
         "will": will,
         "will_delay_interval_sec": 0,
         "on_publish_received": on_publish,
@@ -116,6 +125,7 @@ def _plain_client(options: Any, common: dict[str, Any]) -> Any:
     options.min_reconnect_delay_ms = common["min_reconnect_delay_ms"]
     options.max_reconnect_delay_ms = common["max_reconnect_delay_ms"]
     options.ack_timeout_sec = common["ack_timeout_sec"]
+    options.connack_timeout_ms = common["connack_timeout_ms"]
     options.on_publish_callback_fn = common["on_publish_received"]
     options.on_lifecycle_event_connection_success_fn = common["on_lifecycle_connection_success"]
     options.on_lifecycle_event_connection_failure_fn = common["on_lifecycle_connection_failure"]
@@ -124,55 +134,62 @@ def _plain_client(options: Any, common: dict[str, Any]) -> Any:
     return mqtt5.Client(options)
 
 
-class MqttPublisher(Publisher):
+# CONNACK reason codes (MQTT 5, 3.2.2.2) that no retry will fix, with what to check
+REFUSALS = {
+    0x84: "unsupported protocol version",
+    0x85: "client identifier not valid (publish.mqtt.client_id)",
+    0x86: "bad user name or password",
+    0x87: "not authorized (the device certificate's policy must allow iot:Connect for this client id)",
+    0x88: "server unavailable",
+    0x8A: "banned",
+    0x8C: "bad authentication method",
+}
+
+
+def describe_connection_failure(data: Any, mqtt: MqttConfig) -> str:
+    """One line saying why a connection attempt failed and what to check: DNS, TLS (naming the files) or refusal."""
+    error = getattr(data, "exception", None)
+    name = str(getattr(error, "name", "") or type(error).__name__)
+    connack = getattr(data, "connack_packet", None)
+    code = int(getattr(connack, "reason_code", 0) or 0) if connack is not None else 0
+    where = f"{mqtt.host}:{mqtt.port}"
+    if code >= 0x80:
+        return f"mqtt: {where} refused the connection: {REFUSALS.get(code, f'reason code {code:#x}')}"
+    if "DNS" in name:
+        return f"mqtt: cannot resolve host {mqtt.host!r} (publish.mqtt.host; {name})"
+    if "TLS" in name or "PKI" in name or "X509" in name:
+        if mqtt.tls is None:
+            return f"mqtt: TLS failure at {where} without publish.mqtt.tls configured ({name})"
+        files = f"ca {mqtt.tls.ca or '(system trust store)'}, cert {mqtt.tls.cert}"
+        return f"mqtt: TLS handshake with {where} failed ({name}): check publish.mqtt.tls ({files}) and the port"
+    if "CONNACK_TIMEOUT" in name or "SOCKET_CLOSED" in name or "CONNECTION_CLOSED" in name:
+        hint = "a plain MQTT port spoken to with TLS?" if mqtt.tls else "a TLS port spoken to without TLS?"
+        return f"mqtt: {where} accepted the connection but no MQTT answer came ({name}; {hint})"
+    if "CONNECTION_REFUSED" in name:
+        return f"mqtt: nothing listens on {where} ({name}); retrying"
+    return f"mqtt: cannot connect to {where} ({name}: {error})"
+
+
+class MqttTransport(Transport):
+    """The awscrt MQTT5 client as a transport: connection state, window from the broker's Receive Maximum."""
+
     name = "mqtt"
 
-    def __init__(
-        self,
-        config: RuntimeConfig,
-        session: str,
-        outbox: Outbox,
-    ) -> None:
+    def __init__(self, config: RuntimeConfig, will: Any) -> None:
         from awscrt import mqtt5
 
         self._mqtt5 = mqtt5
-        mqtt = config.publish.mqtt
-        self.topic = render_topic(mqtt.topic, config.thing_name)
-        self.status_topic = render_topic(mqtt.status_topic, config.thing_name)
-        self.qos = mqtt.qos
-        self.retain_status = mqtt.retain_status
-        self.ack_timeout_s = mqtt.ack_timeout_s
-        self.outbox = outbox
+        self.mqtt = config.publish.mqtt
+        self.max_in_flight = self.mqtt.max_in_flight
         self.connected = threading.Event()
         self.stopped = threading.Event()
-        self.rejected = 0
-        self._closing = threading.Event()
-        self._wakeup = threading.Event()
-        self._pending_status: list[concurrent.futures.Future[Any]] = []
-        will = status_message(device=config.thing_name, session=session, state="offline", at=time.time())
-        self.client = self._build_client(
-            config,
-            mqtt5.PublishPacket(
-                topic=self.status_topic,
-                payload=encode(will),
-                qos=mqtt5.QoS.AT_LEAST_ONCE,
-                retain=self.retain_status,
-            ),
-        )
-        self.client.start()
-        self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
-        self._sender.start()
-
-    @classmethod
-    def from_config(cls, config: RuntimeConfig, session: str) -> MqttPublisher:
-        box = config.publish.outbox
-        return cls(config, session, Outbox(box.path, box.max_messages, box.max_bytes))
-
-    def _build_client(self, config: RuntimeConfig, will: Any) -> Any:
-        mqtt = config.publish.mqtt
-        return build_mqtt5_client(
-            mqtt,
-            mqtt.client_id or config.thing_name,
+        self.first_attempt = threading.Event()  # set by the first success or failure (for --fail-fast)
+        self._receive_maximum = 65535
+        self._problem: Problem | None = None
+        self._last_failure_log: dict[str, float] = {}
+        self.client = build_mqtt5_client(
+            self.mqtt,
+            self.mqtt.client_id or config.thing_name,
             will=will,
             on_connected=self._on_connected,
             on_connection_failure=self._on_connection_failure,
@@ -180,99 +197,149 @@ class MqttPublisher(Publisher):
             on_stopped=self._on_stopped,
         )
 
+    def start(self) -> None:
+        self.client.start()
+
     # lifecycle callbacks run on awscrt's event-loop thread: only flip events and log
-    def _on_connected(self, _data: Any) -> None:
-        log.info("mqtt: connected")
+    def _on_connected(self, data: Any) -> None:
+        settings = getattr(data, "negotiated_settings", None)
+        self._receive_maximum = int(getattr(settings, "receive_maximum_from_server", 0) or 65535)
+        log.info("mqtt: connected (broker Receive Maximum %d, sending up to %d in flight)", self._receive_maximum,
+                 self.window())  # fmt: skip
+        self._problem = None
         self.connected.set()
-        self._wakeup.set()
+        self.first_attempt.set()
 
     def _on_connection_failure(self, data: Any) -> None:
-        log.warning("mqtt: connection failed (%s)", getattr(data, "exception", "unknown"))
+        reason = describe_connection_failure(data, self.mqtt)
+        if self._problem is None or self._problem.reason != reason:
+            self._problem = Problem("mqtt", reason, time.time())
+        now = time.monotonic()
+        if now - self._last_failure_log.get(reason, float("-inf")) >= FAILURE_LOG_INTERVAL_S:
+            self._last_failure_log[reason] = now
+            log.error("%s; retrying with backoff up to %.0fs", reason, self.mqtt.reconnect_max_s)
+        self.first_attempt.set()
 
     def _on_disconnected(self, data: Any) -> None:
         log.warning("mqtt: disconnected (%s)", getattr(data, "exception", "unknown"))
+        if self.connected.is_set():
+            self._problem = Problem("mqtt", f"mqtt: disconnected from {self.mqtt.host}:{self.mqtt.port}", time.time())
         self.connected.clear()
 
     def _on_stopped(self, _data: Any) -> None:
         self.connected.clear()
         self.stopped.set()
 
-    def publish(self, kind: str, message: dict[str, Any]) -> None:
-        payload = encode(message)
-        if kind == "status":
-            self._publish_status(payload)
-        elif self.qos == 1:
-            self.outbox.put(self.topic, payload, qos=1)
-            self._wakeup.set()
-        elif self.connected.is_set():
-            self.client.publish(self._packet(self.topic, payload, 0, False))
+    def ready(self) -> bool:
+        return self.connected.is_set()
 
-    def _publish_status(self, payload: bytes) -> None:
-        if not self.connected.is_set():
-            return  # superseded by the next one; the retained last will covers a device that stays away
-        future = self.client.publish(self._packet(self.status_topic, payload, 1, self.retain_status))
-        self._pending_status = [f for f in self._pending_status if not f.done()] + [future]
+    def window(self) -> int:
+        return max(1, min(self.max_in_flight, self._receive_maximum))
 
-    def _packet(self, topic: str, payload: bytes, qos: int, retain: bool) -> Any:
+    def problem(self) -> Problem | None:
+        return self._problem
+
+    def packet(self, topic: str, payload: bytes, qos: int, retain: bool) -> Any:
         mqtt5 = self._mqtt5
         level = mqtt5.QoS.AT_LEAST_ONCE if qos == 1 else mqtt5.QoS.AT_MOST_ONCE
         return mqtt5.PublishPacket(topic=topic, payload=payload, qos=level, retain=retain)
 
-    def _send_loop(self) -> None:
-        while not self._closing.is_set():
-            try:
-                if not self.connected.wait(POLL_S):
-                    continue
-                items = self.outbox.peek(1)
-                if not items:
-                    self._wakeup.wait(POLL_S)
-                    self._wakeup.clear()
-                    continue
-                if self._send(items[0]):
-                    self.outbox.ack(items[0].id)
-            except Exception:  # a bug must not end delivery for the daemon's life: log it, pause, go on
-                log.exception("mqtt: sender loop error; retrying")
-                self._closing.wait(POLL_S)
+    def send(self, item: OutboxItem) -> concurrent.futures.Future[Any]:
+        acked: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
-    def _send(self, item: OutboxItem) -> bool:
-        """True when the broker acknowledged (or refused for good) ``item``; False to retry it."""
-        try:
-            future = self.client.publish(self._packet(item.topic, item.payload, item.qos, item.retain))
-            result = future.result(timeout=self.ack_timeout_s)
-        except concurrent.futures.TimeoutError:
-            log.warning("mqtt: no PUBACK within %.1fs; will resend", self.ack_timeout_s)
-            return False
-        except Exception as error:  # the connection dropped under the publish: resend after reconnect
-            log.debug("mqtt: publish interrupted (%s); will resend", error)
-            self.connected.wait(POLL_S)
-            return False
-        puback = getattr(result, "puback", None)
-        code = int(getattr(puback, "reason_code", 0) or 0)
-        if code >= 0x80:
-            self.rejected += 1
-            log.error("mqtt: broker refused a message on %s (reason code %#x); dropped", item.topic, code)
-        return True
+        def on_done(sent: concurrent.futures.Future[Any]) -> None:
+            error = sent.exception()
+            if error is not None:
+                acked.set_exception(error)
+                return
+            puback = getattr(sent.result(), "puback", None)
+            code = int(getattr(puback, "reason_code", 0) or 0)
+            if code >= 0x80:
+                acked.set_exception(SendRefused(f"broker refused a message on {item.topic} (reason code {code:#x})"))
+            else:
+                acked.set_result(True)
+
+        self.client.publish(self.packet(item.topic, item.payload, item.qos, item.retain)).add_done_callback(on_done)
+        return acked
+
+    def stop(self, timeout_s: float) -> None:
+        self.client.stop(self._mqtt5.DisconnectPacket())
+        self.stopped.wait(max(0.05, timeout_s))
+
+
+class MqttPublisher(Publisher):
+    name = "mqtt"
+
+    def __init__(self, config: RuntimeConfig, session: str, outbox: Outbox) -> None:
+        from awscrt import mqtt5
+
+        mqtt = config.publish.mqtt
+        self.topic = render_topic(mqtt.topic, config.thing_name)
+        self.status_topic = render_topic(mqtt.status_topic, config.thing_name)
+        self.snapshot_topic = render_topic(mqtt.snapshot_topic, config.thing_name)
+        self.qos = mqtt.qos
+        self.retain_status = mqtt.retain_status
+        self._pending_status: list[concurrent.futures.Future[Any]] = []
+        will = status_message(device=config.thing_name, session=session, state="offline", at=time.time())
+        self.transport = MqttTransport(
+            config,
+            mqtt5.PublishPacket(
+                topic=self.status_topic, payload=encode(will), qos=mqtt5.QoS.AT_LEAST_ONCE, retain=self.retain_status
+            ),
+        )
+        self.transport.start()
+        self.delivery = DurableDelivery(outbox, self.transport, mqtt.ack_timeout_s)
+
+    @classmethod
+    def from_config(cls, config: RuntimeConfig, session: str, outbox_path: str | Path) -> MqttPublisher:
+        box = config.publish.outbox
+        return cls(config, session, Outbox(outbox_path, box.max_messages, box.max_bytes))
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.delivery.outbox
+
+    @property
+    def connected(self) -> threading.Event:
+        return self.transport.connected
+
+    def first_outcome(self, timeout_s: float) -> Problem | None:
+        """Wait for the first connection attempt to end; its problem when it failed (``--fail-fast``)."""
+        self.transport.first_attempt.wait(timeout_s)
+        if not self.transport.first_attempt.is_set():
+            return Problem("mqtt", f"mqtt: no answer from {self.transport.mqtt.host} within {timeout_s:.0f}s",
+                           time.time())  # fmt: skip
+        return None if self.transport.ready() else self.transport.problem()
+
+    def publish(self, kind: str, message: dict[str, Any]) -> None:
+        payload = encode(message)
+        topic = self.snapshot_topic if kind == "snapshot" else self.topic
+        if kind == "status":
+            self._publish_status(payload)
+        elif self.qos == 1:
+            self.delivery.put(topic, payload, qos=1)
+        elif self.transport.ready():
+            self.transport.client.publish(self.transport.packet(topic, payload, 0, False))
+
+    def _publish_status(self, payload: bytes) -> None:
+        if not self.transport.ready():
+            return  # superseded by the next one; the retained last will covers a device that stays away
+        packet = self.transport.packet(self.status_topic, payload, 1, self.retain_status)
+        future = self.transport.client.publish(packet)
+        self._pending_status = [f for f in self._pending_status if not f.done()] + [future]
 
     def outbox_stats(self) -> dict[str, int]:
-        return self.outbox.stats()
+        return self.delivery.stats()
+
+    def problems(self) -> list[Problem]:
+        return self.delivery.problems()
 
     def close(self, timeout_s: float) -> None:
         """Send what the outbox holds while time allows, then disconnect cleanly; the rest stays on disk."""
         deadline = time.monotonic() + timeout_s
-        while self.outbox.depth and self.connected.is_set() and time.monotonic() < deadline - 0.5:
-            self._wakeup.set()
-            time.sleep(0.02)
         for future in self._pending_status:
             try:
-                future.result(timeout=max(0.0, deadline - time.monotonic() - 0.3))
+                future.result(timeout=max(0.0, min(1.0, deadline - time.monotonic() - 0.5)))
             except Exception:  # timeout or disconnect: status is best effort
                 break
-        self._closing.set()
-        self._sender.join(max(0.1, deadline - time.monotonic() - 0.2))
-        left = self.outbox.depth
-        if left:
-            log.warning("mqtt: %d messages left in the outbox %s for the next run", left, self.outbox.path)
-        self.client.stop(self._mqtt5.DisconnectPacket())
-        self.stopped.wait(max(0.05, deadline - time.monotonic()))
-        if not self._sender.is_alive():
-            self.outbox.close()
+        self.delivery.close(max(0.0, deadline - time.monotonic()))

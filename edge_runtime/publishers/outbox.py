@@ -7,8 +7,10 @@ then sent again: at least once, as QoS 1 promises). The outbox is bounded in mes
 bound the oldest messages are dropped and counted (the count persists too), so a long outage cannot fill the
 device's disk.
 
-A full disk (or any storage error) never kills the sender: a delivered message whose DELETE fails is remembered
-as delivered (it is not sent again) and deleted once writes succeed again; reads that fail return nothing for now.
+A full disk (or any storage error) never kills the sender nor the caller: ``put`` then drops the oldest message to
+make room (or, when even that cannot be written, the new one), counts and logs it; a delivered message whose DELETE
+fails is remembered as delivered (it is not sent again) and deleted once writes succeed again; reads that fail return
+nothing for now. :meth:`Outbox.problem` says what is wrong, for the status message's ``degraded`` state.
 When the outbox drains, the WAL is checkpointed and truncated and freed pages are returned (``auto_vacuum``), so
 the files shrink back after an outage instead of keeping their largest size.
 """
@@ -82,38 +84,90 @@ class Outbox:
         self._errors = 0
         self._last_error_log = -ERROR_LOG_INTERVAL_S
         self._last_shrink = -SHRINK_INTERVAL_S
+        self._dropped_seen = 0
+        self._problem: tuple[str, float] | None = None  # (reason, since): a storage error not yet recovered from
+        self._unstored_drops = 0  # dropped while even the counter could not be written
+        self._last_drop: tuple[str, float] | None = None  # (why, when) of the latest drop
+        self._drops_unlogged = 0
+        self._last_drop_log = -ERROR_LOG_INTERVAL_S
 
     def put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
-        """Store a message (committed before returning); drop the oldest beyond the bounds. Returns its id."""
+        """Store a message (committed before returning); drop the oldest beyond the bounds. Returns its id, or -1
+        when it was dropped itself: larger than the byte bound, or not storable (a full disk, a storage error) even
+        after dropping the oldest. Never raises: every drop is counted (:meth:`stats`) and logged at a bounded rate."""
         with self._lock:
+            if len(payload) > self.max_bytes:  # could never fit: drop it rather than empty the outbox
+                self._count_drop(f"a message of {len(payload)} bytes is larger than max_bytes")
+                return -1
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                dropped = 0
-                if len(payload) > self.max_bytes:  # could never fit: drop it rather than empty the outbox
-                    self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'dropped'")
-                    self._db.execute("COMMIT")
-                    return -1
-                while self._depth + 1 > self.max_messages or self._bytes + len(payload) > self.max_bytes:
-                    row = self._db.execute("SELECT id, LENGTH(payload) FROM messages ORDER BY id LIMIT 1").fetchone()
-                    if row is None:
-                        break
-                    self._db.execute("DELETE FROM messages WHERE id = ?", (row[0],))
-                    self._depth -= 1
-                    self._bytes -= int(row[1])
-                    dropped += 1
-                if dropped:
-                    self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (dropped,))
-                cursor = self._db.execute(
-                    "INSERT INTO messages (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
-                    (topic, sqlite3.Binary(payload), qos, int(retain)),
-                )
-                self._db.execute("COMMIT")
+                item_id = self._insert(topic, payload, qos, retain, make_room=0)
             except sqlite3.Error as error:
                 self._rollback()
-                raise PublishError(f"{self.path}: cannot store a message ({error})") from None
-            self._depth += 1
-            self._bytes += len(payload)
-            return int(cursor.lastrowid or 0)
+                self._storage_error("store a message in", error)
+                try:  # a full disk: the oldest message's pages are the room a new one can take (policy: oldest first)
+                    item_id = self._insert(topic, payload, qos, retain, make_room=1)
+                except sqlite3.Error:
+                    self._rollback()
+                    self._count_drop(f"the newest: cannot store it ({error})")
+                    return -1
+            self._problem = None
+            return item_id
+
+    def _insert(self, topic: str, payload: bytes, qos: int, retain: bool, make_room: int) -> int:
+        """Drop the oldest beyond the bounds (and ``make_room`` more) and insert, in one transaction (lock held)."""
+
+        def must_drop(count: int, freed: int) -> bool:
+            return (
+                count < make_room
+                or self._depth - count + 1 > self.max_messages
+                or self._bytes - freed + len(payload) > self.max_bytes
+            )
+
+        self._db.execute("BEGIN IMMEDIATE")
+        oldest: list[tuple[int]] = []
+        freed = 0
+        if must_drop(0, 0):
+            for item_id, size in self._db.execute("SELECT id, LENGTH(payload) FROM messages ORDER BY id"):
+                if not must_drop(len(oldest), freed):
+                    break
+                oldest.append((int(item_id),))
+                freed += int(size)
+        if oldest:
+            self._db.executemany("DELETE FROM messages WHERE id = ?", oldest)
+            self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (len(oldest),))
+        cursor = self._db.execute(
+            "INSERT INTO messages (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
+            (topic, sqlite3.Binary(payload), qos, int(retain)),
+        )
+        unstored = self._unstored_drops  # counted in memory while even the counter could not be written
+        if unstored:
+            self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (unstored,))
+        self._db.execute("COMMIT")
+        self._unstored_drops -= unstored
+        self._depth += 1 - len(oldest)
+        self._bytes += len(payload) - freed
+        if oldest:
+            bound = f"at its bound ({self.max_messages} messages, {self.max_bytes} bytes)"
+            self._note_drops(len(oldest), "oldest dropped: " + ("the disk is full" if make_room else bound))
+        return int(cursor.lastrowid or 0)
+
+    def _count_drop(self, why: str) -> None:
+        """Count one message that could not be stored: in the file if it can still be written, else in memory."""
+        try:
+            self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'dropped'")
+        except sqlite3.Error:
+            self._unstored_drops += 1
+        self._note_drops(1, why)
+
+    def _note_drops(self, count: int, why: str) -> None:
+        """Remember the latest drop (for :meth:`problem`) and log drops at a bounded rate, with the count since."""
+        self._last_drop = (why, time.time())
+        self._drops_unlogged += count
+        now = time.monotonic()
+        if now - self._last_drop_log >= ERROR_LOG_INTERVAL_S:
+            self._last_drop_log = now
+            log.warning("%s: %d message(s) dropped (%s)", self.path, self._drops_unlogged, why)
+            self._drops_unlogged = 0
 
     def peek(self, limit: int = 1) -> list[OutboxItem]:
         """The oldest ``limit`` messages not yet delivered, oldest first, left in place ([] on a storage error)."""
@@ -151,6 +205,7 @@ class Outbox:
                 self._depth -= 1
                 self._bytes -= int(row[0])
             self._delivered.discard(item_id)
+            self._problem = None
         if self._depth == 0:
             self._shrink()
 
@@ -166,6 +221,8 @@ class Outbox:
 
     def _storage_error(self, what: str, error: sqlite3.Error) -> None:
         self._errors += 1
+        if self._problem is None:
+            self._problem = (f"cannot {what} the outbox: {error}", time.time())
         now = time.monotonic()
         if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
             self._last_error_log = now
@@ -182,9 +239,20 @@ class Outbox:
             try:
                 dropped = int(self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()[0])
             except sqlite3.Error:
-                dropped = -1  # unreadable just now; the next status has it
+                dropped = self._dropped_seen  # unreadable just now: the last count read
+            self._dropped_seen = dropped
             waiting = self._depth - len(self._delivered)
-            return {"depth": waiting, "bytes": self._bytes, "dropped": dropped}
+            return {"depth": waiting, "bytes": self._bytes, "dropped": dropped + self._unstored_drops}
+
+    def problem(self, recent_s: float = 60.0) -> tuple[str, float] | None:
+        """(reason, since) while the outbox cannot store or delete, or has dropped messages in the last
+        ``recent_s``: what makes the device's status ``degraded``."""
+        with self._lock:
+            if self._problem is not None:
+                return self._problem
+            if self._last_drop is not None and time.time() - self._last_drop[1] < recent_s:
+                return (f"outbox dropping messages ({self._last_drop[0]})", self._last_drop[1])
+            return None
 
     def close(self) -> None:
         with self._lock:

@@ -34,11 +34,15 @@ def test_full_disk_then_space_returns(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert 10 <= result["stored"] < 300 and "database or disk is full" in result["refusal"]
+    full = result["stats_full"]
+    assert 10 <= full["depth"] < 300 and "database or disk is full" in result["refusal"]
+    assert full["dropped"] >= 1  # the refused message, counted (the disk could not even take the counter)
+    assert full["depth"] + full["dropped"] == result["put_total"]  # every message put: stored or counted dropped
+    assert "message(s) dropped" in done.stderr  # ... and logged
     assert result["after_full"] and not set(result["after_full"]) & set(result["first"])  # acked: never resent
     assert all(item_id > 0 for item_id in result["extra"])  # space returned: storing works again
     delivered = result["delivered"]
     assert delivered == sorted(delivered) and len(delivered) == len(set(delivered))  # in order, each once
-    assert len(delivered) == result["stored"] + len(result["extra"])  # nothing lost
-    assert result["stats"]["depth"] == 0
+    assert len(delivered) == full["depth"] + len(result["extra"])  # nothing lost that is not counted
+    assert result["stats"]["depth"] == 0 and result["stats"]["dropped"] == full["dropped"]
     assert result["files"].get("outbox.sqlite3-wal", 0) < 64 * 1024  # the WAL was truncated once drained

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import threading
+import time
 import zipfile
 from concurrent.futures import Future
 from pathlib import Path
@@ -24,7 +25,8 @@ from edge_runtime.config import GreengrassConfig, validate
 from edge_runtime.detectors.fake import FakeDetector
 from edge_runtime.errors import PublishError
 from edge_runtime.greengrass import component_config, in_greengrass
-from edge_runtime.publishers.ipc import ComponentBridge, IpcPublisher, LiveConfig
+from edge_runtime.publishers.ipc import ComponentBridge, IpcConnection, IpcPublisher, LiveConfig
+from edge_runtime.publishers.outbox import Outbox
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO.parent / "shared" / "schemas" / "gdk"
@@ -84,12 +86,14 @@ def test_inference_recipe_contract() -> None:
     policies = defaults["accessControl"]["aws.greengrass.ipc.mqttproxy"]
     (policy,) = policies.values()
     assert policy["operations"] == ["aws.greengrass#PublishToIoTCore"]
-    assert policy["resources"] == ["ml/object-detection/+", "ml/object-detection/+/status"]  # no interpolation needed
+    assert policy["resources"] == [  # no interpolation needed
+        "ml/object-detection/+", "ml/object-detection/+/status", "ml/object-detection/+/snapshot"
+    ]
     from edge_runtime.access import check_publish_access
-    from edge_runtime.publishers.ipc import IpcPublisher
+    from edge_runtime.publishers.ipc import GreengrassTopics
 
     # the component's own start-up check passes the recipe's defaults for any thing name (ConfigError otherwise)
-    needed = IpcPublisher(None, "cam-1", config.publish.greengrass).access_needed()
+    needed = GreengrassTopics("cam-1", config.publish.greengrass).access_needed(snapshots=True)
     check_publish_access(defaults["accessControl"], needed)
     for manifest in recipe["Manifests"]:
         run = manifest["Lifecycle"]["Run"]["Script"]
@@ -143,35 +147,106 @@ def test_in_greengrass_needs_socket_and_token() -> None:
     assert not in_greengrass({"AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": "/s"})
 
 
-def test_publisher_publishes_qos1_and_local(mocker) -> None:
+def ipc_publisher(client: Any, tmp_path: Path, factory: Any = None, **settings: Any) -> IpcPublisher:
+    connection = IpcConnection(client, factory=factory, initial_s=0.05, max_s=0.1)
+    return IpcPublisher(connection, "cam-1", GreengrassConfig(**settings), Outbox(tmp_path / "ob.sqlite3", 100, 10**6))
+
+
+def iot_topics(client: Any) -> list[str]:
+    return [call.kwargs["topic_name"] for call in client.publish_to_iot_core_async.call_args_list]
+
+
+def test_publisher_publishes_qos1_and_local(mocker, tmp_path: Path) -> None:
     client = mocker.Mock()
     client.publish_to_iot_core_async.return_value = done()
     client.publish_to_topic_async.return_value = done()
-    publisher = IpcPublisher(client, "cam-1", GreengrassConfig(local_topic="local/{thing_name}"))
-    publisher.publish("status", {"a": 1})
+    publisher = ipc_publisher(client, tmp_path, local_topic="local/{thing_name}")
+    publisher.publish("status", {"a": 1})  # sent at once, not through the outbox
     kwargs = client.publish_to_iot_core_async.call_args.kwargs
     assert (kwargs["topic_name"], kwargs["qos"]) == ("ml/object-detection/cam-1/status", "1")
     assert json.loads(kwargs["payload"]) == {"a": 1}
     local = client.publish_to_topic_async.call_args.kwargs
     assert local["topic"] == "local/cam-1/status"
     assert local["publish_message"].json_message.message == {"a": 1}
+    publisher.publish("detection", {"seq": 1})  # stored, then sent by the sender thread
+    assert wait_until(lambda: publisher.outbox_stats()["depth"] == 0)
+    assert iot_topics(client) == ["ml/object-detection/cam-1/status", "ml/object-detection/cam-1"]
+    assert json.loads(client.publish_to_iot_core_async.call_args.kwargs["payload"]) == {"seq": 1}
+    publisher.close(1.0)
 
 
-def test_publisher_bounded_wait_becomes_publish_error(mocker) -> None:
+def wait_until(condition: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_unanswered_publish_never_blocks_and_is_resent(mocker, tmp_path: Path) -> None:
+    """A frozen nucleus (SIGSTOP): no request is answered. The caller never waits; the message stays stored and is
+    sent again after each timeout; the status says why; a clean close stays within its budget."""
     client = mocker.Mock()
-    client.publish_to_iot_core_async.return_value = Future()  # never answered
-    publisher = IpcPublisher(client, "cam-1", GreengrassConfig(timeout_s=0.05))
-    with pytest.raises(PublishError, match=r"PublishToIoTCore on ml/object-detection/cam-1 failed \(no answer"):
-        publisher.publish("detection", {})
-    client.publish_to_topic_async.assert_not_called()
+    client.publish_to_iot_core_async.side_effect = lambda **_: Future()  # never answered
+    publisher = ipc_publisher(client, tmp_path, timeout_s=0.1)
+    started = time.monotonic()
+    publisher.publish("detection", {"seq": 1})
+    assert time.monotonic() - started < 0.05
+    assert wait_until(lambda: client.publish_to_iot_core_async.call_count >= 3)  # resent after each timeout
+    assert publisher.outbox_stats()["depth"] == 1
+    (problem,) = publisher.problems()
+    assert problem.part == "greengrass" and "not acknowledged within 0.1s" in problem.reason
+    started = time.monotonic()
+    publisher.close(1.0)
+    assert time.monotonic() - started < 1.2
 
 
-def test_publisher_refusal_is_one_line(mocker) -> None:
+class UnauthorizedError(Exception):
+    """Named as the IPC model's refusal."""
+
+
+class ConnectionClosedError(Exception):
+    """Named as awsiotsdk's error for a connection the nucleus closed."""
+
+
+def test_refusal_is_fatal_and_one_line(mocker, tmp_path: Path) -> None:
     failed: Future = Future()
-    failed.set_exception(RuntimeError("UnauthorizedError: not allowed\nmore"))
+    failed.set_exception(UnauthorizedError("not allowed\nmore"))
     client = mocker.Mock(**{"publish_to_iot_core_async.return_value": failed})
-    with pytest.raises(PublishError, match=r"\(RuntimeError: UnauthorizedError: not allowed\)$"):
-        IpcPublisher(client, "cam-1", GreengrassConfig()).publish("detection", {})
+    publisher = ipc_publisher(client, tmp_path)
+    publisher.publish("detection", {})  # accepted into the outbox: the refusal comes from the sender
+    assert wait_until(lambda: publisher.fatal() is not None)
+    text = str(publisher.fatal())
+    assert "\n" not in text and "not authorized (UnauthorizedError: not allowed)" in text
+    assert "aws.greengrass.ipc.mqttproxy" in text
+    assert wait_until(lambda: publisher.outbox_stats() == {"depth": 0, "bytes": 0, "dropped": 1, "in_flight": 0})
+    publisher.close(1.0)
+
+
+def test_closed_connection_reconnects_and_delivers_in_order(mocker, tmp_path: Path) -> None:
+    """The nucleus restarted: the old client raises at once; a new one is connected with backoff, the stored
+    messages go out on it, oldest first, each once."""
+    dead = mocker.Mock()
+    dead.publish_to_iot_core_async.side_effect = ConnectionClosedError("closed")
+    fresh = mocker.Mock(**{"publish_to_iot_core_async.return_value": done()})
+    attempts: list[int] = []
+
+    def factory() -> Any:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise PublishError("greengrass: cannot connect to the nucleus IPC socket (not yet)")
+        return fresh
+
+    publisher = ipc_publisher(dead, tmp_path, factory=factory)
+    for seq in range(5):
+        publisher.publish("detection", {"seq": seq})
+    assert wait_until(lambda: publisher.outbox_stats()["depth"] == 0)
+    sent = [json.loads(call.kwargs["payload"])["seq"] for call in fresh.publish_to_iot_core_async.call_args_list]
+    assert sent == [0, 1, 2, 3, 4] and len(attempts) == 3
+    assert publisher.connection.reconnects == 1 and publisher.problems() == []
+    dead.close.assert_called_once()
+    publisher.close(1.0)
 
 
 def test_bridge_drops_access_control(mocker) -> None:
@@ -181,10 +256,10 @@ def test_bridge_drops_access_control(mocker) -> None:
     client.get_configuration_async.assert_called_once_with(key_path=[])
 
 
-def test_live_config_applies_thresholds_interval_topics(mocker) -> None:
+def test_live_config_applies_thresholds_interval_topics(mocker, tmp_path: Path) -> None:
     client = mocker.Mock(**{"publish_to_iot_core_async.return_value": done()})
     old = validate({"thing_name": "cam-1"})
-    publisher = IpcPublisher(client, "cam-1", old.publish.greengrass)
+    publisher = ipc_publisher(client, tmp_path)
     pipeline = mocker.Mock(detector=FakeDetector())
     live = LiveConfig(old, pipeline, publisher)
     new = validate({
@@ -198,7 +273,8 @@ def test_live_config_applies_thresholds_interval_topics(mocker) -> None:
     assert applied == ["model.score_threshold", "model.class_thresholds", "inference.interval_s", "publish.greengrass"]
     assert pipeline.detector.thresholds == [(0.2, {"thing": 0.7})]
     pipeline.set_inference_interval.assert_called_once_with(2.0)
-    assert publisher.topics()["detection"] == ("other/cam-1", None)
+    assert publisher.topics.all()["detection"] == ("other/cam-1", None)
+    publisher.close(1.0)
     assert live.config.source.uri is None and live.config.model.score_threshold == 0.2
     assert live.apply(new) == []  # nothing differs from what runs
 
