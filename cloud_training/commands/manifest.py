@@ -45,9 +45,10 @@ def register(subparsers: Any) -> None:
         "prepare",
         help="join jobs, discard, relabel, split into train/validation",
         description=(
-            "Join Ground Truth jobs (a source-ref in two jobs: the later one wins), drop discarded images, give every\n"
-            "box its class id, and split deterministically, stratified by class, into train and validation manifests\n"
-            "that SageMaker reads with AttributeNames ['source-ref', '<label attribute>']."
+            "Join Ground Truth jobs (a source-ref in two jobs: the newer creation-date wins, then the later job\n"
+            "given), apply verification and adjustment jobs, drop discarded images, give every box its class id, and\n"
+            "split deterministically, stratified by class, into train and validation (and test) manifests that\n"
+            "SageMaker reads with AttributeNames ['source-ref', '<label attribute>']."
         ),
         epilog=PREPARE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -56,8 +57,12 @@ def register(subparsers: Any) -> None:
     prepare.add_argument("--out", required=True, metavar="DEST", help="output directory or s3:// prefix")
     prepare.add_argument(
         "--label-attribute",
-        metavar="NAME",
-        help="the label attribute (default: the one whose -metadata.type is groundtruth/object-detection)",
+        action="append",
+        default=[],
+        metavar="NAME|JOB=NAME",
+        help="the label attribute (default: per job, the one whose -metadata.type is groundtruth/object-detection); "
+        "JOB=NAME for one job (JOB: the manifest, its file name, or that without .manifest); repeat. The output "
+        "uses the plain NAME, else the first job's",
     )
     prepare.add_argument("--discard", metavar="FILE", help="image ids, file names or source-refs to drop, one a line")
     prepare.add_argument(
@@ -75,6 +80,11 @@ def register(subparsers: Any) -> None:
     )
     prepare.add_argument("--validation-fraction", type=number_in(0.0, 1.0, low_open=True, high_open=True), default=0.1,
                          metavar="F", help="default: 0.1")
+    prepare.add_argument("--test-fraction", type=number_in(0.0, 1.0, high_open=True), default=0.0, metavar="F",
+                         help="also write test.manifest with this fraction of the images, stratified (default: 0)")
+    prepare.add_argument("--reject-verdict", action="append", default=[], metavar="NAME",
+                         help="a Ground Truth verification job's label that rejects an image (e.g. bad); such "
+                              "images are dropped and counted; repeat for several")
     prepare.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
     prepare.add_argument("--drop-empty", action="store_true", help="drop images without boxes (default: keep them)")
     prepare.add_argument("--skip-invalid", action="store_true", help="skip and count bad lines instead of stopping")
@@ -86,14 +96,19 @@ def register(subparsers: Any) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    from cloud_training.manifest.jobs import parse_attribute_options
     from cloud_training.manifest.pipeline import PrepareOptions, prepare
     from cloud_training.manifest.table import format_table
 
+    label_attribute, label_attributes = parse_attribute_options(args.label_attribute)
     result = prepare(
         PrepareOptions(
             manifests=tuple(args.manifests),
             out=args.out,
-            label_attribute=args.label_attribute,
+            label_attribute=label_attribute,
+            label_attributes=label_attributes,
+            test_fraction=args.test_fraction,
+            reject_verdicts=tuple(args.reject_verdict),
             discard=args.discard,
             class_from=args.class_from,
             class_map=args.class_map,
@@ -107,27 +122,26 @@ def run_prepare(args: argparse.Namespace) -> int:
     )
     report = result.report
     counts = ", ".join(
-        f"{key} {report[key]}" for key in ("read", "invalid", "replaced", "discarded", "empty", "dropped_empty", "kept")
+        f"{key} {report[key]}"
+        for key in ("read", "invalid", "replaced", "discarded", "rejected", "empty", "dropped_empty", "kept")
     )
     print(f"lines: {counts}")
-    train, validation = report["splits"]["train"], report["splits"]["validation"]
+    sides = [name for name in ("train", "validation", "test") if name in report["splits"]]
+    splits = [report["splits"][name] for name in sides]
+    none = {"images": 0, "boxes": 0}
     rows: list[list[object]] = [
-        ["images", train["images"], validation["images"], report["kept"]],
-        ["  empty", train["empty"], validation["empty"], train["empty"] + validation["empty"]],
-        ["boxes", train["boxes"], validation["boxes"], train["boxes"] + validation["boxes"]],
+        ["images", *(split["images"] for split in splits), report["kept"]],
+        ["  empty", *(split["empty"] for split in splits), sum(split["empty"] for split in splits)],
+        ["boxes", *(split["boxes"] for split in splits), sum(split["boxes"] for split in splits)],
     ]
     for index, name in report["class_map"].items():
-        in_train = train["classes"].get(name, {"images": 0, "boxes": 0})
-        in_validation = validation["classes"].get(name, {"images": 0, "boxes": 0})
-        rows.append(
-            [
-                f"  {index}: {name} (images/boxes)",
-                f"{in_train['images']}/{in_train['boxes']}",
-                f"{in_validation['images']}/{in_validation['boxes']}",
-                f"{in_train['images'] + in_validation['images']}/{in_train['boxes'] + in_validation['boxes']}",
-            ]
-        )
-    print(format_table(["", "train", "validation", "total"], rows))
+        per_side = [split["classes"].get(name, none) for split in splits]
+        rows.append([
+            f"  {index}: {name} (images/boxes)",
+            *(f"{side['images']}/{side['boxes']}" for side in per_side),
+            f"{sum(side['images'] for side in per_side)}/{sum(side['boxes'] for side in per_side)}",
+        ])
+    print(format_table(["", *sides, "total"], rows))
     for name, location in result.outputs.items():
         print(f"wrote {location}" if name else location)
     return 0

@@ -7,7 +7,7 @@ Kept apart from the pure steps so those can be tested with literal records, and 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from cloud_training import storage
@@ -36,11 +36,14 @@ def expand(locations: Iterable[str]) -> list[str]:
 
 
 def read_records(
-    locations: Sequence[str], label_attribute: str | None, skip_invalid: bool
+    locations: Sequence[str], label_attribute: str | None, skip_invalid: bool,
+    per_manifest: Mapping[str, str | None] | None = None,
 ) -> tuple[list[Record], list[Invalid], int]:
     """Every valid line of the manifests in order, the invalid ones (only with ``skip_invalid``) and the line count.
 
     All lines must use one label attribute, since SageMaker reads one name from every line (``AttributeNames``).
+    With ``per_manifest`` (manifest -> its attribute, None to detect) that holds per manifest only: ``manifest
+    prepare`` joins jobs whose attributes differ and writes them under one name.
     """
     records: list[Record] = []
     invalid: list[Invalid] = []
@@ -48,10 +51,13 @@ def read_records(
     first: Record | None = None
     for location in locations:
         text = storage.read_text(location)
+        attribute = per_manifest.get(location, label_attribute) if per_manifest is not None else label_attribute
+        if per_manifest is not None:
+            first = None
         for number, where, line in iter_lines(text, location):
             lines_read += 1
             try:
-                record = parse_line(line, where, location, number, label_attribute)
+                record = parse_line(line, where, location, number, attribute)
                 if first is not None and record.label_attribute != first.label_attribute:
                     raise ManifestError(
                         f"{where}: label attribute '{record.label_attribute}' differs from "

@@ -18,16 +18,18 @@ from dataclasses import dataclass
 
 from cloud_training import storage
 from cloud_training.errors import ManifestError
+from cloud_training.manifest.jobs import newer
 from cloud_training.manifest.records import Record
 
 
 @dataclass(frozen=True)
 class Replacement:
-    """A ``source-ref`` seen in two jobs: the later line wins."""
+    """A ``source-ref`` seen in two jobs: the newer label wins (``rule`` says how that was decided)."""
 
     source_ref: str
     dropped: str
     kept: str
+    rule: str = "later in the order given"
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,22 @@ def image_id(ref: str) -> str:
 
 
 def join(records: Iterable[Record]) -> tuple[list[Record], list[Replacement]]:
-    """One record per image: a later line for the same image replaces the earlier one (a relabelling job wins)."""
+    """One record per image: of two lines for the same image the one with the newer ``creation-date`` wins (a
+    relabelling job, whatever its file is called); equal or missing dates leave it to the order given."""
     by_ref: dict[str, Record] = {}
     replaced: list[Replacement] = []
     for record in records:
         previous = by_ref.get(record.resolved_ref)
-        if previous is not None:
-            replaced.append(Replacement(record.resolved_ref, previous.where, record.where))
+        if previous is None:
+            by_ref[record.resolved_ref] = record
+            continue
+        wins, rule = newer(record, previous)
+        if wins:
+            replaced.append(Replacement(record.resolved_ref, previous.where, record.where, rule))
             del by_ref[record.resolved_ref]
-        by_ref[record.resolved_ref] = record
+            by_ref[record.resolved_ref] = record
+        else:
+            replaced.append(Replacement(record.resolved_ref, record.where, previous.where, rule))
     return list(by_ref.values()), replaced
 
 
@@ -111,8 +120,24 @@ def parse_class_map(text: str) -> dict[str, int]:
     return mapping
 
 
+def _line_names(record: Record) -> tuple[str, ...]:
+    """Each box's class name in the line's own class-map; a class_id outside it is an error (with or without
+    --class-from: it means the labels and the map disagree)."""
+    line_map = record.metadata.get("class-map", {})
+    names = []
+    for index, box in enumerate(record.boxes):
+        name = line_map.get(str(box.class_id))
+        if not isinstance(name, str):
+            raise ManifestError(
+                f"{record.where}: box {index + 1} has class_id {box.class_id}, not in the line's class-map"
+            )
+        names.append(name)
+    return tuple(names)
+
+
 def _class_names(record: Record, class_from: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
     """The class name of each box and of the line, from metadata keys (``--class-from``) or the line's class-map."""
+    original = _line_names(record)
     if class_from:
         parts = []
         for key in class_from:
@@ -124,17 +149,27 @@ def _class_names(record: Record, class_from: Sequence[str]) -> tuple[tuple[str, 
             parts.append(str(value).strip())
         name = " ".join(parts)
         return tuple(name for _ in record.boxes), name
-    line_map = record.metadata.get("class-map", {})
-    names = []
-    for index, box in enumerate(record.boxes):
-        name = line_map.get(str(box.class_id))
-        if not isinstance(name, str):
-            raise ManifestError(
-                f"{record.where}: box {index + 1} has class_id {box.class_id}, not in the line's class-map"
-            )
-        names.append(name)
-    distinct = set(names)
-    return tuple(names), distinct.pop() if len(distinct) == 1 else None
+    distinct = set(original)
+    return original, distinct.pop() if len(distinct) == 1 else None
+
+
+def check_no_merge(records: Sequence[Record], names: Sequence[tuple[str, ...]], class_from: Sequence[str]) -> None:
+    """--class-from may split a class (one "storage box" into "blue box" and "yellow box") but never merge two:
+    boxes the labellers told apart ("storage box", "pallet") must not get one name."""
+    if not class_from:
+        return
+    first: dict[tuple[str, str], str] = {}  # (new name, original name) -> first line
+    originals: dict[str, str] = {}  # new name -> the first original name seen for it
+    for record, new_names in zip(records, names):
+        for original, new in zip(_line_names(record), new_names):
+            first.setdefault((new, original), record.where)
+            seen = originals.setdefault(new, original)
+            if seen != original:
+                raise ManifestError(
+                    f"{record.where}: --class-from {','.join(class_from)} names class {original!r} {new!r}, as it "
+                    f"names {seen!r} at {first[(new, seen)]}: two labelled classes would merge into one; add a "
+                    "metadata key that tells them apart, or leave out --class-from"
+                )
 
 
 def relabel(
@@ -165,6 +200,7 @@ def relabel(
             invalid.append(Invalid(record.where, str(error).split(": ", 1)[1]))
             continue
         named.append((record, names, line_class))
+    check_no_merge([record for record, _, _ in named], [names for _, names, _ in named], class_from)
     if class_map is None:
         seen = sorted({name for _, names, _ in named for name in names})
         class_map = {name: index for index, name in enumerate(seen)}
@@ -231,6 +267,22 @@ def split(items: Sequence[Labelled], fraction: float, seed: int) -> tuple[list[L
     train = [item for item in items if item.record.resolved_ref not in validation_refs]
     validation = [item for item in items if item.record.resolved_ref in validation_refs]
     return train, validation
+
+
+def split_three(
+    items: Sequence[Labelled], validation_fraction: float, test_fraction: float, seed: int
+) -> tuple[list[Labelled], list[Labelled], list[Labelled]]:
+    """Train, validation and (with ``test_fraction`` > 0) a test split, each stratified like :func:`split`: the test
+    split is taken first, then validation from the rest, both fractions of the whole."""
+    if test_fraction <= 0.0:
+        train, validation = split(items, validation_fraction, seed)
+        return train, validation, []
+    if validation_fraction + test_fraction >= 1.0:
+        raise ManifestError(f"--validation-fraction {validation_fraction} and --test-fraction {test_fraction} leave "
+                            "nothing to train on")
+    rest, test = split(items, test_fraction, seed)
+    train, validation = split(rest, validation_fraction / (1.0 - test_fraction), seed)
+    return train, validation, test
 
 
 def count(items: Sequence[Labelled]) -> dict[str, object]:

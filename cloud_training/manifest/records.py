@@ -79,6 +79,10 @@ def detect_label_attribute(data: dict[str, Any], where: str) -> str:
             f"{where}: no attribute with '-metadata.type' '{OBJECT_DETECTION_TYPE}' (pass --label-attribute)"
         )
     if len(found) > 1:
+        # an adjustment job's line repeats the labels it adjusted: its own attribute (with adjustment-status) wins
+        adjusted = [name for name in found if "adjustment-status" in data[f"{name}-metadata"]]
+        if len(adjusted) == 1:
+            return adjusted[0]
         raise ManifestError(
             f"{where}: several object-detection attributes ({', '.join(found)}); choose one with --label-attribute"
         )

@@ -18,6 +18,7 @@ def gt_line(
     job: str = "labeling-job/test-job",
     class_id: int = 0,
     class_name: str = "storage box",
+    created: str = "2019-05-21T21:45:58.350877",
 ) -> dict[str, Any]:
     """One line as a dict; ``boxes`` are (left, top, width, height). Key order as Ground Truth writes it."""
     line: dict[str, Any] = {"source-ref": ref}
@@ -36,7 +37,7 @@ def gt_line(
         "class-map": {str(class_id): class_name} if boxes else {},
         "human-annotated": "yes",
         "objects": [{"confidence": 0.09} for _ in boxes],
-        "creation-date": "2019-05-21T21:45:58.350877",
+        "creation-date": created,
         "type": "groundtruth/object-detection",
     }
     return line

@@ -322,7 +322,8 @@ def test_replacements_and_unmatched_discard_entries_are_warned_about(tmp_path, c
     assert main(["manifest", "prepare", *paths, "--out", str(out), "--class-from", "color,object",
                  "--discard", str(discard), "--validation-fraction", "0.3"]) == 0  # fmt: skip
     messages = " ".join(record.getMessage() for record in caplog.records)
-    expected = f"1 image(s) are in more than one job; the later line wins (e.g. {paths[1]}:1 replaced {paths[0]}:6)"
+    expected = (f"1 image(s) are in more than one job; the newer label wins (e.g. {paths[1]}:1 replaced "
+                f"{paths[0]}:6: later in the order given)")
     assert expected in messages
     assert "match no image (typos?): blue_99" in messages
     report = json.loads((out / "report.json").read_text())
