@@ -48,6 +48,8 @@ class Inspection:
     files: dict[str, str] = field(default_factory=dict)  # file name -> what was checked
     onnx: Optional[dict[str, Any]] = None  # model.json's onnx entry: opset, outputs, post-process, check, int8
     backends: list[str] = field(default_factory=list)  # what can run it: onnxruntime (model.onnx), mxnet
+    lineage: Optional[dict[str, Any]] = None  # model.json's lineage: data, hyperparameters, job, best epoch
+    evaluation: Optional[dict[str, Any]] = None  # model.json's evaluation (evaluate --record)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -119,6 +121,8 @@ def _inspect_deploy_folder(path: Path) -> Inspection:
     found.backends = ["mxnet"] if params_path.exists() else []
     if (path / MODEL_JSON).exists():
         _inspect_onnx(path, found, manifest)
+        found.lineage = manifest.get("lineage")
+        found.evaluation = manifest.get("evaluation")
     return found
 
 

@@ -67,6 +67,9 @@ class ModelInfo:
     layout: str  # "deploy-folder" or "plain-pair"
     nms: NmsSettings = field(default_factory=NmsSettings)
     files: Mapping[str, Path] = field(default_factory=dict)  # the model files present (and checked), by name
+    # model.json's evaluation.recommended_thresholds (class name -> score), written by `cloud-training evaluate
+    # --record`: the per-class thresholds a detector uses when its configuration sets no class_thresholds
+    recommended_thresholds: Mapping[str, float] = field(default_factory=dict)
 
     def path_of(self, name: str) -> Optional[Path]:
         return self.files.get(name)
@@ -165,10 +168,30 @@ def _read_deploy_folder(folder: Path, verify_digests: bool) -> ModelInfo:
             layout="deploy-folder",
             nms=_nms_settings(manifest.get("nms") or {}),
             files={str(name): folder / str(name) for name in files},
+            recommended_thresholds=_recommended_thresholds(manifest, names),
         )
     except (KeyError, TypeError, ValueError, IndexError) as error:
         problem = f"missing {error}" if isinstance(error, KeyError) else str(error)
         raise ModelError(f"{manifest_path}: {problem}") from None
+
+
+def _recommended_thresholds(manifest: Mapping[str, Any], names: Optional[list[Any]]) -> dict[str, float]:
+    """``evaluation.recommended_thresholds``: each a class name (or id) of this model and a score in [0, 1]."""
+    evaluation = manifest.get("evaluation")
+    found = evaluation.get("recommended_thresholds") if isinstance(evaluation, Mapping) else None
+    if found is None:
+        return {}
+    if not isinstance(found, Mapping):
+        raise ValueError(f"evaluation.recommended_thresholds must be an object (got {found!r})")
+    known = {str(name) for name in names or []} | {str(index) for index in range(int(manifest["num_classes"]))}
+    result: dict[str, float] = {}
+    for key, value in found.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if str(key) not in known or not number or not 0 <= value <= 1:
+            raise ValueError(f"evaluation.recommended_thresholds.{key}: a class of the model and a score in [0, 1]"
+                             f" (got {value!r})")
+        result[str(key)] = float(value)
+    return result
 
 
 def _check_file(folder: Path, name: str, entry: Any, verify_digests: bool) -> None:

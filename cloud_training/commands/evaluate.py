@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -144,13 +145,13 @@ def measure(model: str, manifest: str, label_attribute: str | None, backend: str
         from edge_runtime.detectors import create_detector
         from edge_runtime.model import read_model_info
 
-        info = read_model_info(model)
+        # the metric sees every class down to score_threshold, whatever thresholds an earlier --record recommended
+        info = dataclasses.replace(read_model_info(model), recommended_thresholds={})
         names = class_names(info, records)
         config = ModelConfig.model_validate({"path": model, "backend": backend, "precision": precision,
                                              "score_threshold": score_threshold, "warmup_runs": 0})
         detector = create_detector(config, info)
         detector.top_k = EVERY_DETECTION
-        detector.set_thresholds(score_threshold, {})  # the metric sees every class down to score_threshold
     except EdgeRuntimeError as error:
         raise EvaluationError(str(error)) from None
     evaluation = evaluate_images(records, detector, iou_threshold, desc=desc)

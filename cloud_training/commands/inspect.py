@@ -56,4 +56,41 @@ def run(args: argparse.Namespace) -> int:
             int8 = found.onnx["int8"]
             print(f"  int8        {int8.get('method')}; calibrated on {int8['calibration']['images']} image(s)")
     print("  backends    " + (", ".join(found.backends) or "none: the folder has neither model.onnx nor the params"))
+    for line in lineage_lines(found.lineage) + evaluation_lines(found.evaluation):
+        print(line)
     return 0
+
+
+def _score(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
+def lineage_lines(lineage: dict[str, Any] | None) -> list[str]:
+    if not lineage:
+        return ["  lineage     not recorded (convert a training run that wrote lineage.json)"]
+    job = lineage.get("job") or {}
+    where = job.get("training_job_arn") or job.get("run_folder") or "unknown"
+    lines = [f"  lineage     {lineage.get('backend')} training ({where})",
+             f"              best epoch {lineage.get('best_epoch')} of {lineage.get('epochs_done')},"
+             f" validation mAP {_score(lineage.get('best_validation_map'))}"]
+    for key, title in (("train_manifests", "train"), ("validation_manifests", "validation")):
+        for item in lineage.get(key) or []:
+            lines.append(f"              {title:<10} {item['uri']}  sha256 {item['sha256'][:16]}"
+                         f"  {item['lines']} lines")
+    hyper = lineage.get("hyperparameters") or {}
+    if hyper:
+        lines.append("              hyperparameters " + ", ".join(f"{k}={v}" for k, v in sorted(hyper.items())))
+    return lines
+
+
+def evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
+    if not evaluation:
+        return ["  evaluation  not recorded (cloud-training evaluate MODEL MANIFEST --record)"]
+    dataset = evaluation.get("dataset") or {}
+    lines = [f"  evaluation  mAP {_score(evaluation.get('mAP'))} on {dataset.get('manifest')} (sha256"
+             f" {str(dataset.get('sha256'))[:16]}, {evaluation.get('images')} images), {evaluation.get('recorded_at')}"]
+    for name, ap in (evaluation.get("ap") or {}).items():
+        threshold = (evaluation.get("recommended_thresholds") or {}).get(name)
+        advice = f", recommended threshold {threshold:.2f}" if threshold is not None else ", no threshold recommended"
+        lines.append(f"              {name}: AP {_score(ap)}{advice}")
+    return lines

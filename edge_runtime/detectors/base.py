@@ -186,7 +186,9 @@ def postprocess(
 
 
 def class_thresholds_by_id(info: ModelInfo, by_key: Mapping[str, float]) -> dict[int, float]:
-    """Per-class thresholds keyed by label or class id (as config allows), resolved to class ids."""
+    """Per-class thresholds keyed by label or class id (as config allows), resolved to class ids; none configured
+    means the model's own recommendation (model.json's evaluation, :attr:`ModelInfo.recommended_thresholds`)."""
+    by_key = by_key or info.recommended_thresholds
     names = {info.label(class_id): class_id for class_id in range(info.num_classes)}
     resolved: dict[int, float] = {}
     for key, value in by_key.items():

@@ -171,15 +171,17 @@ def page_texts(path: Path) -> list[str]:
     return [page.extract_text() for page in PdfReader(str(path)).pages]
 
 
-def strokes(path: Path, page_index: int) -> list[tuple[tuple[float, float, float], tuple[float, float, float, float]]]:
-    """Every stroked path on a page: its stroke colour (RGB 0..1) and bounding box in PDF points (origin bottom left)."""
+def strokes(path: Path, page_index: int) -> list[tuple[tuple[float, ...], tuple[float, float, float, float]]]:
+    """Every stroked path on a page: its stroke colour (RGB 0..1) and bounding box in PDF points (y upwards)."""
     from pypdf import PdfReader
     from pypdf.generic import ContentStream
 
     reader = PdfReader(str(path))
     page = reader.pages[page_index]
     found = []
-    color, stack, points = (0.0, 0.0, 0.0), [], []
+    color: tuple[float, ...] = (0.0, 0.0, 0.0)
+    stack: list[tuple[float, ...]] = []
+    points: list[tuple[float, float]] = []
     for operands, operator in ContentStream(page.get_contents(), reader).operations:
         if operator == b"q":
             stack.append(color)
@@ -308,3 +310,4 @@ def test_pages_caps_the_image_pages_and_html_holds_the_same(
         assert (site / chart).stat().st_size > 1000 and chart in index
     code, _, err = run_cli(capsys, "evaluate", str(deploy), str(manifest), "--html", str(site))
     assert code == 2 and "already exists" in err
+

@@ -125,3 +125,71 @@ def test_num_classes_smaller_than_the_labels_is_refused(tmp_path: Path, capsys: 
                  "base_network=tiny-cnn", "num_classes=1", "image_shape=64", "use_pretrained_model=0"])
     err = capsys.readouterr().err
     assert code == 2 and "class_id 1 but num_classes is 1" in err
+
+
+def test_the_model_knows_its_lineage_and_the_logged_map_is_evaluates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dataset: tuple[Path, Path]
+) -> None:
+    import hashlib
+
+    out = tmp_path / "run"
+    code = main(["train", "--train", str(dataset[0]), "--validation", str(dataset[1]), "--out", str(out),
+                 "--max-expand", "1.5", *[h for h in HYPER if not h.startswith("learning_rate")],
+                 "learning_rate=0.02", "epochs=12"])
+    assert code == 0, capsys.readouterr().err
+    rows = history(out)
+    logged = [float(row["validation_map"]) for row in rows]
+    best_epoch = max(range(len(logged)), key=lambda index: (logged[index], -index))
+    deploy = tmp_path / "deploy"
+    names = "blue box,yellow box"
+    assert main(["convert", str(out / "model.tar.gz"), "--out", str(deploy), "--class-names", names]) == 0
+    capsys.readouterr()
+
+    lineage = json.loads((deploy / "model.json").read_text())["lineage"]
+    with tarfile.open(out / "model.tar.gz") as archive:
+        hyper = json.load(archive.extractfile("hyperparams.json"))  # type: ignore[arg-type]
+    assert lineage["backend"] == "local" and lineage["job"]["run_folder"] == str(out.resolve())
+    assert lineage["hyperparameters"] == hyper
+    for key, manifest, lines in (("train_manifests", dataset[0], 32), ("validation_manifests", dataset[1], 8)):
+        assert lineage[key] == [{"uri": str(manifest), "sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+                                 "lines": lines}]
+    assert lineage["epochs_done"] == 12 and lineage["best_epoch"] == best_epoch
+    assert lineage["best_validation_map"] == pytest.approx(logged[best_epoch])
+    assert logged[best_epoch] > 0, "the run must learn something for the comparison below to mean anything"
+
+    # issue 15: the training log's validation mAP is evaluate's on the same images, on either engine
+    for backend in ("onnxruntime", "mxnet"):
+        assert main(["evaluate", str(deploy), str(dataset[1]), "--json", "--backend", backend]) == 0
+        measured = json.loads(capsys.readouterr().out)["mAP"]
+        assert abs(measured - logged[best_epoch]) <= 1e-3, backend
+
+    # --record: the result into model.json, whose recommended thresholds the device uses when configured with none
+    assert main(["evaluate", str(deploy), str(dataset[1]), "--json", "--record"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    recorded = json.loads((deploy / "model.json").read_text())["evaluation"]
+    assert recorded["mAP"] == summary["mAP"] and recorded["dataset"]["sha256"] == summary["dataset"]["sha256"]
+    assert recorded["ap"] == {item["name"]: item["ap"] for item in summary["classes"]}
+    expected = {item["name"]: item["recommended_threshold"]["score"] for item in summary["classes"]
+                if item["recommended_threshold"]}
+    assert recorded["recommended_thresholds"] == expected and expected
+    from edge_runtime.config import ModelConfig
+    from edge_runtime.detectors import create_detector
+
+    by_id = {names.split(",").index(name): value for name, value in expected.items()}
+    assert create_detector(ModelConfig(path=str(deploy), warmup_runs=0)).current_thresholds()[1] == by_id
+    configured = create_detector(ModelConfig(path=str(deploy), warmup_runs=0, class_thresholds={"blue box": 0.9}))
+    assert configured.current_thresholds()[1] == {0: 0.9}  # a configuration that sets any wins
+    assert main(["evaluate", str(deploy), str(dataset[1]), "--json"]) == 0  # measures the model, not the record
+    assert json.loads(capsys.readouterr().out)["mAP"] == summary["mAP"]
+
+    # inspect shows it all; a lineage.json describing another artifact is not attached
+    assert main(["inspect", str(deploy)]) == 0
+    shown = capsys.readouterr().out
+    assert f"best epoch {best_epoch} of 12, validation mAP {logged[best_epoch]:.4f}" in shown
+    assert f"evaluation  mAP {summary['mAP']:.4f}" in shown
+    assert hashlib.sha256(dataset[0].read_bytes()).hexdigest()[:16] in shown
+    stale = json.loads((out / "lineage.json").read_text())
+    stale["artifact_sha256"] = "0" * 64
+    (out / "lineage.json").write_text(json.dumps(stale))
+    assert main(["convert", str(out / "model.tar.gz"), "--out", str(tmp_path / "other")]) == 0
+    assert "lineage" not in json.loads((tmp_path / "other" / "model.json").read_text())
