@@ -98,16 +98,69 @@ def runtime_version(explicit: Optional[str], root: Path = REPO) -> str:
     )
 
 
-def plan(folder: Path, bucket: str, name: str, version: str, deploy_to: Optional[str],
-         runtime_component: str, runtime_version: str) -> PublishPlan:
+# S3 general purpose bucket names (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html)
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+TARGET_ARN = re.compile(r"^arn:aws[a-z-]*:iot:([a-z0-9-]+):\d{12}:(thing|thinggroup)/.+$")
+
+
+def check_bucket_name(bucket: str) -> None:
+    """S3's naming rules, so a typo is one line here instead of an InvalidBucketName after the zip is built."""
+    if not bucket or "/" in bucket or bucket.startswith("s3:"):
+        raise AwsError(f"--bucket takes a bucket name, not a URI (got {bucket!r})")
+    problem = None
+    if not BUCKET_NAME.match(bucket):
+        problem = "3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
+    elif ".." in bucket or ".-" in bucket or "-." in bucket:
+        problem = "no two adjacent dots, and no dot next to a hyphen"
+    elif IP_ADDRESS.match(bucket):
+        problem = "not formatted like an IP address"
+    elif bucket.startswith(BUCKET_PREFIXES) or bucket.endswith(BUCKET_SUFFIXES):
+        problem = f"not starting with {', '.join(BUCKET_PREFIXES)} nor ending with {', '.join(BUCKET_SUFFIXES)}"
+    if problem:
+        raise AwsError(f"--bucket {bucket!r} is not a valid S3 bucket name: {problem}")
+
+
+def check_target_region(deploy_to: Optional[str], region: Optional[str]) -> None:
+    """A deployment goes to a thing or group of the publishing region: the component version exists only there."""
+    if not deploy_to or not region:
+        return
+    found = TARGET_ARN.match(deploy_to)
+    if found and found.group(1) != region:
+        raise AwsError(f"--deploy-to {deploy_to} is in {found.group(1)}, but the component is published in {region}; "
+                       f"pass --region {found.group(1)} or a target of {region}")
+
+
+def component_version(given: Optional[str], metadata: dict[str, Any], folder: Path) -> str:
+    """The version to publish: model.json's, which the device reports; a different --component-version is refused
+    (a fleet would run "2.0.0" that says it is 1.0.0)."""
+    recorded = str(metadata.get("version", "")) or None
+    if given is None:
+        if recorded is None:
+            raise AwsError(f"{folder}/{MODEL_JSON} records no version: pass --component-version")
+        return recorded
+    if recorded is not None and recorded != given:
+        raise AwsError(f"--component-version {given} but {folder}/{MODEL_JSON} says version {recorded}; publish "
+                       f"{recorded}, or convert again with --model-version {given}")
+    return given
+
+
+def plan(folder: Path, bucket: str, name: str, version: Optional[str], deploy_to: Optional[str],
+         runtime_component: str, runtime_version: str, region: Optional[str] = None) -> PublishPlan:
     """Check the folder and the arguments, zip, digest, and write the recipe and deployment requests."""
-    if not VERSION.match(version):
+    if version is not None and not VERSION.match(version):
         raise AwsError(f"--component-version must be MAJOR.MINOR.PATCH (got {version!r})")
     if not VERSION.match(runtime_version):
         raise AwsError(f"--runtime-version must be MAJOR.MINOR.PATCH (got {runtime_version!r})")
-    if not bucket or "/" in bucket or bucket.startswith("s3:"):
-        raise AwsError(f"--bucket takes a bucket name, not a URI (got {bucket!r})")
+    check_bucket_name(bucket)
+    check_target_region(deploy_to, region)
     metadata = check_model_folder(folder)
+    version = component_version(version, metadata, folder)
+    if not VERSION.match(version):
+        raise AwsError(f"{folder}/{MODEL_JSON} version {version!r} is not MAJOR.MINOR.PATCH, which Greengrass needs; "
+                       "convert again with --model-version X.Y.Z")
     artifact = zip_model_folder(folder)
     uri = f"s3://{bucket}/{name}/{version}/{ARTIFACT_NAME}"
     digest = greengrass_digest(artifact)

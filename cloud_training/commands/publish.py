@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 EPILOG = """\
 example:
@@ -20,7 +20,9 @@ inference component (--runtime-component, version --runtime-version, default: th
 else its gdk-config.json) and this model, merged into the target's current deployment: its other components and
 their configuration updates are kept (a new deployment replaces the old one for a thing group, so the merge is
 done here; --replace deploys only these two).
---dry-run checks the folder and prints the upload, the recipe and the deployment without calling AWS.
+--dry-run checks the folder and prints the upload, the recipe and the deployment without calling AWS. Either way,
+before anything: --component-version must equal model.json's version (its default), --bucket must follow S3's
+naming rules, and a --deploy-to ARN must be in the publishing region (--region / AWS_REGION / your profile).
 """
 
 
@@ -37,7 +39,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="deploy model folder (from convert)")
     parser.add_argument("--bucket", required=True, help="S3 bucket for the artifact (in the devices' region)")
     parser.add_argument("--component-name", default=MODEL_COMPONENT, help=f"default {MODEL_COMPONENT}")
-    parser.add_argument("--component-version", required=True, metavar="X.Y.Z", help="the new version, e.g. 1.0.0")
+    parser.add_argument("--component-version", metavar="X.Y.Z",
+                        help="the new version (default: model.json's; a different one is refused)")
     parser.add_argument("--deploy-to", metavar="TARGET_ARN", help="thing group (or thing) ARN to deploy to")
     parser.add_argument("--runtime-component", default=INFERENCE_COMPONENT,
                         help=f"inference component to deploy with the model (default {INFERENCE_COMPONENT})")
@@ -55,14 +58,21 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cloud_training import publishing
     from cloud_training.aws import session
+    from cloud_training.errors import AwsError
 
     runtime = publishing.runtime_version(args.runtime_version) if args.deploy_to else args.runtime_version or "0.0.0"
+    try:
+        region: Optional[str] = session.resolve_region(args.region)
+    except AwsError:
+        if not args.dry_run:
+            raise
+        region = None  # a dry run without a region checks everything else
     planned = publishing.plan(args.model_dir, args.bucket, args.component_name, args.component_version,
-                              args.deploy_to, args.runtime_component, runtime)
+                              args.deploy_to, args.runtime_component, runtime, region)
     if args.dry_run:
         print(json.dumps(planned.describe(), indent=2))
         return 0
-    region = session.resolve_region(args.region)
+    assert region is not None
     client = session.client("greengrassv2", region)
     publishing.publish(planned, client, print, force=args.force, replace=args.replace)
     return 0

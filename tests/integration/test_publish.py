@@ -27,7 +27,8 @@ def model_dir(tmp_path_factory) -> Path:
     """A real deploy folder, converted from a SageMaker-layout artifact."""
     root = tmp_path_factory.mktemp("publish")
     tarball = write_tarball(root / "model.tar.gz", training_artifact_files())
-    assert main(["convert", str(tarball), "--out", str(root / "model"), "--class-names", "blue box,yellow box"]) == 0
+    assert main(["convert", str(tarball), "--out", str(root / "model"), "--class-names", "blue box,yellow box",
+                 "--model-version", "1.2.0"]) == 0
     return root / "model"
 
 
@@ -133,13 +134,13 @@ def test_the_runtime_version_comes_from_the_built_recipe(tmp_path):
 
 def test_the_same_folder_zips_to_the_same_bytes_and_dry_run_calls_nothing(model_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # a call would fail loudly
-    args = ["publish", str(model_dir), "--bucket", "b", "--component-version", "2.0.0", "--dry-run",
+    args = ["publish", str(model_dir), "--bucket", "my-gg-artifacts", "--component-version", "1.2.0", "--dry-run",
             "--deploy-to", GROUP, "--runtime-version", "0.2.0"]
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out)
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out) == first
-    assert first["upload"]["uri"] == "s3://b/ssd.ObjectDetector.Model/2.0.0/model.zip"
+    assert first["upload"]["uri"] == "s3://my-gg-artifacts/ssd.ObjectDetector.Model/1.2.0/model.zip"
     assert first["create_deployment"]["components"]["ssd.ObjectDetector"] == {"componentVersion": "0.2.0"}
     artifact = first["create_component_version"]["inlineRecipe"]["Manifests"][0]["Artifacts"][0]
     assert artifact["Digest"] == first["upload"]["sha256_base64"]
@@ -151,23 +152,23 @@ def test_a_modified_folder_and_bad_arguments_are_refused_before_any_call(model_d
     for name in MODEL_FILES:
         (changed / name).write_bytes((model_dir / name).read_bytes())
     (changed / "deploy_model_algo_1-symbol.json").write_text("{}")
-    assert main(["publish", str(changed), "--bucket", "b", "--component-version", "1.0.0", "--dry-run"]) == 2
+    assert main(["publish", str(changed), "--bucket", "bkt", "--component-version", "1.2.0", "--dry-run"]) == 2
     assert "does not match model.json" in capsys.readouterr().err  # the device's own check, before any call
-    assert main(["publish", str(model_dir), "--bucket", "b", "--component-version", "1.0", "--dry-run"]) == 2
+    assert main(["publish", str(model_dir), "--bucket", "bkt", "--component-version", "1.0", "--dry-run"]) == 2
     assert "--component-version must be MAJOR.MINOR.PATCH (got '1.0')" in capsys.readouterr().err
-    assert main(["publish", str(model_dir), "--bucket", "b", "--component-version", "1.0.0", "--dry-run",
+    assert main(["publish", str(model_dir), "--bucket", "bkt", "--component-version", "1.2.0", "--dry-run",
                  "--deploy-to", "Cameras"]) == 2
     assert "--deploy-to must be a thing or thing group ARN" in capsys.readouterr().err
 
 
 def test_an_existing_different_upload_is_not_overwritten(model_dir, s3_bucket, monkeypatch, capsys):
-    s3_bucket.put("ssd.ObjectDetector.Model/1.0.0/model.zip", b"older model")
+    s3_bucket.put("ssd.ObjectDetector.Model/1.2.0/model.zip", b"older model")
     client, stub = stubbed("greengrassv2")
     use_client(monkeypatch, "greengrassv2", client)
     with stub:
-        assert main(["publish", str(model_dir), "--bucket", s3_bucket.name, "--component-version", "1.0.0"]) == 2
+        assert main(["publish", str(model_dir), "--bucket", s3_bucket.name, "--component-version", "1.2.0"]) == 2
     assert "exists with other content; component versions are immutable" in capsys.readouterr().err
-    assert s3_bucket.get("ssd.ObjectDetector.Model/1.0.0/model.zip") == b"older model"
+    assert s3_bucket.get("ssd.ObjectDetector.Model/1.2.0/model.zip") == b"older model"
 
 
 def test_a_component_the_service_rejects_is_one_line(model_dir, s3_bucket, monkeypatch, capsys):
@@ -192,7 +193,7 @@ def test_greengrass_access_denied_names_the_iam_action(model_dir, s3_bucket, mon
                           service_message="not authorized", http_status_code=403)
     use_client(monkeypatch, "greengrassv2", client)
     with stub:
-        assert main(["publish", str(model_dir), "--bucket", s3_bucket.name, "--component-version", "3.0.0"]) == 2
+        assert main(["publish", str(model_dir), "--bucket", s3_bucket.name]) == 2  # the version: model.json's
     assert capsys.readouterr().err == ("cloud-training: error: access denied: the caller may not "
                                        "greengrass:CreateComponentVersion (not authorized); grant "
                                        "greengrass:CreateComponentVersion to it\n")
@@ -210,14 +211,49 @@ def test_publish_registers_what_make_component_builds(model_dir, tmp_path):
     assert spec is not None and spec.loader is not None
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
-    built_recipe = json.loads(build.build_model(root, tmp_path / "gg", model_dir, "1.4.0").read_text())
-    built_zip = (tmp_path / "gg" / "artifacts" / "ssd.ObjectDetector.Model" / "1.4.0" / "model.zip").read_bytes()
-    planned = publishing.plan(model_dir, "bkt", "ssd.ObjectDetector.Model", "1.4.0", None, "ssd.ObjectDetector",
+    built_recipe = json.loads(build.build_model(root, tmp_path / "gg", model_dir, "1.2.0").read_text())
+    built_zip = (tmp_path / "gg" / "artifacts" / "ssd.ObjectDetector.Model" / "1.2.0" / "model.zip").read_bytes()
+    planned = publishing.plan(model_dir, "bkt", "ssd.ObjectDetector.Model", "1.2.0", None, "ssd.ObjectDetector",
                               "0.1.0")
     assert planned.artifact == built_zip
     ours = dict(planned.recipe)
     assert ours.pop("ComponentType") == "aws.greengrass.generic"
-    assert ours["Manifests"][0]["Artifacts"][0].pop("Uri") == "s3://bkt/ssd.ObjectDetector.Model/1.4.0/model.zip"
+    assert ours["Manifests"][0]["Artifacts"][0].pop("Uri") == "s3://bkt/ssd.ObjectDetector.Model/1.2.0/model.zip"
     assert built_recipe["Manifests"][0]["Artifacts"][0].pop("Uri").endswith("/model.zip")  # gdk fills it at publish
     assert ours == built_recipe
     assert json.loads(recipes.TEMPLATE.read_text()) == recipes.BUILT_IN_TEMPLATE
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--component-version", "2.0.0"],
+         "--component-version 2.0.0 but {model}/model.json says version 1.2.0; publish 1.2.0, or convert again with "
+         "--model-version 2.0.0"),
+        (["--bucket", "my_bucket_UPPER"], "--bucket 'my_bucket_UPPER' is not a valid S3 bucket name: 3 to 63 lowercase"),
+        (["--bucket", "ab"], "--bucket 'ab' is not a valid S3 bucket name"),
+        (["--bucket", "my..bucket"], "no two adjacent dots"),
+        (["--bucket", "192.168.5.4"], "not formatted like an IP address"),
+        (["--bucket", "xn--bucket"], "not starting with xn--"),
+        (["--deploy-to", "arn:aws:iot:eu-west-1:123456789012:thinggroup/Cameras", "--region", "us-east-1"],
+         "--deploy-to arn:aws:iot:eu-west-1:123456789012:thinggroup/Cameras is in eu-west-1, but the component is "
+         "published in us-east-1"),
+    ],
+)
+def test_dry_run_refuses_what_publishing_would_fail_on(model_dir, monkeypatch, capsys, extra, message):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # a call would fail loudly
+    argv = ["publish", str(model_dir), "--bucket", "my-gg-artifacts", "--runtime-version", "0.2.0", "--dry-run"]
+    if "--bucket" in extra:
+        del argv[2:4]
+    assert main([*argv, *extra]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert message.format(model=model_dir) in err
+
+
+def test_dry_run_defaults_the_version_to_model_json_and_takes_a_target_of_its_region(model_dir, monkeypatch, capsys):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    assert main(["publish", str(model_dir), "--bucket", "my.gg-artifacts", "--runtime-version", "0.2.0", "--dry-run",
+                 "--deploy-to", "arn:aws:iot:eu-west-1:123456789012:thinggroup/Cameras", "--region", "eu-west-1"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["upload"]["uri"] == "s3://my.gg-artifacts/ssd.ObjectDetector.Model/1.2.0/model.zip"
