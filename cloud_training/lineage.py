@@ -86,3 +86,21 @@ def lineage_for(artifact: Path, artifact_sha256: str, explicit: Optional[Path] =
                     str(data.get("artifact_sha256"))[:12], artifact_sha256[:12])
         return None
     return data
+
+
+def record_sagemaker_run(artifact: Path, job_name: str, job_arn: str, region: str, train: Sequence[str],
+                         validation: Sequence[str], hyperparameters: Mapping[str, str]) -> Optional[Path]:
+    """``lineage.json`` beside a downloaded SageMaker artifact. The job is paid for and done by now, so a manifest
+    that cannot be read again only costs the lineage (a warning), never the command's success."""
+    from cloud_training.errors import CloudTrainingError
+    from edge_runtime.model import sha256_of
+
+    try:
+        lineage = training_lineage(
+            backend="sagemaker", job={"training_job_name": job_name, "training_job_arn": job_arn, "region": region},
+            train=train, validation=validation, hyperparameters=hyperparameters, artifact_sha256=sha256_of(artifact),
+        )
+    except CloudTrainingError as error:
+        log.warning("no lineage.json beside %s: %s", artifact, error)
+        return None
+    return write_lineage(artifact.parent, lineage)

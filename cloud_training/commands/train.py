@@ -162,7 +162,11 @@ def run_sagemaker(args: argparse.Namespace) -> int:
     arn = jobs.create_training_job(client, request)
     print(f"training job {name} created: {arn}")
     if args.wait:
-        remote.finish_training(client, name, args.out, print, args.poll_interval, args.wait_timeout)
+        artifact = remote.finish_training(client, name, args.out, print, args.poll_interval, args.wait_timeout)
+        if artifact is not None:  # lineage hand-off (issue 17): convert copies it into model.json
+            from cloud_training.lineage import record_sagemaker_run
+
+            record_sagemaker_run(artifact, name, arn, region, args.train, args.validation, hyperparameters)
     else:
         print(f"follow it with: aws sagemaker describe-training-job --training-job-name {name} --region {region}")
     return 0
