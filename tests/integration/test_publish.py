@@ -230,7 +230,8 @@ def test_publish_registers_what_make_component_builds(model_dir, tmp_path):
         (["--component-version", "2.0.0"],
          "--component-version 2.0.0 but {model}/model.json says version 1.2.0; publish 1.2.0, or convert again with "
          "--model-version 2.0.0"),
-        (["--bucket", "my_bucket_UPPER"], "--bucket 'my_bucket_UPPER' is not a valid S3 bucket name: 3 to 63 lowercase"),
+        (["--bucket", "my_bucket_UPPER"],
+         "--bucket 'my_bucket_UPPER' is not a valid S3 bucket name: 3 to 63 lowercase"),
         (["--bucket", "ab"], "--bucket 'ab' is not a valid S3 bucket name"),
         (["--bucket", "my..bucket"], "no two adjacent dots"),
         (["--bucket", "192.168.5.4"], "not formatted like an IP address"),
