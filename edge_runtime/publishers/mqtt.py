@@ -34,6 +34,7 @@ POLL_S = 0.2
 # A server that accepts the TCP connection but never answers CONNECT (TLS spoken to a plain port, or the reverse) is
 # a failure after this long, not after awscrt's default 20 s: the first ERROR line comes within 5 s.
 CONNACK_TIMEOUT_MS = 4000
+TLS_CHECK_AFTER_S = 1.5  # a TLS connection attempt still pending after this long is checked with Python's ssl
 FAILURE_LOG_INTERVAL_S = 60.0  # the same connection failure is logged again at most this often
 
 
@@ -170,6 +171,30 @@ def describe_connection_failure(data: Any, mqtt: MqttConfig) -> str:
     return f"mqtt: cannot connect to {where} ({name}: {error})"
 
 
+def probe_tls(mqtt: MqttConfig, timeout_s: float = 3.0) -> str | None:
+    """One TLS handshake to the broker with the configured files (Python's ssl): the failure, or None if it works."""
+    import socket
+    import ssl
+
+    assert mqtt.tls is not None
+    where = f"{mqtt.host}:{mqtt.port}"
+    try:
+        context = ssl.create_default_context(cafile=mqtt.tls.ca)
+        context.load_cert_chain(mqtt.tls.cert, mqtt.tls.key)
+        with (
+            socket.create_connection((mqtt.host, mqtt.port), timeout=timeout_s) as raw,
+            context.wrap_socket(raw, server_hostname=mqtt.host),
+        ):
+            return None
+    except ssl.SSLCertVerificationError as error:
+        ca = mqtt.tls.ca or "(system trust store)"
+        untrusted = f"the broker's certificate is not trusted ({error.verify_message})"
+        return f"mqtt: TLS handshake with {where} failed: {untrusted}; check publish.mqtt.tls (ca {ca})"
+    except (ssl.SSLError, OSError) as error:
+        files = f"ca {mqtt.tls.ca or '(system trust store)'}, cert {mqtt.tls.cert}"
+        return f"mqtt: TLS handshake with {where} failed ({error}): check publish.mqtt.tls ({files}) and the port"
+
+
 class MqttTransport(Transport):
     """The awscrt MQTT5 client as a transport: connection state, window from the broker's Receive Maximum."""
 
@@ -187,6 +212,7 @@ class MqttTransport(Transport):
         self._receive_maximum = 65535
         self._problem: Problem | None = None
         self._last_failure_log: dict[str, float] = {}
+        self._stopping = False
         self.client = build_mqtt5_client(
             self.mqtt,
             self.mqtt.client_id or config.thing_name,
@@ -199,6 +225,18 @@ class MqttTransport(Transport):
 
     def start(self) -> None:
         self.client.start()
+        if self.mqtt.tls is not None:
+            threading.Thread(target=self._diagnose_slow_tls, name="mqtt-tls-check", daemon=True).start()
+
+    def _diagnose_slow_tls(self) -> None:
+        """awscrt reports some TLS failures (a server certificate our CA did not sign) only when its own timeout
+        ends, 10-20 s later. If the first attempt has not ended within :data:`TLS_CHECK_AFTER_S`, one handshake
+        with Python's ssl and the same files says why at once (it changes nothing when that handshake works)."""
+        if self.first_attempt.wait(TLS_CHECK_AFTER_S) or self._stopping:
+            return
+        reason = probe_tls(self.mqtt)
+        if reason is not None and not self.first_attempt.is_set():
+            self._failed(reason)
 
     # lifecycle callbacks run on awscrt's event-loop thread: only flip events and log
     def _on_connected(self, data: Any) -> None:
@@ -211,7 +249,11 @@ class MqttTransport(Transport):
         self.first_attempt.set()
 
     def _on_connection_failure(self, data: Any) -> None:
-        reason = describe_connection_failure(data, self.mqtt)
+        if self._stopping:
+            return  # our own stop ends the attempt in progress: not a failure to report
+        self._failed(describe_connection_failure(data, self.mqtt))
+
+    def _failed(self, reason: str) -> None:
         if self._problem is None or self._problem.reason != reason:
             self._problem = Problem("mqtt", reason, time.time())
         now = time.monotonic()
@@ -263,6 +305,7 @@ class MqttTransport(Transport):
         return acked
 
     def stop(self, timeout_s: float) -> None:
+        self._stopping = True
         self.client.stop(self._mqtt5.DisconnectPacket())
         self.stopped.wait(max(0.05, timeout_s))
 
