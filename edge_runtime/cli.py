@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     detect = sub.add_parser("detect", help="detect objects in images and print the detections as JSON")
     _add_config_flags(detect)
     detect.add_argument("images", nargs="+", metavar="IMAGE")
+    detect.add_argument("--annotate", metavar="DIR",
+                        help="also write each image with its boxes, labels and scores drawn into DIR (same file name)")
     detect.set_defaults(handler=_detect)
 
     check = sub.add_parser("check-config", help="validate a JSON config file (with environment overrides)")
@@ -157,6 +159,7 @@ def _detect(args: argparse.Namespace) -> int:
 
     detector = create_detector(config.model)
     results = []
+    taken: set[str] = set()
     for image_path in args.images:
         image = read_image(image_path)
         result = detector.detect(image)
@@ -170,6 +173,13 @@ def _detect(args: argparse.Namespace) -> int:
                 "detections": [detection.to_dict() for detection in result.detections],
             }
         )
+        if args.annotate:
+            from pathlib import Path
+
+            from edge_runtime.annotate import annotated_path, write_annotated
+
+            target = write_annotated(annotated_path(Path(args.annotate), image_path, taken), image, result.detections)
+            results[-1]["annotated"] = str(target)
     json.dump(results, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
