@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup broker test lint typecheck unit edge-unit demo component clean
+.PHONY: setup broker console-parts test lint typecheck unit edge-unit demo component clean
 
 # The integration tests need a real MQTT broker. Install mosquitto with apt when it is missing and we may;
 # otherwise say so: the broker tests then skip (and fail under CI=true, where a skipped broker test would hide a gap).
@@ -15,6 +15,18 @@ broker:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null 2>&1 || \
 		{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; }; \
 	else echo "mosquitto is not installed and cannot be installed here (needs root and apt-get): broker tests will skip"; fi
+
+# The console tests need a real browser and a real PostgreSQL: Debian's chromium (driven by Playwright, whose own
+# browsers are never downloaded) and postgresql, installed with apt like mosquitto; otherwise they skip (fail under CI=true).
+console-parts:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -z "$$missing" ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing$$missing (apt-get)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }; \
+	else echo "$$missing not installed and cannot be installed here (needs root and apt-get): console tests will skip"; fi
 
 # Re-install only when the dependency list changes; the package itself is installed editable.
 $(STAMP): pyproject.toml
@@ -45,7 +57,7 @@ unit: setup
 	$(PY) -m pytest tests/unit
 
 # pytest exits 5 when it collects no test: make treats that as a failure, so an empty run never passes.
-test: lint typecheck broker
+test: lint typecheck broker console-parts
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory edge-unit
 
