@@ -203,8 +203,10 @@ def check_job(
     raw: dict[str, object],
     region: str,
     bucket_region: Callable[[str], str] = storage.bucket_region,
+    model_uri: Optional[str] = None,
 ) -> tuple[ManifestFacts, Hyperparameters]:
-    """Read both manifests and run every data check against ``raw`` (whose num_training_samples is filled in).
+    """Read both manifests and run every data check against ``raw`` (whose num_training_samples is filled in);
+    with ``model_uri`` (incremental training) that object must exist, in the job's region too.
 
     ``raw`` must already have passed the hyperparameter table (so a typo costs no manifest read).
     """
@@ -227,7 +229,15 @@ def check_job(
     first_line: dict[str, str] = {}
     for record in (*train_records, *validation_records):
         first_line.setdefault(storage.split_s3(record.source_ref)[0], record.where)
-    for uri, option in ((train_uri, "--train"), (validation_uri, "--validation")):
+    sources = [(train_uri, "--train"), (validation_uri, "--validation")]
+    if model_uri is not None:
+        if not storage.is_s3(model_uri) or not model_uri.endswith(".tar.gz"):
+            raise PreflightError(f"--model-channel must be the s3:// URI of a model.tar.gz (got {model_uri!r})")
+        if not storage.exists(model_uri):
+            raise PreflightError(f"--model-channel {model_uri}: no such object (the earlier job's "
+                                 "ModelArtifacts.S3ModelArtifacts)")
+        sources.append((model_uri, "--model-channel"))
+    for uri, option in sources:
         bucket = storage.split_s3(uri)[0]
         buckets.add(bucket)
         first_line.setdefault(bucket, f"{option} {uri}")

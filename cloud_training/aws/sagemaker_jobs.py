@@ -73,6 +73,7 @@ class JobSettings:
     max_wait_s: Optional[int] = None  # spot only: runtime plus time waiting for capacity
     checkpoint_uri: Optional[str] = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    model_uri: Optional[str] = None  # incremental training: a previous job's model.tar.gz, as the "model" channel
 
     def check(self) -> None:
         """Everything SageMaker would refuse later, refused now (one line each)."""
@@ -95,6 +96,9 @@ class JobSettings:
                 raise AwsError(f"--checkpoint-s3 must be an s3:// URI (got {self.checkpoint_uri!r})")
         elif self.checkpoint_uri is not None:
             raise AwsError("--checkpoint-s3 is for managed spot training: add --spot")
+        if self.model_uri is not None and (not self.model_uri.startswith("s3://")
+                                           or not self.model_uri.endswith(".tar.gz")):
+            raise AwsError(f"--model-channel must be the s3:// URI of a model.tar.gz (got {self.model_uri!r})")
 
 
 def _channel(name: str, manifest: str, label_attribute: str) -> dict[str, Any]:
@@ -116,6 +120,20 @@ def _channel(name: str, manifest: str, label_attribute: str) -> dict[str, Any]:
     }
 
 
+def _model_channel(uri: str) -> dict[str, Any]:
+    """Incremental training: the algorithm starts from the weights of ``uri`` (a model.tar.gz it wrote), read in File
+    mode whatever the other channels' mode, as the SageMaker SDK's ``model_uri`` sends it."""
+    return {
+        "ChannelName": "model",
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
+        },
+        "ContentType": "application/x-sagemaker-model",
+        "CompressionType": "None",
+        "InputMode": "File",
+    }
+
+
 def _definition(settings: JobSettings) -> dict[str, Any]:
     """The parts a training job and a tuning job's training definition share."""
     stopping: dict[str, int] = {"MaxRuntimeInSeconds": settings.max_runtime_s}
@@ -134,6 +152,8 @@ def _definition(settings: JobSettings) -> dict[str, Any]:
         },
         "StoppingCondition": stopping,
     }
+    if settings.model_uri:
+        definition["InputDataConfig"].append(_model_channel(settings.model_uri))
     if settings.spot:
         stopping["MaxWaitTimeInSeconds"] = settings.max_wait_s or 2 * settings.max_runtime_s
         definition["EnableManagedSpotTraining"] = True

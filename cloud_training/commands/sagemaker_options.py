@@ -37,6 +37,9 @@ def add_job_options(parser: argparse.ArgumentParser, group_title: str) -> None:
                        help="with --spot: runtime plus time waiting for spot capacity (default 2 x --max-runtime)")
     group.add_argument("--checkpoint-s3", metavar="S3_URI", help="with --spot: where the job keeps checkpoints")
     group.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag for the job (repeat)")
+    group.add_argument("--model-channel", metavar="S3_URI",
+                       help="incremental training: start from this model.tar.gz of an earlier job (the algorithm's "
+                            "'model' channel; keep its num_classes, base_network and image_shape)")
     group.add_argument("--wait", action="store_true",
                        help="follow the job to its end, print validation:mAP and download model.tar.gz to --out")
     group.add_argument("--poll-interval", type=positive_seconds, default=30.0, metavar="SECONDS",
@@ -79,6 +82,7 @@ def job_settings(args: argparse.Namespace, facts: Any, image: str) -> Any:
         output_path=args.output, role_arn=args.role, image=image, instance_type=args.instance_type,
         instance_count=args.instance_count, volume_size_gb=args.volume_size, max_runtime_s=args.max_runtime,
         spot=args.spot, max_wait_s=args.spot_max_wait, checkpoint_uri=args.checkpoint_s3, tags=parse_tags(args.tag),
+        model_uri=args.model_channel,
     )
 
 

@@ -32,6 +32,8 @@ S3 in the job's region, train = validation or an image in both, a num_training_s
 lr_scheduler_step not below epochs, a CPU instance type. --dry-run runs it, then prints the CreateTrainingJob request.
 --wait follows the job, prints validation:mAP and downloads model.tar.gz to --out, ready for 'cloud-training convert'.
 An --out holding a previous run is refused unless --resume (local) or --force.
+--attach JOB follows a job started earlier (status, validation:mAP, model.tar.gz to --out) and starts nothing;
+--model-channel s3://B/jobs/JOB/output/model.tar.gz trains incrementally from that job's model.
 """
 
 
@@ -46,10 +48,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--backend", choices=["local", "sagemaker"], default="local",
                         help="where to train: local = MXNet on this machine (default), sagemaker = the built-in "
                              "algorithm on SageMaker")
-    parser.add_argument("--train", nargs="+", required=True, metavar="MANIFEST",
-                        help="training manifest(s): local paths or s3:// URIs")
-    parser.add_argument("--validation", nargs="+", required=True, metavar="MANIFEST",
-                        help="validation manifest(s); never augmented")
+    parser.add_argument("--train", nargs="+", metavar="MANIFEST",
+                        help="training manifest(s): local paths or s3:// URIs (required unless --attach)")
+    parser.add_argument("--validation", nargs="+", metavar="MANIFEST",
+                        help="validation manifest(s); never augmented (required unless --attach)")
+    parser.add_argument("--attach", metavar="JOB_NAME",
+                        help="follow an existing SageMaker training job instead of starting one: its status, "
+                             "validation:mAP, and (with --out) its model.tar.gz")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output folder (local: required; sagemaker: where --wait downloads model.tar.gz)")
     parser.add_argument("--hyperparameters", type=Path, metavar="FILE",
@@ -95,6 +100,13 @@ def run(args: argparse.Namespace) -> int:
         from cloud_training.errors import OutputError
 
         raise OutputError("--resume continues the run in --out and --force replaces it: give one")
+    if args.attach is not None:
+        return attach_sagemaker(args)
+    for option in ("train", "validation"):
+        if not getattr(args, option):
+            from cloud_training.errors import ManifestError
+
+            raise ManifestError(f"--{option} is required (unless --attach JOB follows an existing job)")
     if args.backend == "sagemaker":
         return run_sagemaker(args)
     return run_local(args)
@@ -151,7 +163,8 @@ def run_sagemaker(args: argparse.Namespace) -> int:
     # the table first (a typo should not cost a manifest read); the count is filled in by the preflight
     remote.sagemaker_hyperparameters({"num_training_samples": "1", **raw})
     region = session.resolve_region(args.region)
-    facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region)
+    facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region,
+                                   model_uri=args.model_channel)
     hyperparameters = remote.sagemaker_hyperparameters(raw)
     name = args.job_name or default_job_name()
     request = jobs.training_request(name, hyperparameters, job_settings(args, facts, jobs.image_uri(region)))
@@ -169,4 +182,24 @@ def run_sagemaker(args: argparse.Namespace) -> int:
             record_sagemaker_run(artifact, name, arn, region, args.train, args.validation, hyperparameters)
     else:
         print(f"follow it with: aws sagemaker describe-training-job --training-job-name {name} --region {region}")
+    return 0
+
+
+def attach_sagemaker(args: argparse.Namespace) -> int:
+    """``--attach JOB``: follow a training job started earlier (here or elsewhere) as ``--wait`` would."""
+    from cloud_training.aws import session
+    from cloud_training.commands.sagemaker_options import check_wait_target
+    from cloud_training.errors import AwsError
+    from cloud_training.training import remote
+
+    extra = [flag for flag, given in (("--train", args.train), ("--validation", args.validation),
+                                      ("hyperparameters", args.assignments or args.hyperparameters),
+                                      ("--dry-run", args.dry_run), ("--resume", args.resume)) if given]
+    if extra:
+        raise AwsError(f"--attach follows an existing job; {extra[0]} is for starting one")
+    args.wait = True
+    check_wait_target(args)
+    region = session.resolve_region(args.region)
+    client = session.client("sagemaker", region)
+    remote.finish_training(client, args.attach, args.out, print, args.poll_interval, args.wait_timeout)
     return 0

@@ -347,3 +347,64 @@ def test_a_failed_tuning_job_is_one_line_after_its_progress(s3_bucket, monkeypat
         "tuning job tune-stub: Failed: 1 completed, 0 in progress, 3 failed, 0 stopped",
     ]
     assert err == "cloud-training: error: tuning job tune-stub failed: too many training jobs failed\n"
+
+
+def test_attach_follows_an_existing_job_to_its_artifact_without_creating_one(s3_bucket, tmp_path, monkeypatch, capsys):
+    client, stub = stubbed("sagemaker")  # no create_training_job queued: creating one would fail the test
+    artifact = put_artifact(s3_bucket, "jobs/ssd-stub/output/model.tar.gz", tmp_path)
+    for response in (
+        described("InProgress", "Training", "Training in progress."),
+        described("Completed", "Completed", "Training job completed", artifact=s3_bucket.uri(
+            "jobs/ssd-stub/output/model.tar.gz"), FinalMetricDataList=[{"MetricName": "validation:mAP", "Value": 0.5}]),
+    ):
+        stub.add_response("describe_training_job", response, {"TrainingJobName": "ssd-stub"})
+    use_client(monkeypatch, "sagemaker", client)
+    with stub:
+        code = main(["train", "--backend", "sagemaker", "--attach", "ssd-stub", "--poll-interval", "0.01",
+                     "--out", str(tmp_path / "run")])
+        stub.assert_no_pending_responses()
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert [line for line in out.splitlines() if line.startswith("training job ssd-stub:")] == [
+        "training job ssd-stub: InProgress / Training: Training in progress.",
+        "training job ssd-stub: Completed / Completed: Training job completed",
+        "training job ssd-stub: validation:mAP 0.5000",
+    ]
+    assert (tmp_path / "run" / "model.tar.gz").read_bytes() == artifact
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--train", "s3://b/t.manifest"], "--attach follows an existing job; --train is for starting one"),
+    (["num_classes=2"], "--attach follows an existing job; hyperparameters is for starting one"),
+    (["--out", "{run}"], "already holds model.tar.gz"),
+])
+def test_attach_refuses_what_only_starting_a_job_takes_before_any_call(s3_bucket, tmp_path, monkeypatch, capsys,
+                                                                       extra, message):
+    client, stub = stubbed("sagemaker")
+    (tmp_path / "model.tar.gz").write_bytes(b"an earlier model")
+    use_client(monkeypatch, "sagemaker", client)
+    with stub:
+        code = main(["train", "--attach", "ssd-stub", *[word.format(run=tmp_path) for word in extra]])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert (tmp_path / "model.tar.gz").read_bytes() == b"an earlier model"
+
+
+def test_incremental_training_sends_the_model_channel(s3_bucket, moto_endpoint, tmp_path, capsys):
+    train, validation = put_manifests(s3_bucket, train_lines=5)
+    previous = s3_bucket.uri("jobs/earlier/output/model.tar.gz")
+    put_artifact(s3_bucket, "jobs/earlier/output/model.tar.gz", tmp_path)
+    name = f"ssd-inc-{uuid.uuid4().hex[:8]}"
+    argv = ["train", "--backend", "sagemaker", "--train", train, "--validation", validation, "--output",
+            s3_bucket.uri("jobs"), "--role", ROLE, "--job-name", name, "base_network=resnet-50", "num_classes=2"]
+    assert main([*argv, "--model-channel", s3_bucket.uri("jobs/missing/model.tar.gz")]) == 2
+    assert "--model-channel s3://" in capsys.readouterr().err
+    assert main([*argv, "--model-channel", s3_bucket.uri("jobs/earlier/output/")]) == 2
+    assert "--model-channel must be the s3:// URI of a model.tar.gz" in capsys.readouterr().err
+    assert main([*argv, "--model-channel", previous]) == 0, capsys.readouterr().err
+    job = sagemaker_client(moto_endpoint).describe_training_job(TrainingJobName=name)
+    assert [channel["ChannelName"] for channel in job["InputDataConfig"]] == ["train", "validation", "model"]
+    assert job["InputDataConfig"][2] == {
+        "ChannelName": "model", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": previous, "S3DataDistributionType": "FullyReplicated"}},
+        "ContentType": "application/x-sagemaker-model", "CompressionType": "None", "InputMode": "File"}
