@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from cloud_training.commands import augment, convert, evaluate, export, inspect, manifest, publish, synth, train, tune
+from cloud_training.commands import (
+    augment,
+    compare,
+    convert,
+    evaluate,
+    export,
+    inspect,
+    manifest,
+    publish,
+    synth,
+    train,
+    tune,
+)
 
-COMMANDS: list[ModuleType] = [inspect, synth, manifest, augment, train, tune, convert, export, evaluate, publish]
+COMMANDS: list[ModuleType] = [inspect, synth, manifest, augment, train, tune, convert, export, evaluate, compare,
+                             publish]
