@@ -299,3 +299,51 @@ def test_fixed_and_tuned_at_once_is_refused(s3, capsys):
     s3.job(lines(3, "t"), lines(2, "v"))
     assert "momentum is both fixed and tuned" in refused(
         ["tune", *COMMON, "--range", "momentum=0.5:0.9", "num_classes=2", "momentum=0.9"], capsys)
+
+
+def test_the_real_sample_jobs_prepared_pass_with_two_classes_and_are_refused_with_one(s3, tmp_path, capsys):
+    """The AWS sample's four Ground Truth jobs, prepared here (class ids 0 and 1), then read by the preflight."""
+    from tests.support.shared import aws_sample
+
+    manifests = aws_sample() / "manifests"
+    prepared = tmp_path / "prepared"
+    assert main(["manifest", "prepare", *sorted(str(p) for p in manifests.glob("*.output.manifest")), "--out",
+                 str(prepared), "--discard", str(manifests / "discard.txt"), "--class-from", "color,object",
+                 "--class-map", "blue box=0,yellow box=1"]) == 0
+    capsys.readouterr()
+    train = (prepared / "train.manifest").read_text().splitlines()
+    validation = (prepared / "validation.manifest").read_text().splitlines()
+    first_yellow = next(i for i, line in enumerate(train, 1) if json.loads(line)["color"] == "yellow")
+    s3.manifest("p/train.manifest", train)
+    s3.manifest("p/validation.manifest", validation)
+    err = refused(["train", "--backend", "sagemaker", *COMMON, "num_classes=1"], capsys)
+    assert f"s3://b/p/train.manifest:{first_yellow}: box 1 has class_id 1 but num_classes=1 allows 0..0" in err
+    s3.manifest("p/train.manifest", train)
+    s3.manifest("p/validation.manifest", validation)
+    s3.region("b", "eu-west-1")
+    s3.region("gg-sagemaker-object-detection-blog", "eu-west-1")
+    request = dry_run(["train", "--backend", "sagemaker", *COMMON, "num_classes=2", "epochs=5",
+                       "lr_scheduler_step=3"], capsys)
+    assert request["HyperParameters"]["num_training_samples"] == str(len(train))
+
+
+def test_the_issue_s_schedule_past_the_last_epoch_is_refused(s3, capsys):
+    s3.manifest("p/train.manifest", lines(3, "t"))
+    s3.manifest("p/validation.manifest", lines(2, "v"))
+    err = refused(["train", "--backend", "sagemaker", *COMMON, "num_classes=1", "lr_scheduler_step=10,20",
+                   "epochs=5"], capsys)
+    assert "lr_scheduler_step=10,20: step 10 is not below epochs=5" in err
+
+
+def test_tune_takes_name_value_words_after_validation_and_refuses_a_wait_target_holding_a_model(s3, tmp_path,
+                                                                                               capsys):
+    s3.job(lines(3, "t"), lines(2, "v"))
+    argv = ["tune", *COMMON, "--range", "optimizer=sgd,adam"]
+    at = argv.index("s3://b/p/validation.manifest") + 1
+    argv[at:at] = ["num_classes=1", "epochs=4"]
+    request = dry_run(argv, capsys)
+    assert request["TrainingJobDefinition"]["StaticHyperParameters"]["epochs"] == "4"
+    (tmp_path / "model.tar.gz").write_bytes(b"best so far")
+    assert "already holds model.tar.gz" in refused(
+        ["tune", *COMMON, "--range", "optimizer=sgd,adam", "--wait", "--out", str(tmp_path), "num_classes=1"], capsys)
+    assert (tmp_path / "model.tar.gz").read_bytes() == b"best so far"
