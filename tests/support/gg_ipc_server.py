@@ -140,11 +140,14 @@ class GreengrassIpcServer:
         component: str,
         enforce_access: bool = False,
         interpolate_thing_name: str | None = None,
+        record: Path | None = None,
     ) -> None:
         """``enforce_access``: refuse PublishToIoTCore/PublishToTopic as the nucleus does, unless the configuration's
         accessControl allows the topic; ``interpolate_thing_name``: the nucleus' interpolateComponentConfiguration
         (``{iot:thingName}`` in the configuration is replaced by it), else it stays literal, as by default."""
         self.enforce_access = enforce_access
+        self.record = record  # PublishToIoTCore requests appended here as JSON lines before the answer (a process
+        # killed with SIGKILL then leaves exactly what it acknowledged)
         self.interpolate_thing_name = interpolate_thing_name
         self.socket_path = socket_path
         self.auth_token = auth_token
@@ -286,6 +289,9 @@ class GreengrassIpcServer:
                                 f" aws.greengrass#{name} on resource {topic}"}  # fmt: skip
             self._send(conn, write_lock, stream_id, "UnauthorizedError", error, kind=APPLICATION_ERROR)
         elif name == "PublishToIoTCore":
+            if self.record is not None:
+                with self._lock, self.record.open("a") as file:
+                    file.write(json.dumps(request) + "\n")
             self._send(conn, write_lock, stream_id, "PublishToIoTCoreResponse", {})
         elif name == "PublishToTopic":
             self._send(conn, write_lock, stream_id, "PublishToTopicResponse", {})
@@ -351,3 +357,26 @@ class GreengrassIpcServer:
     ) -> None:
         with write_lock:
             conn.sendall(encode_message(headers, payload))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.support.gg_ipc_server SOCKET TOKEN CONFIG_JSON RECORD``: serve until SIGTERM (or SIGKILL),
+    so a test can kill, freeze (SIGSTOP) and restart the nucleus as a process."""
+    import signal
+    import sys
+
+    socket_path, token, config_json, record = (argv or sys.argv[1:])[:4]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server = GreengrassIpcServer(Path(socket_path), token, json.loads(Path(config_json).read_text()),
+                                 "ssd.ObjectDetector", record=Path(record))  # fmt: skip
+    server.start()
+    print("listening", flush=True)
+    while not stop.wait(0.2):
+        pass
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
