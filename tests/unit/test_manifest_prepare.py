@@ -17,6 +17,7 @@ from cloud_training.manifest.prepare import (
     parse_discard,
     relabel,
     split,
+    split_three,
 )
 from cloud_training.manifest.records import Record, parse_line
 from tests.support.groundtruth import gt_line
@@ -158,3 +159,26 @@ def test_split_keeps_input_order_within_each_side():
 def test_a_class_on_a_single_image_cannot_be_split():
     with pytest.raises(ManifestError, match="class 'yellow box' is on only one image"):
         split(dataset({"blue": 10, "yellow": 1}), 0.2, seed=0)
+
+
+def test_join_keeps_the_newest_label_whatever_the_order():
+    old = record("s3://b/x.jpg", where="a:1", created="2019-05-21T10:00:00")
+    new = record("s3://b/x.jpg", boxes=((1, 1, 5, 5),), where="b:1", created="2019-05-23T10:00:00.5")
+    for given in ([old, new], [new, old]):
+        kept, replaced = join(given)
+        assert [item.where for item in kept] == ["b:1"]
+        assert (replaced[0].kept, replaced[0].dropped, replaced[0].rule) == ("b:1", "a:1", "newer creation-date")
+    undated = record("s3://b/x.jpg", where="c:1", created="")
+    kept, replaced = join([new, undated])
+    assert [item.where for item in kept] == ["c:1"] and replaced[0].rule == "later in the order given"
+
+
+def test_a_test_split_is_stratified_and_disjoint():
+    items = dataset({"blue": 30, "yellow": 20})
+    train, validation, test = split_three(items, 0.2, 0.2, seed=3)
+    refs = [{item.record.resolved_ref for item in side} for side in (train, validation, test)]
+    assert sum(map(len, refs)) == 50 == len(set().union(*refs))
+    assert (len(validation), len(test)) == (10, 10)
+    for side in (train, validation, test):
+        assert set(classes(side)) == {"blue box", "yellow box"}
+    assert split_three(items, 0.2, 0.0, seed=3)[2] == []
