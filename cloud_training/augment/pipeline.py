@@ -14,8 +14,6 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm import tqdm
-
 from cloud_training import storage
 from cloud_training.augment.transforms import (
     SUFFIXES,
@@ -27,6 +25,7 @@ from cloud_training.errors import ManifestError
 from cloud_training.manifest import io
 from cloud_training.manifest.prepare import Invalid
 from cloud_training.manifest.records import SOURCE_REF, Record, dumps
+from cloud_training.progress import progress
 
 JPEG_QUALITY = 95
 
@@ -117,7 +116,7 @@ def augment(options: AugmentOptions) -> AugmentResult:
     seen_targets: dict[str, str] = {}
     augmented = 0
     with tempfile.TemporaryDirectory(prefix="cloud-training-augment-") as staging:
-        for record in tqdm(records, desc="augmenting", unit="img", disable=None):
+        for record in progress(records, "augmenting", unit="img"):
             try:
                 image = io.load_image(record)
             except ManifestError as error:
@@ -142,7 +141,7 @@ def augment(options: AugmentOptions) -> AugmentResult:
                 record_lines.append(dumps(data))
             lines.extend(record_lines)
             augmented += 1
-        for local, target in tqdm(staged, desc="writing images", unit="img", disable=None):
+        for local, target in progress(staged, "writing images", unit="img"):
             storage.put_file(local, target)
 
     report: dict[str, Any] = {

@@ -16,11 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tqdm import tqdm
-
 from cloud_training import storage
 from cloud_training.errors import OutputError
 from cloud_training.manifest.records import dumps
+from cloud_training.progress import progress
 from cloud_training.synth.dataset import COLORS, RELABEL_JOB, Frame, discard_list, iter_frames, job_name, label_jobs
 from cloud_training.synth.dataset import plan as plan_frames
 from cloud_training.synth.video import render_video
@@ -73,7 +72,7 @@ def _publish_local(staging: str, out: str) -> None:
 
 
 def _publish_s3(staging: str, out: str, files: list[str]) -> None:
-    for relative in tqdm(files, desc="uploading", unit="file", disable=None):
+    for relative in progress(files, "uploading", unit="file"):
         storage.put_file(os.path.join(staging, relative), storage.join(out, *relative.split(os.sep)))
 
 
@@ -89,7 +88,7 @@ def _write_set(options: SynthOptions, staging: str) -> tuple[dict[str, Any], lis
     frames: list[Frame] = []
     files: list[str] = []
     rendering = iter_frames(plans, options.width, options.height, options.seed, options.workers)
-    for frame in tqdm(rendering, total=len(plans), desc="rendering", unit="img", disable=None):
+    for frame in progress(rendering, "rendering", total=len(plans), unit="img"):
         with open(os.path.join(images_dir, frame.plan.name), "wb") as stream:
             stream.write(frame.jpeg)
         files.append(os.path.join("images", frame.plan.name))
