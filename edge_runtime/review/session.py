@@ -20,7 +20,7 @@ from typing import Callable, Optional
 from edge_runtime.review.fleet import Fleet
 from edge_runtime.review.redelivery import Redeliveries
 from edge_runtime.review.snapshots import SnapshotMatcher
-from edge_runtime.review.store import Recorder
+from edge_runtime.review.store import Recording
 from edge_runtime.review.subscriber import Received, Subscriber
 from edge_runtime.review.validation import Checked, check, oversize
 from edge_runtime.review.view import View
@@ -47,7 +47,7 @@ class ReviewSession:
         fleet: Fleet,
         view: View,
         stop: threading.Event,
-        recorder: Optional[Recorder] = None,
+        recorder: Optional[Recording] = None,
         limits: Limits = Limits(),
         clock: Callable[[], float] = time.time,
         snapshots: Optional[SnapshotMatcher] = None,

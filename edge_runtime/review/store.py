@@ -1,4 +1,5 @@
-"""The ``--record`` database: every received message, valid or not, appended to SQLite.
+"""The ``--record`` database: every received message, valid or not, appended to SQLite (or PostgreSQL by URL,
+:mod:`edge_runtime.review.store_pg`).
 
 Why SQLite in WAL mode: one file that survives restarts of the reviewer (a second run appends to the same table),
 and readers (``review report``, ``sqlite3`` in another terminal) see committed rows while the recorder keeps
@@ -16,7 +17,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 from edge_runtime.errors import ReviewError
 from edge_runtime.review.validation import Checked
@@ -135,7 +136,13 @@ class Recorder:
 
 
 def read_rows(path: str | Path, since: Optional[float] = None, device: Optional[str] = None) -> Iterator[Row]:
-    """Rows in the order they were received (read-only; safe while a recorder appends)."""
+    """Rows in the order they were received (read-only; safe while a recorder appends); ``path`` may be a
+    ``postgresql://`` URL."""
+    from edge_runtime.review.store_pg import is_url, read_pg_rows
+
+    if isinstance(path, str) and is_url(path):
+        yield from read_pg_rows(path, since=since, device=device)
+        return
     file = Path(path)
     db = _connect(file, readonly=True)
     try:
@@ -156,6 +163,18 @@ def read_rows(path: str | Path, since: Optional[float] = None, device: Optional[
         db.close()
 
 
-def open_recorder(target: str) -> Recorder:
-    """The recorder for ``--record``: a SQLite file (embedded, nothing to set up)."""
-    return Recorder(target)
+class Recording(Protocol):
+    """What the review loop records into: :class:`Recorder` (SQLite) or ``store_pg.PgRecorder`` (PostgreSQL)."""
+
+    written: int
+
+    def append(self, items: Iterable[Checked], payloads: Iterable[Optional[bytes]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_recorder(target: str) -> Recording:
+    """The recorder for ``--record``: a SQLite file (embedded, nothing to set up) or a ``postgresql://`` URL."""
+    from edge_runtime.review.store_pg import PgRecorder, is_url
+
+    return PgRecorder(target) if is_url(target) else Recorder(target)
