@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from edge_helpers import free_port, wait_for  # type: ignore[import-not-found]
 from edge_mqtt_helpers import Broker, Review, require_mosquitto  # type: ignore[import-not-found]
-from review_console_helpers import Postgres, publish_raw, require_postgres  # type: ignore[import-not-found]
+from review_console_helpers import Postgres, publish_raw, start_postgres  # type: ignore[import-not-found]
 
 from edge_runtime.errors import ReviewError
 from edge_runtime.review.fleet import Fleet
@@ -32,8 +32,7 @@ T0 = 1_800_000_000.0
 
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    server = Postgres(require_postgres(), tmp_path_factory.mktemp("pg"), free_port())
-    server.start()
+    server = start_postgres(tmp_path_factory.mktemp("pg"), free_port())
     yield server
     server.stop()
 
