@@ -1,0 +1,218 @@
+"""Recorded messages/s of ``edge-runtime review``: SQLite vs PostgreSQL, one reviewer vs several, in one run.
+
+    python -m benchmarks.review_store [--messages 4000] [--reviewers 1,2] [--stores sqlite,postgresql] [--rounds 1]
+
+Starts mosquitto and a PostgreSQL server (initdb in a temp folder, PostgreSQL's default durability: fsync on) on
+loopback. For each store and reviewer count, that many ``edge-runtime review --share bench --record TARGET``
+processes subscribe to ``edge/#`` as one MQTT 5 shared-subscription group (one reviewer: the same, alone in the
+group), then one client publishes ``--messages`` detection messages (~700 bytes, QoS 1, up to 500 in flight). The time
+runs from the first publish until the recording holds every message (polled every 50 ms); recorded messages/s is
+``messages / time``. The publisher's own rate, without recording, is measured first: it is the ceiling of every row.
+SQLite with several reviewers means several writers of one file (WAL, one writer at a time). Ratios are to the first
+row of the same round. Needs mosquitto, PostgreSQL (apt) and the console extra (psycopg).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.support.postgres import Postgres, find_bin_dir
+
+REPO = Path(__file__).resolve().parents[1]
+IN_FLIGHT = 500
+TIMEOUT_S = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_mosquitto(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    config = folder / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n"
+                      f"max_inflight_messages 1000\nuser {getpass.getuser()}\n")  # fmt: skip
+    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process, port
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit("mosquitto did not start")
+
+
+def message(seq: int, session: str) -> bytes:
+    boxes = [{"label": "box", "class_id": 0, "score": 0.9, "box": [10.0, 20.0, 110.0, 220.0],
+              "box_normalized": [0.0156, 0.0417, 0.1719, 0.4583]}] * 3  # fmt: skip
+    return json.dumps({
+        "schema": "edge-runtime/detection/1", "device": f"cam-{seq % 10}", "session": session, "source": "rtsp://cam",
+        "seq": seq, "captured_at": "2026-12-02T00:00:00.000Z", "published_at": "2026-12-02T00:00:00.010Z",
+        "model": {"name": "demo", "version": "1"},
+        "timings_ms": {"preprocess": 1.0, "inference": 12.5, "postprocess": 0.5, "total": 14.0},
+        "image": {"width": 640, "height": 480}, "detections": boxes, "truncated": False,
+    }).encode()  # fmt: skip
+
+
+class Publisher:
+    def __init__(self, port: int) -> None:
+        from awscrt import mqtt5
+
+        self.connected = threading.Event()
+        self.stopped = threading.Event()
+        options = mqtt5.ClientOptions(host_name="127.0.0.1", port=port)
+        options.connect_options = mqtt5.ConnectPacket(client_id="bench-publisher", keep_alive_interval_sec=30)
+        options.on_lifecycle_event_connection_success_fn = lambda _data: self.connected.set()
+        options.on_lifecycle_event_stopped_fn = lambda _data: self.stopped.set()
+        self.client: Any = mqtt5.Client(options)
+        self.client.start()
+        if not self.connected.wait(10):
+            raise SystemExit("the benchmark publisher could not connect")
+
+    def publish(self, topic: str, payloads: list[bytes]) -> float:
+        """Seconds to publish ``payloads`` with at most IN_FLIGHT unacknowledged."""
+        from awscrt import mqtt5
+
+        started = time.perf_counter()
+        pending: list[Any] = []
+        for payload in payloads:
+            pending.append(self.client.publish(mqtt5.PublishPacket(topic=topic, payload=payload,
+                                                                   qos=mqtt5.QoS.AT_LEAST_ONCE)))  # fmt: skip
+            if len(pending) >= IN_FLIGHT:
+                pending.pop(0).result(30)
+        for future in pending:
+            future.result(30)
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        from awscrt import mqtt5
+
+        self.client.stop(mqtt5.DisconnectPacket())
+        self.stopped.wait(5)
+
+
+def count_rows(target: str) -> int:
+    try:
+        if target.startswith("postgresql://"):
+            import psycopg
+
+            with psycopg.connect(target, connect_timeout=5) as db:
+                row = db.execute("SELECT count(*) FROM messages").fetchone()
+        else:
+            with sqlite3.connect(target, timeout=5) as db:
+                row = db.execute("SELECT count(*) FROM messages").fetchone()
+        return int(row[0]) if row else 0
+    except Exception:  # not created yet
+        return 0
+
+
+def run_case(port: int, target: str, reviewers: int, messages: int, publisher: Publisher, tag: str,
+             folder: Path) -> float:  # fmt: skip
+    processes = []
+    outs = []
+    for index in range(reviewers):
+        out = folder / f"{tag}-{index}.out"
+        outs.append(out)
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "edge_runtime", "review", "--share", "bench", "--topic", "edge/#",
+             "--mqtt-port", str(port), "--record", target, "--duration", str(TIMEOUT_S + 30),
+             "--max-payload", "65536"],
+            stdout=out.open("w"), stderr=subprocess.DEVNULL, cwd=REPO,
+        ))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not all(out.stat().st_size > 0 for out in outs):  # each printed its first table: subscribed
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                raise SystemExit(f"{tag}: a reviewer did not start")
+            time.sleep(0.05)
+        payloads = [message(seq, tag) for seq in range(1, messages + 1)]
+        started = time.perf_counter()
+        publisher.publish(f"edge/bench/{tag}", payloads)
+        deadline = time.monotonic() + TIMEOUT_S
+        while count_rows(target) < messages:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{tag}: only {count_rows(target)} of {messages} recorded in {TIMEOUT_S:g} s")
+            time.sleep(0.05)
+        return time.perf_counter() - started
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--reviewers", default="1,2", help="comma-separated reviewer counts (1,2)")
+    parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args(argv)
+    counts = [int(text) for text in args.reviewers.split(",")]
+    stores = args.stores.split(",")
+    pg_bin = find_bin_dir()
+    if "postgresql" in stores and pg_bin is None:
+        raise SystemExit("PostgreSQL is not installed (apt-get install -y postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="review-bench-"))
+    broker, port = start_mosquitto(folder)
+    postgres = None
+    try:
+        if "postgresql" in stores:
+            assert pg_bin is not None
+            postgres = Postgres(pg_bin, folder / "pg", free_port(), durable=True)
+            postgres.start()
+        publisher = Publisher(port)
+        ceiling = args.messages / publisher.publish("bench/nobody", [message(i, "x") for i in range(args.messages)])
+        print(f"publisher alone (nothing subscribed): {ceiling:,.0f} messages/s; {args.messages} messages per row")
+        print(f"{'round':>5} {'store':<11} {'reviewers':>9} {'seconds':>8} {'recorded/s':>11} {'ratio':>6}")
+        for round_ in range(1, args.rounds + 1):
+            first = None
+            for store in stores:
+                for reviewers in counts:
+                    tag = f"r{round_}-{store}-{reviewers}"
+                    if store == "sqlite":
+                        target = str(folder / f"{tag}.db")
+                    else:
+                        assert postgres is not None
+                        import psycopg
+
+                        with psycopg.connect(postgres.url, autocommit=True) as db:
+                            db.execute(f'CREATE DATABASE "{tag}"')
+                        target = postgres.url.rsplit("/", 1)[0] + "/" + tag
+                    seconds = run_case(port, target, reviewers, args.messages, publisher, tag, folder)
+                    rate = args.messages / seconds
+                    first = first or rate
+                    print(f"{round_:>5} {store:<11} {reviewers:>9} {seconds:>8.2f} {rate:>11,.0f} {rate / first:>6.2f}",
+                          flush=True)  # fmt: skip
+        publisher.close()
+    finally:
+        if postgres is not None:
+            postgres.stop()
+        broker.terminate()
+        broker.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
