@@ -263,6 +263,9 @@ class MqttTransport(Transport):
         self.first_attempt.set()
 
     def _on_disconnected(self, data: Any) -> None:
+        if self._stopping:  # our own clean stop
+            self.connected.clear()
+            return
         log.warning("mqtt: disconnected (%s)", getattr(data, "exception", "unknown"))
         if self.connected.is_set():
             self._problem = Problem("mqtt", f"mqtt: disconnected from {self.mqtt.host}:{self.mqtt.port}", time.time())
