@@ -11,8 +11,9 @@ import shutil
 from pathlib import Path
 
 from cloud_training.errors import OutputError
+from cloud_training.lineage import LINEAGE_FILE
 
-RUN_FILES = ("model.tar.gz", "metrics.csv", "metrics.png")
+RUN_FILES = ("model.tar.gz", "metrics.csv", "metrics.png", LINEAGE_FILE)
 CHECKPOINTS = "checkpoints"
 
 

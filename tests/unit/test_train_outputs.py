@@ -23,7 +23,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 def previous_run(out: Path) -> dict[str, bytes]:
     """What a finished run leaves, with recognisable bytes (the image size of its checkpoints differs)."""
     files = {"model.tar.gz": b"mAP 0.048", "metrics.csv": b"epoch,validation_map\n0,0.048\n",
-             "checkpoints/model_algo_1-0007.params": b"image_shape=512", "notes.txt": b"mine"}
+             "checkpoints/model_algo_1-0007.params": b"image_shape=512", "lineage.json": b'{"old": 1}',
+             "notes.txt": b"mine"}
     for name, content in files.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(content)
@@ -40,7 +41,7 @@ def test_a_folder_holding_a_run_is_refused_and_left_as_it_was(tmp_path, data, ca
     code = main(["train", "--train", data[0], "--validation", data[1], "--out", str(out), *HYPER, "epochs=1"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert f"--out {out}: holds a previous run (model.tar.gz, metrics.csv, checkpoints/)" in err
+    assert f"--out {out}: holds a previous run (model.tar.gz, metrics.csv, lineage.json, checkpoints/)" in err
     assert "--resume continues it, --force replaces it" in err
     assert snapshot(out) == before
 
@@ -73,5 +74,6 @@ def test_force_starts_over_without_the_old_runs_files(tmp_path, data, capsys):
     assert code == 0, capsys.readouterr().err
     after = snapshot(out)
     assert "checkpoints/model_algo_1-0007.params" not in after  # nothing of the old run to mix in
+    assert after.get("lineage.json") != b'{"old": 1}'
     assert after["model.tar.gz"] != b"mAP 0.048" and after["metrics.csv"].count(b"\n") == 2  # header + 1 epoch
     assert after["notes.txt"] == b"mine"  # only the run's own files are replaced
