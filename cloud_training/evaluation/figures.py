@@ -193,7 +193,8 @@ def image_page(image_bgr: np.ndarray, review: ImageReview, title: str, names: Ma
 
 def image_title(rank: int, total: int, where: str, review: ImageReview, width: int, height: int,
                 error_free: Optional[int] = None) -> str:
-    text = (f"worst image {rank} of {total}: {where}  ({width}x{height})\n"
+    heading = f"worst image {rank} of {total}" if review.errors else f"image {rank} of {total} (no error)"
+    text = (f"{heading}: {where}  ({width}x{height})\n"
             f"missed {review.count('missed')}, false positives {review.count('fp')}, "
             f"true positives {review.count('tp')}")
     if error_free is not None:

@@ -101,9 +101,9 @@ class Report:
         self.names = dict(names)
         self.pages = pages
         self.worst: list[ImageReview] = [r for r in worst_first(analysis.reviews) if r.errors][:pages]
-        if len(self.worst) < pages:  # fill with the best images, so a perfect model still shows what it found
-            taken = {r.index for r in self.worst}
-            self.worst += [r for r in worst_first(analysis.reviews) if r.index not in taken][: pages - len(self.worst)]
+        if len(self.worst) < pages:  # then error-free images with the most boxes found: what the model gets right
+            right = sorted((r for r in analysis.reviews if not r.errors), key=lambda r: (-r.count("tp"), r.index))
+            self.worst += right[: pages - len(self.worst)]
 
     def chart_figures(self) -> list[tuple[str, Any]]:
         analysis = self.analysis
@@ -197,6 +197,15 @@ def html_page(summary: Mapping[str, Any], lines: Sequence[str], charts: Sequence
     return "\n".join(parts) + "\n"
 
 
+def _drawn(page: Any, content_stream: Any) -> set[str]:
+    """The names of the images a page's content draws (its ``Do`` operators)."""
+    contents = page.get_contents()
+    if contents is None:
+        return set()
+    operations = content_stream(contents, page.pdf).operations
+    return {str(operands[0]).lstrip("/") for operands, operator in operations if operator == b"Do"}
+
+
 def recompress_images(path: str, first_page: int = 0) -> bool:
     """Re-encode the photographs of pages ``first_page`` on as JPEG (matplotlib embeds them losslessly); False
     without pypdf. Chart pages are left alone: their images are small and have transparency JPEG cannot hold."""
@@ -206,16 +215,25 @@ def recompress_images(path: str, first_page: int = 0) -> bool:
         log.debug("pypdf is not installed: the report's images stay losslessly compressed")
         return False
     from PIL import Image
+    from pypdf.generic import ContentStream
 
     writer = PdfWriter(clone_from=PdfReader(path))
+    # matplotlib's pages share one XObject dictionary: every page lists every image, so go by what each page draws
+    charts = {name for page in writer.pages[:first_page] for name in _drawn(page, ContentStream)}
+    done: set[str] = set()
     for page in writer.pages[first_page:]:
+        drawn = _drawn(page, ContentStream)
         for picture in page.images:
+            name = picture.name.rsplit(".", 1)[0].lstrip("/")
+            if name not in drawn or name in charts or name in done:
+                continue
             image = picture.image
             if image is None or min(image.size) < 32:
                 continue  # colour bars and masks: tiny, and JPEG would blur them
             buffer = bytes_io.BytesIO()
             image.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY)
             picture.replace(Image.open(buffer), quality=JPEG_QUALITY)
+            done.add(name)
     with open(path, "wb") as stream:
         writer.write(stream)
     return True

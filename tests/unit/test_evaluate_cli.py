@@ -275,8 +275,9 @@ def test_image_pages_come_worst_first_each_outcome_in_its_colour(tmp_path: Path,
 
     texts = page_texts(report)
     images = texts[1 + CHART_PAGES:]
-    order = [re.search(r"worst image \d of 3: (\w\.jpg)", text).group(1) for text in images]  # type: ignore[union-attr]
+    order = [re.search(r"image \d of 3(?: \(no error\))?: (\w\.jpg)", text).group(1) for text in images]  # type: ignore[union-attr]
     assert order == ["b.jpg", "a.jpg", "c.jpg"]  # 2 missed, then 1 false positive, then none
+    assert "worst image 1 of 3" in images[0] and "image 3 of 3 (no error)" in images[2]
     expected = {"b.jpg": (0, 0, 2), "a.jpg": (1, 1, 0), "c.jpg": (1, 0, 0)}  # TP, FP, missed
     for offset, name in enumerate(order):
         found = strokes(report, 1 + CHART_PAGES + offset)
@@ -307,6 +308,20 @@ def test_pages_caps_the_image_pages_and_html_holds_the_same(
     index = (site / "index.html").read_text()
     assert f"mAP       {summary['mAP']:.4f}" in index
     assert len(list((site / "images").glob("*.jpg"))) == 2
+    # photographs are JPEG in the PDF, charts keep their lossless images (JPEG once broke the confusion matrix)
+    from pypdf import PdfReader
+    from pypdf.generic import ContentStream
+
+    reader = PdfReader(str(report))
+
+    def drawn_formats(index: int) -> set[str]:
+        page = reader.pages[index]
+        drawn = {str(ops[0]).lstrip("/") for ops, op in ContentStream(page.get_contents(), reader).operations
+                 if op == b"Do"}
+        return {image.name.rsplit(".", 1)[1] for image in page.images if image.name.rsplit(".", 1)[0] in drawn}
+
+    assert drawn_formats(CHART_PAGES) == {"png"}  # the confusion matrix
+    assert drawn_formats(CHART_PAGES + 1) == {"jpg"}  # the first image page
     for chart in ("curves-1.png", "scores-1.png", "confusion.png"):
         assert (site / chart).stat().st_size > 1000 and chart in index
     code, _, err = run_cli(capsys, "evaluate", str(deploy), str(manifest), "--html", str(site))
