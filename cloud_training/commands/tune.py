@@ -18,8 +18,10 @@ example:
 
 Ranges: name=min:max[:auto|linear|log|reverse-log] for learning_rate, momentum, weight_decay (continuous) and
 mini_batch_size (integer); name=a,b,.. for optimizer. These are the hyperparameters SageMaker documents as tunable for
-object detection; each bound is checked against the algorithm's documented range. name=value words are fixed for
-every training job (num_training_samples defaults to the training manifest's line count). --wait follows the tuning
+object detection; each bound is checked against the algorithm's documented range (momentum and weight_decay: the
+tuning page's 0.0..0.999). One --range per hyperparameter; --strategy Grid takes categorical ranges only. name=value
+words are fixed for every training job (num_training_samples is counted from the training manifest, and a given one
+must equal it); the same preflight as train's runs first (see train --help). --wait follows the tuning
 job, names the best training job and its validation:mAP, and downloads its model.tar.gz to --out.
 """
 
