@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge_runtime.cli import main
-from edge_runtime.config import RuntimeConfig, env_overrides, load_config
+from edge_runtime.config import RuntimeConfig, env_overrides, load_config, validate
 from edge_runtime.errors import ConfigError
 
 
@@ -104,3 +104,24 @@ def test_run_without_model_is_one_line(capsys: pytest.CaptureFixture[str]) -> No
 def test_set_flag_without_equals_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--set", "publish.mqtt.port"]) == 2
     assert "--set needs KEY=VALUE" in capsys.readouterr().err
+
+
+def test_publisher_registry_covers_every_target_and_places_outboxes(tmp_path: Path) -> None:
+    from typing import get_args
+
+    from edge_runtime.config import Target
+    from edge_runtime.publishers.registry import FACTORIES, PublisherContext, outbox_path
+
+    assert set(FACTORIES) == set(get_args(Target))  # a target without a factory (or the reverse) is a bug
+    home = {"HOME": str(tmp_path / "home")}
+    default = PublisherContext(validate({"publish": {"targets": ["mqtt"]}}), "s", environ=home)
+    assert outbox_path(default, "mqtt") == tmp_path / "home/.local/state/edge-runtime/outbox-mqtt.sqlite3"
+    xdg = PublisherContext(default.config, "s", environ={**home, "XDG_STATE_HOME": str(tmp_path / "xdg")})
+    assert outbox_path(xdg, "mqtt") == tmp_path / "xdg/edge-runtime/outbox-mqtt.sqlite3"
+    state = PublisherContext(validate({"state_dir": str(tmp_path / "work")}), "s", environ=home)
+    assert outbox_path(state, "greengrass") == tmp_path / "work/outbox-greengrass.sqlite3"
+    both = validate({"publish": {"targets": ["mqtt", "greengrass"], "outbox": {"path": str(tmp_path / "ob.db")}}})
+    with pytest.raises(ConfigError, match=r"mqtt and greengrass need one outbox file each: put \{publisher\}"):
+        outbox_path(PublisherContext(both, "s", environ=home), "mqtt")
+    templated = validate({"publish": {"targets": ["mqtt", "greengrass"], "outbox": {"path": "/x/{publisher}.db"}}})
+    assert outbox_path(PublisherContext(templated, "s", environ=home), "greengrass") == Path("/x/greengrass.db")

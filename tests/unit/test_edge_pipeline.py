@@ -282,3 +282,38 @@ def test_inference_interval_spaces_takes_across_workers() -> None:
     assert pipeline.stop(2.0)
     times = [m["published_at"] for m in recorder.of_kind("detection")]
     assert 4 <= len(times) <= 7  # one every 0.1 s over ~0.55 s, not two (one per worker)
+
+
+class TroubledPublisher(RecordingPublisher):
+    """Has a problem to report, and raises what no publisher should (a bug) on every detection."""
+
+    name = "troubled"
+
+    def publish(self, kind: str, message: dict) -> None:
+        super().publish(kind, message)
+        if kind == "detection":
+            raise RuntimeError("a bug in a publisher")
+
+    def problems(self) -> list:
+        from edge_runtime.publishers.base import Problem
+
+        return [Problem("mqtt", "mqtt: cannot resolve host 'x.invalid' (publish.mqtt.host)", time.time() - 5)]
+
+
+def test_degraded_status_and_a_failing_publisher_never_ends_inference() -> None:
+    troubled = TroubledPublisher()
+    healthy = RecordingPublisher()
+    stop = threading.Event()
+    pipeline = Pipeline(FakeSource(count=12), FakeDetector(script=one_box), [troubled, healthy], stop,
+                        status_interval_s=0.05)  # fmt: skip
+    pipeline.start()
+    assert wait_until(pipeline.finished.is_set, 10.0)
+    assert pipeline.stop(2.0) and not pipeline.failed
+    assert len(healthy.of_kind("detection")) == 12  # every frame, although the other publisher raised each time
+    assert pipeline.stats.publish_errors == 12
+    running = [m for m in healthy.of_kind("status") if m["state"] != "stopped"]
+    assert running and all(m["state"] == "degraded" for m in running)
+    for message in running:
+        validate_message(message)
+        (problem,) = message["problems"]
+        assert problem["part"] == "mqtt" and "cannot resolve host" in problem["reason"]
