@@ -16,10 +16,10 @@ from typing import Any
 
 from edge_runtime.detectors.base import DetectionResult
 from edge_runtime.frames import Frame
+from edge_runtime.snapshots import SNAPSHOT_SCHEMA
 
 DETECTION_SCHEMA = "edge-runtime/detection/1"
 STATUS_SCHEMA = "edge-runtime/status/1"
-SNAPSHOT_SCHEMA = "edge-runtime/snapshot/1"  # built by edge_runtime.snapshots
 MAX_PAYLOAD_BYTES = 128 * 1024 - 1024  # AWS IoT Core's limit, with room for topic and MQTT headers
 
 

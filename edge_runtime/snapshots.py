@@ -29,12 +29,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge_runtime.messages import SNAPSHOT_SCHEMA, encode
+if TYPE_CHECKING:  # config.py imports this module for SnapshotConfig: numpy and OpenCV load only when encoding
+    import numpy as np
+
+SNAPSHOT_SCHEMA = "edge-runtime/snapshot/1"
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ def encode_jpeg(
 ) -> tuple[bytes, int, int]:
     """JPEG bytes, width and height of an HxWx3 uint8 ``image`` at ``quality``, resized by ``scale`` (area)."""
     import cv2
+    import numpy as np
 
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 image (got shape {image.shape}, dtype {image.dtype})")
@@ -107,6 +110,8 @@ def snapshot_message(detection: dict[str, Any], jpeg: bytes, width: int, height:
 
 
 def message_size(message: dict[str, Any]) -> int:
+    from edge_runtime.messages import encode
+
     return len(encode(message))
 
 
@@ -167,6 +172,8 @@ class RingFolder:
         self._names: collections.deque[str] = collections.deque(path.stem for path in kept)
 
     def write(self, message: dict[str, Any], jpeg: bytes) -> Path:
+        from edge_runtime.messages import encode
+
         stem = f"{message['session']}-{int(message['seq']):08d}"
         meta = {key: value for key, value in message.items() if key != "data"}
         for suffix, data in ((".json", encode(meta)), (".jpg", jpeg)):

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any, Optional
 
 from edge_runtime.argtypes import int_at_least, number_in
+from edge_runtime.review.validation import MAX_PAYLOAD_BYTES
 
 EXAMPLES = """examples:
   edge-runtime review --topic 'edge/#'                                  # a local broker on 127.0.0.1:1883
@@ -116,8 +117,8 @@ def add_review_arguments(review: argparse.ArgumentParser) -> None:
         help="the devices' status.interval_s; a device silent for 3x this is stale (30)",
     )  # fmt: skip
     review.add_argument(
-        "--max-payload", type=int_at_least(1), default=256 * 1024, metavar="BYTES",
-        help="larger payloads are counted and skipped unparsed (262144)",
+        "--max-payload", type=int_at_least(1), default=MAX_PAYLOAD_BYTES, metavar="BYTES",
+        help=f"larger payloads are counted and skipped unparsed ({MAX_PAYLOAD_BYTES})",
     )  # fmt: skip
     review.add_argument("--duration", type=POSITIVE, metavar="S", help="exit after this long")
     review.add_argument("--max-messages", type=int_at_least(1), metavar="N", help="exit after N messages")

@@ -22,7 +22,7 @@ from edge_runtime.review.redelivery import Redeliveries
 from edge_runtime.review.snapshots import SnapshotMatcher
 from edge_runtime.review.store import Recording
 from edge_runtime.review.subscriber import Received, Subscriber
-from edge_runtime.review.validation import Checked, check, oversize
+from edge_runtime.review.validation import MAX_PAYLOAD_BYTES, Checked, check, oversize
 from edge_runtime.review.view import View
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ BATCH = 500
 class Limits:
     duration_s: Optional[float] = None
     max_messages: Optional[int] = None
-    max_bytes: int = 256 * 1024
+    max_bytes: int = MAX_PAYLOAD_BYTES
     queue_size: int = 10_000
     close_timeout_s: float = 3.0
 

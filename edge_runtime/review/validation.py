@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any, Optional
 
-MAX_PAYLOAD_BYTES = 256 * 1024  # twice what the daemon ever sends (it keeps payloads under 128 KB)
+MAX_PAYLOAD_BYTES = 256 * 1024  # twice what the daemon ever sends (it keeps payloads under 128 KB); the one default
 REJECTIONS = ("oversize", "malformed", "unknown_schema", "invalid")
-KINDS = ("detection", "status", "snapshot")
 
 
 @dataclass(frozen=True)
@@ -41,23 +39,21 @@ class Checked:
 
 
 @cache
-def _schema_document(kind: str) -> dict[str, Any]:
-    text = resources.files("edge_runtime").joinpath(f"{kind}.schema.json").read_text(encoding="utf-8")
-    document: dict[str, Any] = json.loads(text)
-    return document
-
-
-@cache
 def known_schemas() -> dict[str, str]:
     """``{schema id: kind}`` read from the ``const`` of each committed schema file's ``schema`` property."""
-    return {str(_schema_document(kind)["properties"]["schema"]["const"]): kind for kind in KINDS}
+    from edge_runtime.messages import load_schema
+    from edge_runtime.publishers.base import KINDS  # the kinds a device publishes, each with its schema file
+
+    return {str(load_schema(kind)["properties"]["schema"]["const"]): kind for kind in KINDS}
 
 
 @cache
 def _validator(kind: str) -> Any:
     import jsonschema  # type: ignore[import-untyped]
 
-    document = _schema_document(kind)
+    from edge_runtime.messages import load_schema
+
+    document = load_schema(kind)
     cls = jsonschema.validators.validator_for(document)
     return cls(document, format_checker=jsonschema.FormatChecker())
 
