@@ -19,7 +19,8 @@ JSON file (--hyperparameters; words win). num_training_samples defaults to the n
 backend also accepts base_network=tiny-cnn, a small network that trains on a CPU in minutes.
 
 DIR receives model.tar.gz (SageMaker's layout: model_algo_1-symbol.json, model_algo_1-0000.params, hyperparams.json;
-the epoch with the best validation mAP), metrics.csv, metrics.png and checkpoints/ (one per epoch, for --resume).
+the epoch with the best validation mAP), metrics.csv, metrics.png, lineage.json (data, hyperparameters, best
+epoch: convert puts it in model.json) and checkpoints/ (one per epoch, for --resume).
 Metric lines on stderr use the algorithm's format: '#quality_metric: host=algo-1, epoch=3, validation mAP <score>=(..)'.
 
 SageMaker (the built-in algorithm, Pipe mode, one augmented manifest object per channel, images on S3):

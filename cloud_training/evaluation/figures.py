@@ -41,10 +41,13 @@ def summary_page(summary: Mapping[str, Any], lines: Sequence[str]) -> Any:
     model = summary["model"]
     figure.text(0.04, 0.965, f"Evaluation of {model['name']} {model['version']}: mAP {_map_text(summary['mAP'])}",
                 fontsize=14, weight="bold", va="top")
-    figure.text(0.04, 0.91, "\n".join(lines), fontsize=6.6, family="monospace", va="top", linespacing=1.3)
+    size = 7.4 if len(lines) <= 26 else 6.2
+    figure.text(0.04, 0.91, "\n".join(lines), fontsize=size, family="monospace", va="top", linespacing=1.3)
     classes = summary["classes"]
-    if len(lines) <= 34 and classes:
-        axes = figure.add_axes((0.22, 0.05, 0.72, min(0.2, 0.045 * len(classes) + 0.04)))
+    text_bottom = 0.91 - len(lines) * size * 1.3 / (72 * PAGE_INCHES[1])
+    height = min(0.3, 0.05 * len(classes) + 0.04, text_bottom - 0.14)
+    if classes and height > 0.06:  # AP per class as bars, under the text when there is room
+        axes = figure.add_axes((0.22, text_bottom - 0.07 - height, 0.72, height))
         names = [item["name"] for item in classes]
         values = [item["ap"] or 0.0 for item in classes]
         axes.barh(range(len(classes)), values, color="#4d4d4d", height=0.6)
