@@ -80,7 +80,12 @@ class ImageReview:
 
 
 def curve(metric: VOC07MApMetric, class_id: int) -> Curve:
-    scores, is_tp, positives = metric.scored(class_id)
+    return curve_from(*metric.scored(class_id))
+
+
+def curve_from(scores: np.ndarray, is_tp: np.ndarray, positives: int) -> Curve:
+    """The curve of scored detections (any order; ties keep the order given) and the class's positive count."""
+    scores, is_tp = np.asarray(scores, dtype=np.float64), np.asarray(is_tp, dtype=bool)
     order = np.argsort(-scores, kind="stable")
     scores, hits = scores[order], is_tp[order]
     tp = np.cumsum(hits)
