@@ -11,11 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
 import threading
 import time
-from types import FrameType
 from typing import Any, Optional
 
 from edge_runtime.argtypes import int_at_least, number_in
@@ -209,26 +207,13 @@ def _build_session(args: argparse.Namespace, view: Any, snapshots: Any = None) -
     return session, recorder
 
 
-def run_until_signal(session: Any) -> None:
-    """``session.run()`` with SIGTERM and SIGINT setting its stop event (the previous handlers restored after)."""
-    stop = session.stop
-
-    def request_stop(_signum: int, _frame: Optional[FrameType]) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        session.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _review(args: argparse.Namespace) -> int:
     from edge_runtime.review.view import make_view
+    from edge_runtime.stop_signals import stop_on_signals
 
     session, recorder = _build_session(args, make_view(args.json))
-    run_until_signal(session)
+    with stop_on_signals(session.stop, "review"):
+        session.run()
     if recorder is not None:
         print(f"edge-runtime review: {recorder.written} messages recorded in {args.record}", file=sys.stderr)
     return 0
@@ -240,6 +225,7 @@ def _serve(args: argparse.Namespace) -> int:
     from edge_runtime.review.live import LiveView
     from edge_runtime.review.serve import TOKEN_ENV, Listen, check_listen, run_console
     from edge_runtime.review.snapshots import SnapshotMatcher
+    from edge_runtime.stop_signals import stop_on_signals
 
     listen = Listen(args.bind, args.port, args.token or os.environ.get(TOKEN_ENV) or None,
                     args.https_cert, args.https_key, args.https_client_ca)  # fmt: skip
@@ -247,17 +233,8 @@ def _serve(args: argparse.Namespace) -> int:
     matcher = SnapshotMatcher()
     live = LiveView(matcher, snapshots_per_device=args.snapshots_per_device)
     session, recorder = _build_session(args, live, snapshots=matcher)
-    stop = session.stop
-
-    def request_stop(_signum: int, _frame: Optional[FrameType]) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with stop_on_signals(session.stop, "review serve"):
         run_console(session, live, listen, list(session.subscriber.topics))
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if recorder is not None:
         print(f"edge-runtime review serve: {recorder.written} messages recorded in {args.record}", file=sys.stderr)
     return 0

@@ -217,3 +217,17 @@ def test_chart_buckets() -> None:
 
     seen = [Seen(T0 + at, "d", label, 0.9, "s", 1) for at, label in ((0, "a"), (0.5, "a"), (9.9, "b"), (-1, "a"))]
     assert chart(seen, T0, T0 + 10, buckets=5)["counts"] == {"a": [3, 0, 0, 0, 0], "b": [0, 0, 0, 0, 1]}
+
+
+def test_stop_on_signals_sets_the_event_and_restores_the_handler() -> None:
+    import os
+    import signal
+
+    from edge_runtime.stop_signals import stop_on_signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    stop = threading.Event()
+    with stop_on_signals(stop, "test"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5)
+    assert signal.getsignal(signal.SIGTERM) is before
