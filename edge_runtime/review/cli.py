@@ -76,6 +76,10 @@ def register(sub: Any) -> None:
     serve.add_argument("--https-key", metavar="PEM", help="its private key")
     serve.add_argument("--https-client-ca", metavar="PEM", help="require browser client certificates from this CA")
     serve.add_argument(
+        "--replay", type=number_in(0.0, math.inf), default=3600.0, metavar="S",
+        help="with --record: show what it recorded in the last S seconds at start (3600; 0: nothing)",
+    )
+    serve.add_argument(
         "--snapshots-per-device", type=int_at_least(1), default=12, metavar="N", help="snapshots kept per device (12)"
     )
     serve.set_defaults(handler=_serve)
@@ -233,6 +237,12 @@ def _serve(args: argparse.Namespace) -> int:
     matcher = SnapshotMatcher()
     live = LiveView(matcher, snapshots_per_device=args.snapshots_per_device)
     session, recorder = _build_session(args, live, snapshots=matcher)
+    if args.record and args.replay > 0:  # what the recording already holds, so a restart does not start blank
+        from edge_runtime.review.store import read_rows
+
+        folded = session.replay(read_rows(args.record, since=time.time() - args.replay))
+        print(f"edge-runtime review serve: {folded} recorded messages of the last {args.replay:g} s shown",
+              file=sys.stderr)  # fmt: skip
     with stop_on_signals(session.stop, "review serve"):
         run_console(session, live, listen, list(session.subscriber.topics))
     if recorder is not None:

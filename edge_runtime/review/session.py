@@ -10,17 +10,19 @@ recorded as one, counted and skipped, so no detection is counted twice.
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from edge_runtime.review.fleet import Fleet
 from edge_runtime.review.redelivery import Redeliveries
 from edge_runtime.review.snapshots import SnapshotMatcher
-from edge_runtime.review.store import Recording
+from edge_runtime.review.store import Recording, Row
 from edge_runtime.review.subscriber import Received, Subscriber
 from edge_runtime.review.validation import MAX_PAYLOAD_BYTES, Checked, check, oversize
 from edge_runtime.review.view import View
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.2
 BATCH = 500
+REPLAY_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,20 @@ class ReviewSession:
             if self.dropped:
                 log.warning("review: %d messages dropped because the review fell behind", self.dropped)
         return self.received
+
+    def replay(self, rows: Iterable[Row], limit: int = REPLAY_LIMIT) -> int:
+        """Fold the valid rows of a recording (oldest first) into the fleet and the view, without recording them
+        again: a console restarted on its ``--record`` shows what it had, not an empty fleet. Keeps the last
+        ``limit`` rows; returns how many were folded."""
+        kept: collections.deque[Row] = collections.deque(maxlen=limit)
+        kept.extend(row for row in rows if row.valid and row.payload is not None)
+        for row in kept:
+            assert row.payload is not None
+            item = self.snapshots.check(self.redeliveries.check(check(row.topic, row.payload, row.received_at)))
+            self.fleet.add(item)
+            self.view.message(item, self.fleet, self.clock())
+        self.view.tick(self.fleet, self.clock())
+        return len(kept)
 
     def _take(self, wait: float) -> list[Received]:
         try:

@@ -28,7 +28,7 @@ from edge_runtime.review.serve import Listen, check_listen, is_loopback
 from edge_runtime.review.session import Limits, ReviewSession
 from edge_runtime.review.snapshots import SnapshotMatcher
 from edge_runtime.review.subscriber import ListSubscriber
-from edge_runtime.review.view import table
+from edge_runtime.review.view import View, table
 from edge_runtime.review.web import COOKIE, create_app
 from edge_runtime.snapshots import SnapshotConfig, fit_snapshot
 
@@ -231,3 +231,33 @@ def test_stop_on_signals_sets_the_event_and_restores_the_handler() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.wait(5)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_restarted_console_shows_what_its_recording_holds(tmp_path) -> None:
+    from edge_runtime.review.store import Recorder, read_rows
+
+    db = tmp_path / "fleet.db"
+    clock = iter(T0 + i * 0.1 for i in range(100))
+    first = ReviewSession(ListSubscriber(fleet_messages(), clock=lambda: next(clock), max_bytes=200_000), Fleet(),
+                          View(), threading.Event(), recorder=Recorder(db),
+                          limits=Limits(max_messages=12, max_bytes=200_000))  # fmt: skip
+    first.run()
+    matcher = SnapshotMatcher()
+    live = LiveView(matcher)
+    again = ReviewSession(ListSubscriber([]), Fleet(), live, threading.Event(), clock=lambda: T0 + 5,
+                          snapshots=matcher)  # fmt: skip
+    assert again.replay(read_rows(db)) == 6  # the valid rows: 2 status, 3 detections, the one good snapshot
+    rows = {row["device"]: row for row in live.fleet()["devices"]}
+    assert rows["cam-2"]["state"] == "degraded" and rows["cam-1"]["state"] == "online"
+    assert [s["seq"] for s in live.device("cam-1", T0 + 5)["snapshots"]] == [1]  # type: ignore[index]
+    assert again.replay(read_rows(db), limit=2) == 2
+
+
+def test_serve_refuses_a_public_bind_without_a_token(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    from edge_runtime.cli import main
+
+    monkeypatch.delenv("EDGE_RUNTIME_CONSOLE_TOKEN", raising=False)
+    assert main(["review", "serve", "--bind", "0.0.0.0", "--mqtt-port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "edge-runtime: error: --bind 0.0.0.0: refused, a console off loopback needs --token (or" \
+                  " EDGE_RUNTIME_CONSOLE_TOKEN) or --https-client-ca\n"  # fmt: skip
