@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,6 +77,17 @@ BOX_PIXEL = """async () => {
 }"""
 
 
+def send_degraded(port: int, done: threading.Event) -> None:
+    status = {"schema": "edge-runtime/status/1", "device": "cam-c", "session": "c1", "state": "degraded",
+              "at": "2026-12-02T01:00:00.000Z", "fps_out": 0.0, "outbox": {"depth": 57, "bytes": 41000, "dropped": 0},
+              "problems": [{"part": "mqtt", "reason": "TLS handshake failed: certificate verify failed",
+                            "since": "2026-12-02T00:59:30.000Z"}]}  # fmt: skip
+    for _ in range(200):  # at most 200 x 0.3 s
+        publish_raw(port, [("edge/cam-c/status", json.dumps(status).encode())], client_id="cam-c")
+        if done.wait(0.3):
+            return
+
+
 def rgb(hex_colour: str) -> list[int]:
     return [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
 
@@ -126,6 +138,14 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
                       ".includes(s))"
             assert wait_for(lambda: page.evaluate(counted), timeout=20), page.text_content("#rejected")
 
+            # a device that says it is degraded, and why (a literal status, repeated as a device's interval would)
+            degraded = threading.Event()
+            sender = threading.Thread(target=send_degraded, args=(broker.port, degraded), daemon=True)
+            sender.start()
+            page.wait_for_function(f"(name) => {STATE} === 'degraded'", arg="cam-c", timeout=20_000)
+            reason = page.text_content('#fleet tr[data-device="cam-c"] .problems')
+            assert reason == "mqtt: TLS handshake failed: certificate verify failed (since 00:59:30)", reason
+
             page.fill("#filter input[name=device]", "cam-a")
             page.fill("#filter input[name=min_score]", "0.5")
             page.click("#filter button")
@@ -134,7 +154,10 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
             found = page.eval_on_selector_all("#found tbody tr", cells)
             assert all(device == "cam-a" and score >= 0.5 for device, score in found), found
             shot = tmp_path / "console.png"
-            page.screenshot(path=str(shot), full_page=True)
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(shot))  # the viewport: the fleet, then the device
+            degraded.set()
+            sender.join(10)
             browser.close()
         assert shot.stat().st_size > 10_000
         if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
