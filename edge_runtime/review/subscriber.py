@@ -106,6 +106,7 @@ class MqttSubscriber(Subscriber):
         self.stopped = threading.Event()
         self._subscribed = False
         self._was_connected = False
+        self.last_failure: Optional[str] = None
         self._deliver: Optional[Deliver] = None
         self._client: Any = None
 
@@ -118,9 +119,9 @@ class MqttSubscriber(Subscriber):
         self._client.start()
         if not self.connected.wait(self.connect_timeout_s):
             self._client.stop()
-            raise ReviewError(
-                f"cannot connect to the broker {self.mqtt.host}:{self.mqtt.port} within {self.connect_timeout_s:g}s"
-            )
+            where = f"{self.mqtt.host}:{self.mqtt.port}"
+            why = f" ({self.last_failure})" if self.last_failure else ""
+            raise ReviewError(f"cannot connect to the broker {where} within {self.connect_timeout_s:g}s{why}")
         self._subscribe()
 
     def _subscribe(self) -> None:
@@ -161,9 +162,12 @@ class MqttSubscriber(Subscriber):
         self.connected.set()
 
     def _on_connection_failure(self, data: Any) -> None:
+        from edge_runtime.publishers.mqtt import describe_connection_failure  # the daemon's words for the same
+
+        self.last_failure = describe_connection_failure(data, self.mqtt)
         # before the first connection, start() reports the failure in one line; after it, each retry is news
         level = logging.WARNING if self._was_connected else logging.DEBUG
-        log.log(level, "review: connection failed (%s)", getattr(data, "exception", "unknown"))
+        log.log(level, "review: %s", self.last_failure)
 
     def _on_disconnected(self, data: Any) -> None:
         log.warning("review: disconnected (%s)", getattr(data, "exception", "unknown"))

@@ -208,4 +208,5 @@ def test_review_over_mutual_tls_and_unreachable_broker(tmp_path: Path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"edge-runtime: error: cannot connect to the broker 127.0.0.1:{port} within 1s"
-    ]
+        f" (mqtt: nothing listens on 127.0.0.1:{port} (AWS_IO_SOCKET_CONNECTION_REFUSED))"
+    ]  # the daemon's words for why (publishers.mqtt.describe_connection_failure)
