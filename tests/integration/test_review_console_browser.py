@@ -123,6 +123,14 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
             assert pixel["drawn"] in [rgb(colour) for colour in pixel["palette"]], pixel
             assert pixel["under"] != pixel["drawn"]  # and not in the JPEG itself: boxes are not burned in
             page.wait_for_function("document.querySelectorAll('#chart rect').length > 0")
+            page.click("canvas.snapshot[data-boxes]")  # full size: the JPEG's own pixels, boxes drawn again
+            page.wait_for_function("document.querySelector('#full.open canvas[data-boxes]') !== null")
+            size = "(selector) => { const c = document.querySelector(selector); return [c.width, c.height," \
+                   " Math.round(c.getBoundingClientRect().width)] }"
+            full, thumb = page.evaluate(size, "#full canvas"), page.evaluate(size, "canvas.snapshot[data-boxes]")
+            assert full[:2] == thumb[:2] and full[2] > thumb[2], (full, thumb)  # same pixels, shown bigger
+            page.click("#full")
+            page.wait_for_function("document.querySelector('#full.open') === null")
 
             daemons["cam-b"].send_signal(signal.SIGKILL)
             daemons["cam-b"].wait(timeout=10)
