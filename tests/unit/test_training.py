@@ -128,10 +128,14 @@ def test_num_classes_smaller_than_the_labels_is_refused(tmp_path: Path, capsys: 
 
 
 def test_the_model_knows_its_lineage_and_the_logged_map_is_evaluates(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], dataset: tuple[Path, Path]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import hashlib
 
+    # frames larger than the trainer's image cache (2 x image_shape): the old validation path resized them twice and
+    # logged 0.3106 where evaluate measured 0.3111 on this very run; one path gives the same number
+    dataset = (write_boxes_dataset(tmp_path / "data", 32, seed=1, name="train", size=(320, 240)),
+               write_boxes_dataset(tmp_path / "data", 8, seed=2, name="val", size=(320, 240)))
     out = tmp_path / "run"
     code = main(["train", "--train", str(dataset[0]), "--validation", str(dataset[1]), "--out", str(out),
                  "--max-expand", "1.5", *[h for h in HYPER if not h.startswith("learning_rate")],
@@ -160,11 +164,12 @@ def test_the_model_knows_its_lineage_and_the_logged_map_is_evaluates(
     assert lineage["best_validation_map"] == pytest.approx(logged[best_epoch])
     assert logged[best_epoch] > 0, "the run must learn something for the comparison below to mean anything"
 
-    # issue 15: the training log's validation mAP is evaluate's on the same images, on either engine
-    for backend in ("onnxruntime", "mxnet"):
+    # issue 15: the training log's validation mAP is evaluate's on the same images: to float noise on MXNet (the
+    # same graph, batched), within 1e-3 on ONNX Runtime (its own kernels and numpy NMS)
+    for backend, tolerance in (("mxnet", 1e-4), ("onnxruntime", 1e-3)):
         assert main(["evaluate", str(deploy), str(dataset[1]), "--json", "--backend", backend]) == 0
         measured = json.loads(capsys.readouterr().out)["mAP"]
-        assert abs(measured - logged[best_epoch]) <= 1e-3, backend
+        assert abs(measured - logged[best_epoch]) <= tolerance, (backend, measured, logged[best_epoch])
 
     # --record: the result into model.json, whose recommended thresholds the device uses when configured with none
     assert main(["evaluate", str(deploy), str(dataset[1]), "--json", "--record"]) == 0
