@@ -137,7 +137,9 @@ def build_report(
     path: str | Path, since: Optional[float] = None, device: Optional[str] = None, gap_s: float = 90.0
 ) -> Report:
     """Fold every row of the recording (from ``since``, of ``device``) into a :class:`Report`."""
-    report = Report(str(path))
+    from edge_runtime.review.store_pg import redact
+
+    report = Report(redact(str(path)))  # a postgresql:// URL without its password
     redeliveries = Redeliveries()
     for row in read_rows(path, since=since, device=device):
         report.messages += 1

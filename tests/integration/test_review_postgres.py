@@ -109,6 +109,7 @@ def test_refusals_are_one_line(postgres: Postgres) -> None:
     assert "secret" not in str(refused.value) and "cannot connect" in str(refused.value)
     assert "\n" not in str(refused.value)
     assert redact("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+    assert redact("/tmp/fleet.db") == "/tmp/fleet.db" and redact("postgresql://u@h/db") == "postgresql://u@h/db"
 
 
 @pytest.fixture
