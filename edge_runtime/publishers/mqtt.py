@@ -167,7 +167,7 @@ def describe_connection_failure(data: Any, mqtt: MqttConfig) -> str:
         hint = "a plain MQTT port spoken to with TLS?" if mqtt.tls else "a TLS port spoken to without TLS?"
         return f"mqtt: {where} accepted the connection but no MQTT answer came ({name}; {hint})"
     if "CONNECTION_REFUSED" in name:
-        return f"mqtt: nothing listens on {where} ({name}); retrying"
+        return f"mqtt: nothing listens on {where} ({name})"
     return f"mqtt: cannot connect to {where} ({name}: {error})"
 
 
@@ -259,7 +259,7 @@ class MqttTransport(Transport):
         now = time.monotonic()
         if now - self._last_failure_log.get(reason, float("-inf")) >= FAILURE_LOG_INTERVAL_S:
             self._last_failure_log[reason] = now
-            log.error("%s; retrying with backoff up to %.0fs", reason, self.mqtt.reconnect_max_s)
+            log.error("%s; retrying with backoff up to %gs", reason, self.mqtt.reconnect_max_s)
         self.first_attempt.set()
 
     def _on_disconnected(self, data: Any) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -30,8 +31,14 @@ from edge_runtime.publishers.base import path_problem
 
 log = logging.getLogger(__name__)
 SHRINK_INTERVAL_S = 10.0  # a drained outbox gives its space back at most this often
-WAL_LIMIT_BYTES = 1 << 20  # after any checkpoint SQLite truncates the WAL to this (journal_size_limit)
+WAL_LIMIT_BYTES = 256 << 10  # after any checkpoint SQLite truncates the WAL to this (journal_size_limit)
+WAL_CHECKPOINT_PAGES = 16  # fold the WAL into the file every 16 pages (64 KB), not SQLite's 1000 (4 MB)
+# The outbox never takes the last RESERVE_BYTES of its filesystem: beyond that it drops its oldest message to store a
+# new one. Measured on a 256 KB tmpfs without it: the WAL took the whole disk, and then neither a delete (it needs WAL
+# room too) nor a checkpoint (it needs room in the file) could run, so a full outbox could never drain.
+RESERVE_BYTES = 64 << 10
 ERROR_LOG_INTERVAL_S = 30.0  # a storage error is logged at most this often (with how many happened meanwhile)
+RECLAIM_INTERVAL_S = 1.0  # on a full disk, the WAL's space is taken back at most this often
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -69,6 +76,7 @@ class Outbox:
             self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new file: freed pages can shrink it
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable against process death; fsync per checkpoint
             self._db.executescript(SCHEMA)
             depth, size = self._db.execute(
@@ -84,6 +92,7 @@ class Outbox:
         self._errors = 0
         self._last_error_log = -ERROR_LOG_INTERVAL_S
         self._last_shrink = -SHRINK_INTERVAL_S
+        self._last_reclaim = -RECLAIM_INTERVAL_S
         self._dropped_seen = 0
         self._problem: tuple[str, float] | None = None  # (reason, since): a storage error not yet recovered from
         self._unstored_drops = 0  # dropped while even the counter could not be written
@@ -99,21 +108,27 @@ class Outbox:
             if len(payload) > self.max_bytes:  # could never fit: drop it rather than empty the outbox
                 self._count_drop(f"a message of {len(payload)} bytes is larger than max_bytes")
                 return -1
-            try:
-                item_id = self._insert(topic, payload, qos, retain, make_room=0)
-            except sqlite3.Error as error:
-                self._rollback()
-                self._storage_error("store a message in", error)
-                try:  # a full disk: the oldest message's pages are the room a new one can take (policy: oldest first)
-                    item_id = self._insert(topic, payload, qos, retain, make_room=1)
-                except sqlite3.Error:
+            why = self._low_on_space(len(payload))  # keep the reserve: store it in the oldest's place
+            if why is None:
+                try:
+                    item_id = self._insert(topic, payload, qos, retain, make_room=0)
+                    self._problem = None
+                    return item_id
+                except sqlite3.Error as error:
                     self._rollback()
-                    self._count_drop(f"the newest: cannot store it ({error})")
-                    return -1
+                    self._storage_error("store a message in", error)
+                    self._reclaim()
+                    why = str(error)
+            try:  # a full disk: the oldest message's pages are the room a new one can take (policy: oldest first)
+                item_id = self._insert(topic, payload, qos, retain, make_room=1, why=why)
+            except sqlite3.Error:
+                self._rollback()
+                self._count_drop(f"the newest: cannot store it ({why})")
+                return -1
             self._problem = None
             return item_id
 
-    def _insert(self, topic: str, payload: bytes, qos: int, retain: bool, make_room: int) -> int:
+    def _insert(self, topic: str, payload: bytes, qos: int, retain: bool, make_room: int, why: str = "") -> int:
         """Drop the oldest beyond the bounds (and ``make_room`` more) and insert, in one transaction (lock held)."""
 
         def must_drop(count: int, freed: int) -> bool:
@@ -132,9 +147,11 @@ class Outbox:
                     break
                 oldest.append((int(item_id),))
                 freed += int(size)
+        # delivered ones whose DELETE failed earlier go first and are no loss: only the others count as dropped
+        lost = [row for row in oldest if row[0] not in self._delivered]
         if oldest:
             self._db.executemany("DELETE FROM messages WHERE id = ?", oldest)
-            self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (len(oldest),))
+            self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (len(lost),))
         cursor = self._db.execute(
             "INSERT INTO messages (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
             (topic, sqlite3.Binary(payload), qos, int(retain)),
@@ -146,9 +163,10 @@ class Outbox:
         self._unstored_drops -= unstored
         self._depth += 1 - len(oldest)
         self._bytes += len(payload) - freed
-        if oldest:
+        self._delivered -= {row[0] for row in oldest}
+        if lost:
             bound = f"at its bound ({self.max_messages} messages, {self.max_bytes} bytes)"
-            self._note_drops(len(oldest), "oldest dropped: " + ("the disk is full" if make_room else bound))
+            self._note_drops(len(lost), "oldest dropped: " + (why if make_room else bound))
         return int(cursor.lastrowid or 0)
 
     def _count_drop(self, why: str) -> None:
@@ -195,6 +213,9 @@ class Outbox:
                 self._retry_deletes()
             except sqlite3.Error as error:
                 self._storage_error("delete a delivered message from", error)
+                if self._reclaim():
+                    with contextlib.suppress(sqlite3.Error):
+                        self._retry_deletes()
 
     def _retry_deletes(self) -> None:
         """Delete every delivered message still stored; shrink the files once nothing waits. Caller holds the lock."""
@@ -208,6 +229,31 @@ class Outbox:
             self._problem = None
         if self._depth == 0:
             self._shrink()
+
+    def _low_on_space(self, size: int) -> str | None:
+        """Why storing ``size`` more bytes would eat into the filesystem's reserve, or None."""
+        try:
+            stat = os.statvfs(self.path.parent)
+        except OSError:
+            return None  # cannot tell: let SQLite find out
+        free = stat.f_bavail * stat.f_frsize
+        if free - size * 2 >= RESERVE_BYTES:  # the row and its WAL frame
+            return None
+        return f"disk almost full ({free >> 10} KB free on {self.path.parent}, {RESERVE_BYTES >> 10} KB kept free)"
+
+    def _reclaim(self) -> bool:
+        """A full disk: fold the WAL back into the database file and truncate it, which frees the space it took (a
+        delete needs room in the WAL too, so without this a full outbox could neither shrink nor grow). At most
+        every :data:`RECLAIM_INTERVAL_S`; True when it ran and completed."""
+        now = time.monotonic()
+        if now - self._last_reclaim < RECLAIM_INTERVAL_S:
+            return False
+        self._last_reclaim = now
+        try:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return not busy
+        except sqlite3.Error:
+            return False
 
     def _shrink(self) -> None:
         """Give the disk back once drained: freed pages and the WAL. Not per message (a drained outbox is the
@@ -228,6 +274,12 @@ class Outbox:
             self._last_error_log = now
             log.error("%s: cannot %s the outbox (%s; %d storage error(s) so far); delivery resumes when it can",
                       self.path, what, error, self._errors)  # fmt: skip
+
+    @property
+    def storage_errors(self) -> int:
+        """How many reads and writes failed so far (a full disk, an I/O error)."""
+        with self._lock:
+            return self._errors
 
     @property
     def depth(self) -> int:

@@ -1,14 +1,14 @@
 """Run inside a private mount namespace with a tiny tmpfs at ARGV[1] (tests/integration/test_outbox_full_disk.py).
 
-Fills the outbox until the disk is full, delivers (acks) messages while it is full, gives the disk more room with a
-remount, stores and delivers again, drains, and prints one JSON line of what happened.
+Fills the outbox until it keeps the filesystem's reserve by dropping its oldest, fills the rest of the disk with another
+file, stores and delivers (acks) while the disk is full, frees the space, stores and delivers again, drains, and prints
+one JSON line of what happened.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,18 +22,29 @@ def main() -> int:
     put_total, refusal = 0, ""
     for _ in range(10_000):  # bounded: a 256 KB disk holds far fewer
         put_total += 1
-        if outbox.put("t", payload) < 0:  # not stored: counted as dropped, never raised
+        outbox.put("t", payload)  # never raises: stored (the oldest dropped when the disk is nearly full) or dropped
+        if outbox.stats()["dropped"]:
             problem = outbox.problem()
             refusal = problem[0] if problem else "(no problem reported)"
             break
-    more = [outbox.put("t", payload) for _ in range(30)]  # still full: each stored (the oldest dropped) or counted
+    filler = mount / "other-program.log"  # then another program takes every byte left (a log, a recording...)
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for _ in range(10_000):  # bounded; ends with ENOSPC: the disk is full for real now
+            os.write(descriptor, b"x" * 1024)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+    more = [outbox.put("t", payload) for _ in range(30)]  # full: each stored (the oldest dropped) or counted
     put_total += len(more)
     stats_full = outbox.stats()
     first = [item.id for item in outbox.peek(5)]
     for item_id in first:
         outbox.ack(item_id)  # the broker acknowledged: must not raise, must not be resent
     after_full = [item.id for item in outbox.peek(3)]
-    subprocess.run(["mount", "-o", "remount,size=4m", str(mount)], check=True, timeout=30)  # space returns
+    errors_while_full = outbox.storage_errors
+    filler.unlink()  # space returns
     extra = [outbox.put("t", payload) for _ in range(20)]
     delivered = list(first)
     for _ in range(put_total + 40):  # drain everything, oldest first
@@ -44,7 +55,8 @@ def main() -> int:
         outbox.ack(items[0].id)
     files = {path.name: path.stat().st_size for path in mount.iterdir()}
     print(json.dumps({"put_total": put_total, "refusal": refusal, "more": more, "stats_full": stats_full,
-                      "first": first, "after_full": after_full, "extra": extra, "delivered": delivered,
+                      "first": first, "after_full": after_full,
+                      "errors_while_full": errors_while_full, "extra": extra, "delivered": delivered,
                       "stats": outbox.stats(), "files": files}))  # fmt: skip
     outbox.close()
     return 0
