@@ -9,10 +9,8 @@ the 5 s Greengrass and systemd allow before SIGKILL).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
-from types import FrameType
 from typing import Any, Callable, Optional
 
 from edge_runtime.config import RuntimeConfig
@@ -22,6 +20,7 @@ from edge_runtime.pipeline import Pipeline
 from edge_runtime.publishers.base import Publisher
 from edge_runtime.publishers.registry import PublisherContext, build_publishers
 from edge_runtime.sources.base import make_source
+from edge_runtime.stop_signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +84,7 @@ def run_daemon(
     stop = threading.Event()
     pipeline = build_pipeline(config, stop, ipc)
 
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with stop_on_signals(stop, "edge-runtime run"):
         try:
             pipeline.start()
         except EdgeRuntimeError:
@@ -114,9 +108,6 @@ def run_daemon(
         clean = pipeline.stop(config.shutdown_timeout_s)
         if not clean:
             log.warning("shutdown did not complete within %.1fs", config.shutdown_timeout_s)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if pipeline.fatal_error is not None:  # e.g. every publish refused: one line, exit 2, and ERRORED in Greengrass
         log.info("summary: %s", pipeline.stats.summary())
         raise pipeline.fatal_error
