@@ -170,7 +170,7 @@ def test_nucleus_killed_restarted_and_frozen(folder: Path, model_dir: Path, vide
     assert "Traceback" not in err, err[-3000:]
     assert "lost the nucleus IPC connection" in err and "reconnected to the nucleus" in err
     made, delivered, left, dropped = account(folder, nucleus)
-    assert dropped == 0 and len(made) > 60
+    assert dropped == 0 and len(made) >= 40  # at least what the waits above saw made and delivered
     assert made <= delivered | left, sorted(made - delivered - left)  # nothing lost
     assert len(delivered) >= len(made) - 40  # and most of it delivered after the faults
 
