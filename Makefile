@@ -65,7 +65,8 @@ test: lint typecheck broker console-parts
 # running the unit tests that need nothing else. It proves the device path does not lean on the cloud side's pins.
 EDGE_VENV  := .venv-edge
 EDGE_TESTS := tests/unit/test_edge_onnx.py tests/unit/test_edge_config.py tests/unit/test_edge_health.py \
-              tests/unit/test_edge_pipeline.py tests/unit/test_greengrass.py tests/unit/test_snapshots.py
+              tests/unit/test_edge_pipeline.py tests/unit/test_greengrass.py tests/unit/test_snapshots.py \
+              tests/unit/test_annotate.py tests/unit/test_recommended_thresholds.py
 
 $(EDGE_VENV)/.installed: pyproject.toml
 	rm -rf $(EDGE_VENV)

@@ -40,7 +40,9 @@ class ModelConfig(_Strict):
     )
     score_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="drop detections scoring below this")
     class_thresholds: dict[str, float] = Field(
-        default_factory=dict, description="per-class score thresholds by label or class id"
+        default_factory=dict,
+        description="per-class score thresholds by label or class id; empty: the recommended thresholds that"
+        " `cloud-training evaluate --record` wrote into model.json, if any",
     )
     top_k: int = Field(default=20, ge=1, le=1000, description="keep at most this many detections, best first")
     backend: Literal["auto", "onnxruntime", "mxnet"] = Field(
