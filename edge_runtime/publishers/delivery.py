@@ -1,0 +1,202 @@
+"""One durable delivery path for every remote publisher: the outbox, a window of sends in flight, and their acks.
+
+A remote publisher (MQTT, Greengrass IPC, any later one) is a :class:`Transport`: it knows how to send one stored
+message and whether it can send now. :class:`DurableDelivery` does the rest, the same way for all of them:
+
+- ``put`` only stores the message in the :class:`~edge_runtime.publishers.outbox.Outbox` (a full disk is counted
+  there, never raised): the inference thread never waits on a network, a broker or the nucleus.
+- one ``<name>-sender`` thread sends the oldest stored messages, up to the transport's window in flight at once
+  (MQTT: the broker's Receive Maximum), in the order they were stored, so throughput does not fall with the
+  round-trip time; each acknowledged one is removed. A send that fails or is not acknowledged within
+  ``ack_timeout_s`` stays stored and is sent again (at least once): after a reconnect the sender resumes with the
+  oldest unacknowledged message.
+- nothing the transport or the disk does can end the thread: errors are logged at a bounded rate and retried.
+- :meth:`DurableDelivery.close` flushes while the stop budget allows and leaves the rest on disk for the next run.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures
+import logging
+import threading
+import time
+from typing import Any
+
+from edge_runtime.errors import PublishError, PublishRefusedError
+from edge_runtime.publishers.base import Problem
+from edge_runtime.publishers.outbox import Outbox, OutboxItem
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.05  # how often the sender looks at its window when nothing wakes it
+ERROR_LOG_INTERVAL_S = 30.0
+
+
+class SendRefused(PublishError):
+    """Raised by a transport's send future when the far end refused the message for good: it is dropped, counted."""
+
+
+class Transport(abc.ABC):
+    """How one remote publisher reaches its far end. Everything here is called from the sender thread only,
+    except :meth:`problem` and :meth:`fatal` (any thread)."""
+
+    name: str
+
+    @abc.abstractmethod
+    def ready(self) -> bool:
+        """True when a send can be attempted now (connected)."""
+
+    @abc.abstractmethod
+    def window(self) -> int:
+        """How many messages may be in flight at once now (at least 1)."""
+
+    @abc.abstractmethod
+    def send(self, item: OutboxItem) -> concurrent.futures.Future[Any]:
+        """Start sending ``item``; the future resolves when the far end has it, raises :class:`SendRefused` when
+        it refused it for good, or raises anything else to have it sent again. May raise (the connection is gone):
+        the item is sent again later."""
+
+    def lost(self, error: BaseException) -> None:  # noqa: B027 - optional: transports that reconnect themselves
+        """A send raised ``error`` synchronously: the connection is gone (reconnect, if that is this side's job)."""
+
+    def problem(self) -> Problem | None:
+        """What stops delivery now (connection refused, TLS, DNS...), for the ``degraded`` status."""
+        return None
+
+    def fatal(self) -> PublishRefusedError | None:
+        """A refusal that every later message would meet too (not authorized): the daemon stops with it."""
+        return None
+
+    def stop(self, timeout_s: float) -> None:  # noqa: B027 - optional hook
+        """Disconnect within ``timeout_s``."""
+
+
+class DurableDelivery:
+    """The outbox and its sender thread for one :class:`Transport`."""
+
+    def __init__(self, outbox: Outbox, transport: Transport, ack_timeout_s: float) -> None:
+        self.outbox = outbox
+        self.transport = transport
+        self.ack_timeout_s = ack_timeout_s
+        self.refused = 0  # refused for good by the far end: dropped, counted in stats()["dropped"]
+        self.resent = 0
+        self._in_flight: dict[int, tuple[concurrent.futures.Future[Any], float]] = {}
+        self._count_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._wakeup = threading.Event()
+        self._last_error_log = -ERROR_LOG_INTERVAL_S
+        self._unanswered_since: float | None = None  # sends time out (a frozen far end) and none succeeded since
+        self._sender = threading.Thread(target=self._send_loop, name=f"{transport.name}-sender", daemon=True)
+        self._sender.start()
+
+    def put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Store one message for delivery (never raises: a message the outbox cannot keep is counted as dropped)."""
+        self.outbox.put(topic, payload, qos, retain)
+        self._wakeup.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def stats(self) -> dict[str, int]:
+        stats = self.outbox.stats()
+        with self._count_lock:
+            stats["dropped"] += self.refused
+        stats["in_flight"] = len(self._in_flight)
+        return stats
+
+    def problems(self) -> list[Problem]:
+        problems = []
+        transport = self.transport.problem()
+        if transport is not None:
+            problems.append(transport)
+        elif self._unanswered_since is not None:
+            reason = f"{self.transport.name}: sent messages are not acknowledged within {self.ack_timeout_s:g}s"
+            problems.append(Problem(self.transport.name, reason, self._unanswered_since))
+        stored = self.outbox.problem()
+        if stored is not None:
+            problems.append(Problem("outbox", f"{self.transport.name}: {stored[0]}", stored[1]))
+        return problems
+
+    def _send_loop(self) -> None:
+        while not self._closing.is_set():
+            try:
+                self._step()
+            except Exception as error:  # a bug must not end delivery for the daemon's life: log it, pause, go on
+                self._log_error("sender loop error; retrying", error)
+                self._closing.wait(POLL_S)
+
+    def _step(self) -> None:
+        """Fill the window, then collect what completed (or wait for a new message)."""
+        if not self.transport.ready():
+            self._in_flight.clear()  # whatever was in flight is sent again after the reconnect, oldest first
+            self._closing.wait(POLL_S)
+            return
+        room = self.transport.window() - len(self._in_flight)
+        if room > 0:
+            for item in self.outbox.peek(room + len(self._in_flight)):
+                if item.id in self._in_flight or room <= 0:
+                    continue
+                try:
+                    future = self.transport.send(item)
+                except Exception as error:  # the connection is gone under us
+                    self._log_error("send failed; will resend", error)
+                    self.transport.lost(error)
+                    return
+                self._in_flight[item.id] = (future, time.monotonic() + self.ack_timeout_s)
+                room -= 1
+        if not self._in_flight:
+            self._wakeup.wait(POLL_S * 4)
+            self._wakeup.clear()
+            return
+        futures = [future for future, _ in self._in_flight.values()]
+        concurrent.futures.wait(futures, timeout=POLL_S, return_when=concurrent.futures.FIRST_COMPLETED)
+        self._collect()
+
+    def _collect(self) -> None:
+        now = time.monotonic()
+        for item_id, (future, deadline) in sorted(self._in_flight.items()):
+            if not future.done():
+                if now > deadline:
+                    del self._in_flight[item_id]
+                    self.resent += 1
+                    self._unanswered_since = self._unanswered_since or time.time()
+                    self._log_error(f"no acknowledgement within {self.ack_timeout_s:.1f}s; will resend", None)
+                continue
+            del self._in_flight[item_id]
+            error = future.exception()
+            if error is None:
+                self.outbox.ack(item_id)
+                self._unanswered_since = None
+            elif isinstance(error, SendRefused):
+                with self._count_lock:
+                    self.refused += 1
+                log.error("%s: %s; dropped (%d refused so far)", self.transport.name, error, self.refused)
+                self.outbox.ack(item_id)
+            else:
+                self.resent += 1
+                log.debug("%s: send interrupted (%s); will resend", self.transport.name, error)
+
+    def _log_error(self, what: str, error: BaseException | None) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
+            self._last_error_log = now
+            detail = f" ({type(error).__name__}: {error})" if error is not None else ""
+            log.warning("%s: %s%s", self.transport.name, what, detail)
+
+    def close(self, timeout_s: float) -> None:
+        """Send what is stored while the budget allows, stop the sender and the transport; the rest stays on disk."""
+        deadline = time.monotonic() + timeout_s
+        while self.outbox.depth and self.transport.ready() and time.monotonic() < deadline - 0.5:
+            self._wakeup.set()
+            time.sleep(0.02)
+        self._closing.set()
+        self._sender.join(max(0.05, min(1.0, deadline - time.monotonic() - 0.3)))
+        left = self.outbox.depth
+        if left:
+            log.warning("%s: %d messages left in the outbox %s for the next run", self.transport.name, left,
+                        self.outbox.path)  # fmt: skip
+        self.transport.stop(max(0.05, deadline - time.monotonic()))
+        if not self._sender.is_alive():
+            self.outbox.close()
