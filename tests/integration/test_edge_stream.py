@@ -1,4 +1,5 @@
-"""A live MJPEG stream served on loopback is cut and restored, then stalled: the daemon reconnects and resumes."""
+"""A live MJPEG stream served on loopback is cut and restored, stalled, then slowed to a drip: the daemon reconnects,
+says ``degraded`` (the source) while it does, and resumes."""
 
 from __future__ import annotations
 
@@ -63,11 +64,23 @@ def test_stream_cut_and_stall_reconnect_and_resume(model_dir: Path, server: Mjpe
         stalled_at = len(kinds(out)[0])
         assert wait_for(lambda: len(kinds(out)[0]) >= stalled_at + 10, timeout=15)
 
+        server.drip_s = 0.05  # slow drip: bytes keep coming, a frame never completes within the 1 s stall timeout
+        reconnects_before = kinds(out)[1][-1]["source"]["reconnects"]
+        assert wait_for(lambda: kinds(out)[1][-1]["source"]["reconnects"] > reconnects_before, timeout=10)
+        assert wait_for(lambda: any(p["part"] == "source" for p in kinds(out)[1][-1].get("problems", [])), 5)
+        assert kinds(out)[1][-1]["state"] == "degraded"
+        server.drip_s = 0.0
+        dripped_at = len(kinds(out)[0])
+        assert wait_for(lambda: len(kinds(out)[0]) >= dripped_at + 10, timeout=15)  # delivery resumed by itself
+
+        started = time.monotonic()
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5.0
     finally:
         if daemon.poll() is None:
             daemon.kill()
+    assert "Traceback" not in (daemon.stderr.read() if daemon.stderr else "")
     detections, statuses = kinds(out)
     seqs = [m["seq"] for m in detections]
     assert seqs == sorted(set(seqs))  # one sequence across reconnects
