@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm import tqdm
-
 from cloud_training import storage
 from cloud_training.errors import ManifestError
 from cloud_training.manifest import io, jobs
@@ -35,6 +33,7 @@ from cloud_training.manifest.prepare import (
     split_three,
 )
 from cloud_training.manifest.records import Record, dumps
+from cloud_training.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ class PrepareResult:
 def _check_images(records: Sequence[Record], skip_invalid: bool) -> tuple[list[Record], list[Invalid]]:
     readable: list[Record] = []
     invalid: list[Invalid] = []
-    for record in tqdm(records, desc="checking images", unit="img", disable=None):
+    for record in progress(records, "checking images", unit="img"):  # a bar on a terminal, else lines in the log
         try:
             io.load_image(record)
         except ManifestError as error:
