@@ -1,10 +1,12 @@
-"""Fixtures for integration tests: moto's S3 server on loopback, reached through real boto3 calls."""
+"""Fixtures for integration tests: moto's S3 server on loopback (real boto3 calls); a deploy model and a short clip
+for the daemon tests (one per test module)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,3 +74,19 @@ def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
     client.create_bucket(Bucket=bucket.name)
     yield bucket
     storage._client.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small deploy folder (MXNet pair and model.onnx) built by the project's own converter."""
+    from edge_helpers import build_deploy_model  # type: ignore[import-not-found]
+
+    return Path(build_deploy_model(tmp_path_factory.mktemp("model") / "m"))
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 20-frame MJPG clip with two coloured boxes."""
+    from edge_helpers import write_video
+
+    return Path(write_video(tmp_path_factory.mktemp("video") / "v.avi", frames=20))

@@ -9,20 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-from edge_helpers import build_deploy_model, read_jsonl, start_daemon, wait_for, write_video  # type: ignore[import-not-found]
+from edge_helpers import read_jsonl, start_daemon, wait_for  # type: ignore[import-not-found]
 
 from edge_runtime.messages import validate_message
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_deploy_model(tmp_path_factory.mktemp("model") / "m")
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_video(tmp_path_factory.mktemp("video") / "v.avi", frames=20)
 
 
 def test_file_source_drains_and_exits_zero_with_one_message_per_frame(model_dir: Path, video: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edge_helpers import build_deploy_model, free_port, start_daemon, wait_for, write_video  # type: ignore[import-not-found]
+from edge_helpers import free_port, start_daemon, wait_for  # type: ignore[import-not-found]
 from edge_mqtt_helpers import Broker, make_tls_files, require_mosquitto  # type: ignore[import-not-found]
 
 from edge_runtime.publishers.outbox import Outbox
@@ -82,16 +82,6 @@ class Watched:
         for reader in self._readers:
             reader.join(5)
         return code, seconds, "\n".join(line for _, line in self.err)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_deploy_model(tmp_path_factory.mktemp("model") / "m")
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_video(tmp_path_factory.mktemp("video") / "v.avi", frames=20)
 
 
 @pytest.fixture(scope="module")

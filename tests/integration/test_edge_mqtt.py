@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edge_helpers import build_deploy_model, free_port, read_jsonl, start_daemon, wait_for, write_video  # type: ignore[import-not-found]
+from edge_helpers import free_port, read_jsonl, start_daemon, wait_for  # type: ignore[import-not-found]
 from edge_mqtt_helpers import Broker, Review, Subscriber, make_tls_files, require_mosquitto  # type: ignore[import-not-found]
 
 from edge_runtime.messages import validate_message
@@ -19,16 +19,6 @@ from edge_runtime.review.store import read_rows
 
 THING = "dev-test"
 DETECTIONS = f"edge/{THING}/detections"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_deploy_model(tmp_path_factory.mktemp("model") / "m")
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_video(tmp_path_factory.mktemp("video") / "v.avi", frames=20)
 
 
 @pytest.fixture

@@ -11,15 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edge_helpers import build_deploy_model, free_port, read_jsonl, start_daemon, wait_for  # type: ignore[import-not-found]
+from edge_helpers import free_port, read_jsonl, start_daemon, wait_for  # type: ignore[import-not-found]
 from edge_stream_helpers import MjpegServer  # type: ignore[import-not-found]
 
 from edge_runtime.messages import validate_message
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_deploy_model(tmp_path_factory.mktemp("model") / "m")
 
 
 @pytest.fixture

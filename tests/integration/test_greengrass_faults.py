@@ -25,7 +25,7 @@ import pytest
 from edge_runtime.publishers.outbox import Outbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_helpers import REPO, build_deploy_model, read_jsonl, start_daemon, wait_for, write_video  # type: ignore[import-not-found]
+from edge_helpers import REPO, read_jsonl, start_daemon, wait_for  # type: ignore[import-not-found]
 
 TOKEN = "svcuid-faults"
 THING = "cam-faults"
@@ -85,16 +85,6 @@ def folder() -> Iterator[Path]:
     """Unix socket paths are limited to ~107 bytes: pytest's tmp_path can be longer."""
     with tempfile.TemporaryDirectory(prefix="ggf-", dir="/tmp") as path:
         yield Path(path)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_deploy_model(tmp_path_factory.mktemp("model") / "m")
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_video(tmp_path_factory.mktemp("video") / "v.avi", frames=20)
 
 
 def configuration(video: Path, folder: Path) -> dict[str, Any]:
