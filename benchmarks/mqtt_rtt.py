@@ -13,48 +13,19 @@ below that means the outbox grows until it drops.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import logging
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.mosquitto import start_mosquitto
 from edge_runtime.config import validate
 from edge_runtime.publishers.mqtt import MqttPublisher
 from tests.support.delay_proxy import DelayProxy
 
 PAYLOAD = json.dumps({"detections": [{"label": "box", "score": 0.9, "box": [1, 2, 3, 4]}] * 8, "pad": "x" * 400})
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        sys.exit("benchmarks.mqtt_rtt: mosquitto is not installed (apt-get install -y mosquitto)")
-    port = free_port()
-    config = folder / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
-                      "max_inflight_messages 0\nmax_queued_messages 1000000\n")  # fmt: skip
-    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, port
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    sys.exit("benchmarks.mqtt_rtt: mosquitto did not start")
 
 
 def measure(port: int, folder: Path, in_flight: int, seconds: float, backlog: int) -> float:
@@ -92,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     rtts = args.rtt or [10.0, 40.0, 100.0, 250.0]
     with tempfile.TemporaryDirectory(prefix="mqtt-rtt-") as tmp:
         folder = Path(tmp)
-        broker, port = start_broker(folder)
+        broker, port = start_mosquitto(folder, "max_inflight_messages 0\n")
         try:
             print(f"| RTT | 1 in flight | {args.in_flight} in flight | ratio |")
             print("|---|---|---|---|")

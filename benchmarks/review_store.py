@@ -15,10 +15,8 @@ row of the same round. Needs mosquitto, PostgreSQL (apt) and the console extra (
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,35 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.mosquitto import free_port, start_mosquitto
 from tests.support.postgres import Postgres, find_bin_dir
 
 REPO = Path(__file__).resolve().parents[1]
 IN_FLIGHT = 500
 TIMEOUT_S = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_mosquitto(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
-    config = folder / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n"
-                      f"max_inflight_messages 1000\nuser {getpass.getuser()}\n")  # fmt: skip
-    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, port
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("mosquitto did not start")
 
 
 def message(seq: int, session: str) -> bytes:
@@ -174,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if "postgresql" in stores and pg_bin is None:
         raise SystemExit("PostgreSQL is not installed (apt-get install -y postgresql)")
     folder = Path(tempfile.mkdtemp(prefix="review-bench-"))
-    broker, port = start_mosquitto(folder)
+    broker, port = start_mosquitto(folder, "max_inflight_messages 1000\n")
     postgres = None
     try:
         if "postgresql" in stores:
