@@ -73,7 +73,8 @@ date -u +%Y-%m-%dT%H:%M:%SZ > "$STAMP"
 trap - EXIT
 
 # keep the newest KEEP_VENVS stamped venvs (this one included); unstamped ones are leftovers of failed runs
-for old in $(ls -1dt "$WORK"/venv-*/.installed 2>/dev/null | tail -n +"$((KEEP_VENVS + 1))"); do
+# (read line by line: a work path with spaces must not split into several paths for rm)
+ls -1dt "$WORK"/venv-*/.installed 2>/dev/null | tail -n +"$((KEEP_VENVS + 1))" | while IFS= read -r old; do
     rm -rf "$(dirname "$old")"
 done
 for venv in "$WORK"/venv-*; do
