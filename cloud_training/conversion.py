@@ -20,7 +20,7 @@ import mxnet as mx
 from cloud_training.artifact import PARAMS_FILE, SYMBOL_FILE, TrainingArtifact
 from cloud_training.errors import ArtifactError, GraphError
 from cloud_training.ssd.heads import VARIANCES, detection_head
-from edge_runtime.detectors.mxnet_io import mxnet_reason, native_stderr_to_log
+from edge_runtime.detectors.mxnet_io import mxnet_reason, native_stderr_to_log, split_checkpoint
 from edge_runtime.model_format import DEFAULT_NMS_THRESHOLD, DEFAULT_NMS_TOPK
 
 log = logging.getLogger(__name__)
@@ -131,16 +131,9 @@ def load_params(raw: bytes, where: str) -> tuple[Params, Params]:
         raise ArtifactError(f"{where}: truncated or not an MXNet params file ({mxnet_reason(error)})") from None
     if not isinstance(loaded, dict):
         raise ArtifactError(f"{where}: holds an unnamed array list, not a checkpoint's named parameters")
-    arg_params: Params = {}
-    aux_params: Params = {}
-    for key, value in loaded.items():
-        kind, _, name = key.partition(":")
-        if kind == "arg":
-            arg_params[name] = value
-        elif kind == "aux":
-            aux_params[name] = value
-        else:
-            raise ArtifactError(f"{where}: parameter {key!r} is neither 'arg:' nor 'aux:': not a checkpoint file")
+    arg_params, aux_params, foreign = split_checkpoint(loaded)
+    if foreign:
+        raise ArtifactError(f"{where}: parameter {foreign[0]!r} is neither 'arg:' nor 'aux:': not a checkpoint file")
     return arg_params, aux_params
 
 

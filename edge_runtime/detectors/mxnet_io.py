@@ -112,12 +112,22 @@ def load_params(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise ModelError(f"{path}: cannot load the parameters ({mxnet_reason(error)})") from None
     if not isinstance(saved, dict):
         raise ModelError(f"{path}: not a checkpoint parameter file (no named arrays)")
+    arg_params, aux_params, _ = split_checkpoint(saved)
+    return arg_params, aux_params
+
+
+def split_checkpoint(saved: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """A loaded checkpoint's ``arg:`` and ``aux:`` arrays by name, and the keys that are neither (not a checkpoint's).
+    Shared with the cloud side's conversion, which refuses such keys; the device ignores them."""
     arg_params: dict[str, Any] = {}
     aux_params: dict[str, Any] = {}
+    foreign: list[str] = []
     for key, value in saved.items():
         kind, _, name = key.partition(":")
         if kind == "arg":
             arg_params[name] = value
         elif kind == "aux":
             aux_params[name] = value
-    return arg_params, aux_params
+        else:
+            foreign.append(key)
+    return arg_params, aux_params, foreign
