@@ -94,16 +94,24 @@ def run_component(
             live = LiveConfig(restart.config or config, pipeline, publisher, on_restart=restart.request)
             first = restart.live is None
             restart.attach(live, pipeline)
+            bridge.stop = pipeline.stop_event  # SIGTERM while a frozen nucleus does not answer: stop anyway
             if first:  # one subscription and one RUNNING for the component's life, across pipeline restarts
-                bridge.subscribe(_on_change(restart, build))
-                bridge.report_state("RUNNING")
+                try:
+                    bridge.subscribe(_on_change(restart, build))
+                    bridge.report_state("RUNNING")
+                except EdgeRuntimeError as error:
+                    if not pipeline.stop_event.is_set():
+                        raise
+                    log.warning("%s", error)
 
         while True:
             try:
                 result = run_daemon(restart.config or config, ipc=connection, on_running=on_running)
             except EdgeRuntimeError:
+                bridge.stop = None  # the pipeline has stopped: ERRORED is still worth its full wait
                 _report_quietly(bridge, "ERRORED")
                 raise
+            bridge.stop = None
             if result != 0 or not restart.requested():
                 break
             restart.config = _checked(bridge, build)  # the new configuration, read afresh from the nucleus

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.05  # how often the sender looks at its window when nothing wakes it
 ERROR_LOG_INTERVAL_S = 30.0
+REFUSAL_SHOWN_S = 60.0  # a refusal keeps the status degraded this long after the last one, though others get through
+MAX_FAILED_SENDS = 6  # a message whose send fails this often in a row while connected is undeliverable: dropped
 
 
 class SendRefused(PublishError):
@@ -87,6 +89,13 @@ class DurableDelivery:
         self._wakeup = threading.Event()
         self._last_error_log = -ERROR_LOG_INTERVAL_S
         self._unanswered_since: float | None = None  # sends time out (a frozen far end) and none succeeded since
+        self._refusing: Problem | None = None  # the far end refused a message for good (e.g. not authorized) ...
+        self._last_refusal = 0.0  # ... last at this time: shown for REFUSAL_SHOWN_S after it
+        self._failing: Problem | None = None  # sends fail (not a refusal, not a lost connection) and none succeeded
+        self._failures: dict[int, int] = {}  # item id -> failed sends in a row
+        self._retry_at: dict[int, float] = {}  # item id -> not before (monotonic): a failing message backs off
+        self._last_refusal_log = -ERROR_LOG_INTERVAL_S
+        self._refusals_unlogged = 0
         self._sender = threading.Thread(target=self._send_loop, name=f"{transport.name}-sender", daemon=True)
         self._sender.start()
 
@@ -100,9 +109,7 @@ class DurableDelivery:
         return len(self._in_flight)
 
     def stats(self) -> dict[str, int]:
-        stats = self.outbox.stats()
-        with self._count_lock:
-            stats["dropped"] += self.refused
+        stats = self.outbox.stats()  # refused and undeliverable messages are in its (persistent) dropped count
         stats["in_flight"] = len(self._in_flight)
         return stats
 
@@ -114,6 +121,10 @@ class DurableDelivery:
         elif self._unanswered_since is not None:
             reason = f"{self.transport.name}: sent messages are not acknowledged within {self.ack_timeout_s:g}s"
             problems.append(Problem(self.transport.name, reason, self._unanswered_since))
+        if self._refusing is not None and time.time() - self._last_refusal < REFUSAL_SHOWN_S:
+            problems.append(self._refusing)
+        if self._failing is not None:
+            problems.append(self._failing)
         stored = self.outbox.problem()
         if stored is not None:
             problems.append(Problem("outbox", f"{self.transport.name}: {stored[0]}", stored[1]))
@@ -135,14 +146,16 @@ class DurableDelivery:
             return
         room = self.transport.window() - len(self._in_flight)
         if room > 0:
-            for item in self.outbox.peek(room + len(self._in_flight)):
-                if item.id in self._in_flight or room <= 0:
+            now = time.monotonic()
+            for item in self.outbox.peek(room + len(self._in_flight) + len(self._retry_at)):
+                if item.id in self._in_flight or room <= 0 or self._retry_at.get(item.id, now) > now:
                     continue
                 try:
                     future = self.transport.send(item)
-                except Exception as error:  # the connection is gone under us
+                except Exception as error:  # the connection is gone under us (or the client refused the request)
                     self._log_error("send failed; will resend", error)
                     self.transport.lost(error)
+                    self._closing.wait(POLL_S)  # never a busy loop, whatever the transport does
                     return
                 self._in_flight[item.id] = (future, time.monotonic() + self.ack_timeout_s)
                 room -= 1
@@ -168,15 +181,54 @@ class DurableDelivery:
             error = future.exception()
             if error is None:
                 self.outbox.ack(item_id)
-                self._unanswered_since = None
+                self._delivered_one(item_id)
             elif isinstance(error, SendRefused):
-                with self._count_lock:
-                    self.refused += 1
-                log.error("%s: %s; dropped (%d refused so far)", self.transport.name, error, self.refused)
-                self.outbox.ack(item_id)
+                self._drop(item_id, str(error))
             else:
-                self.resent += 1
-                log.debug("%s: send interrupted (%s); will resend", self.transport.name, error)
+                self._failed(item_id, error)
+
+    def _delivered_one(self, item_id: int) -> None:
+        self._unanswered_since = None
+        self._forget_failures(item_id)
+
+    def _forget_failures(self, item_id: int) -> None:
+        self._failures.pop(item_id, None)
+        self._retry_at.pop(item_id, None)
+        if not self._failures:  # no message is failing any more
+            self._failing = None
+
+    def _drop(self, item_id: int, why: str) -> None:
+        """The far end refused ``item_id`` for good (or it failed too often): remove it, count it as dropped (in
+        the outbox's persistent count), say so at a bounded rate and in the status until a message gets through."""
+        with self._count_lock:
+            self.refused += 1
+        self.outbox.drop(item_id)
+        self._forget_failures(item_id)
+        self._last_refusal = time.time()
+        if self._refusing is None or self._refusing.reason != why:
+            self._refusing = Problem(self.transport.name, why, self._last_refusal)
+        self._refusals_unlogged += 1
+        now = time.monotonic()
+        if now - self._last_refusal_log >= ERROR_LOG_INTERVAL_S:
+            self._last_refusal_log = now
+            log.error("%s; dropped (%d message(s) since the last such line, %d in all)", why,
+                      self._refusals_unlogged, self.refused)  # fmt: skip
+            self._refusals_unlogged = 0
+
+    def _failed(self, item_id: int, error: BaseException) -> None:
+        """A send failed without a refusal: back off (0.1 s doubling to 5 s) and resend; after
+        :data:`MAX_FAILED_SENDS` in a row while connected the message cannot be delivered: drop it, counted."""
+        self.resent += 1
+        failures = self._failures.get(item_id, 0) + 1
+        detail = f"{type(error).__name__}: {error}"
+        if failures >= MAX_FAILED_SENDS and self.transport.ready():
+            self._drop(item_id, f"{self.transport.name}: a message could not be sent {failures} times ({detail})")
+            return
+        self._failures[item_id] = failures
+        self._retry_at[item_id] = time.monotonic() + min(5.0, 0.1 * 2 ** (failures - 1))
+        if self._failing is None:
+            self._failing = Problem(self.transport.name, f"{self.transport.name}: sends fail ({detail})", time.time())
+        self._log_error("send failed; will resend", error)
 
     def _log_error(self, what: str, error: BaseException | None) -> None:
         now = time.monotonic()
@@ -188,15 +240,15 @@ class DurableDelivery:
     def close(self, timeout_s: float) -> None:
         """Send what is stored while the budget allows, stop the sender and the transport; the rest stays on disk."""
         deadline = time.monotonic() + timeout_s
-        while self.outbox.depth and self.transport.ready() and time.monotonic() < deadline - 0.5:
+        while self.outbox.stats()["depth"] and self.transport.ready() and time.monotonic() < deadline - 0.5:
             self._wakeup.set()
             time.sleep(0.02)
         self._closing.set()
         self._sender.join(max(0.05, min(1.0, deadline - time.monotonic() - 0.3)))
-        left = self.outbox.depth
+        left = self.outbox.stats()["depth"]
         if left:
             log.warning("%s: %d messages left in the outbox %s for the next run", self.transport.name, left,
                         self.outbox.path)  # fmt: skip
         self.transport.stop(max(0.05, deadline - time.monotonic()))
         if not self._sender.is_alive():
-            self.outbox.close()
+            self.outbox.close()  # also logs drops not logged yet

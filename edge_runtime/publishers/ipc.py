@@ -56,13 +56,20 @@ ACCESS_HINTS = {
 }
 
 
-def wait(future: Any, timeout_s: float, what: str) -> Any:
+def wait(future: Any, timeout_s: float, what: str, stop: threading.Event | None = None) -> Any:
     """The result of an IPC future within ``timeout_s``, or a PublishError saying which request failed.
 
     The nucleus' UnauthorizedError becomes :class:`PublishRefusedError`, with the setting to fix: every later
-    request of that kind would be refused too."""
+    request of that kind would be refused too. With ``stop``, the wait also ends (PublishError) once it is set: a
+    frozen nucleus cannot hold SIGTERM past its budget."""
     try:
-        return future.result(timeout=timeout_s)
+        if stop is not None:
+            deadline = time.monotonic() + timeout_s
+            while not future.done() and time.monotonic() < deadline:
+                if stop.is_set():
+                    raise PublishError(f"greengrass: {what} abandoned: stopping")
+                time.sleep(0.05)
+        return future.result(timeout=timeout_s if stop is None else 0.0)
     except Exception as error:  # concurrent.futures.TimeoutError, the model's ServiceError/UnauthorizedError, ...
         reason = f"no answer in {timeout_s:.1f}s" if _is_timeout(error) else _one_line(error)
         if type(error).__name__ == "UnauthorizedError":
@@ -145,6 +152,9 @@ class IpcConnection:
                 delay = min(self.max_s, delay * 2)
                 continue
             with self._lock:
+                if self._closed.is_set():  # closed while connecting: this client is nobody's
+                    _close_quietly(client)
+                    return
                 old, self._client = self._client, client
             _close_quietly(old)
             self.reconnects += 1
@@ -266,7 +276,8 @@ class IpcTransport(Transport):
         return answered
 
     def lost(self, error: BaseException) -> None:
-        self.connection.lost(error)
+        if is_connection_error(error):  # anything else (a bad request) is the message's problem, not the socket's
+            self.connection.lost(error)
 
     def refused(self, reason: str) -> None:
         """The nucleus refused a request as not authorized: every later one would be too (the first is kept)."""
@@ -302,6 +313,7 @@ class IpcPublisher(Publisher):
 
     @classmethod
     def from_config(cls, config: RuntimeConfig, connection: IpcConnection, outbox_path: str | Path) -> IpcPublisher:
+        GreengrassTopics(config.thing_name, config.publish.greengrass)  # a bad template fails before any file exists
         box = config.publish.outbox
         outbox = Outbox(outbox_path, box.max_messages, box.max_bytes)
         return cls(connection, config.thing_name, config.publish.greengrass, outbox)
@@ -394,6 +406,7 @@ class ComponentBridge:
         self.access_control: dict[str, Any] = {}  # the nucleus' policies for this component, as last read
         self._subscription: Any = None
         self._on_change: Callable[[list[str]], None] | None = None
+        self.stop: threading.Event | None = None  # the running pipeline's stop event: waits end when it is set
         self.connection.on_reconnect(self._resubscribe)
 
     @property
@@ -433,7 +446,7 @@ class ComponentBridge:
         future, self._subscription = self.client.subscribe_to_configuration_update_async(
             key_path=[], on_stream_event=on_event, on_stream_error=on_error
         )
-        wait(future, self.timeout_s, "SubscribeToConfigurationUpdate")
+        wait(future, self.timeout_s, "SubscribeToConfigurationUpdate", self.stop)
 
     def _resubscribe(self, _client: Any) -> None:
         """After a reconnect: the old subscription died with the old connection."""
@@ -444,7 +457,7 @@ class ComponentBridge:
 
     def report_state(self, state: str) -> None:
         """``RUNNING`` or ``ERRORED``, shown by the nucleus (and the console) as the component's state."""
-        wait(self.client.update_state_async(state=state), self.timeout_s, f"UpdateState {state}")
+        wait(self.client.update_state_async(state=state), self.timeout_s, f"UpdateState {state}", self.stop)
 
     def close(self) -> None:
         if self._subscription is not None:

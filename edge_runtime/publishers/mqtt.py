@@ -101,15 +101,22 @@ def build_mqtt5_client(
     }
     if mqtt.tls is None:
         return _plain_client(mqtt5.ClientOptions(host_name=mqtt.host, port=mqtt.port), common)
-    for label, path in (("cert", mqtt.tls.cert), ("key", mqtt.tls.key), ("ca", mqtt.tls.ca)):
-        if path is not None and not Path(path).is_file():
-            raise PublishError(f"publish.mqtt.tls.{label}: file not found (got {path!r})")
+    check_tls_files(mqtt)
     try:
         return mqtt5_client_builder.mtls_from_path(
             cert_filepath=mqtt.tls.cert, pri_key_filepath=mqtt.tls.key, ca_filepath=mqtt.tls.ca, **common
         )
     except Exception as error:  # awscrt raises AwsCrtError for unreadable or mismatched PEM files
         raise PublishError(f"publish.mqtt.tls: cannot set up mutual TLS ({error})") from None
+
+
+def check_tls_files(mqtt: MqttConfig) -> None:
+    """Each configured TLS file exists, or PublishError naming the key."""
+    if mqtt.tls is None:
+        return
+    for label, path in (("cert", mqtt.tls.cert), ("key", mqtt.tls.key), ("ca", mqtt.tls.ca)):
+        if path is not None and not Path(path).is_file():
+            raise PublishError(f"publish.mqtt.tls.{label}: file not found (got {path!r})")
 
 
 def _plain_client(options: Any, common: dict[str, Any]) -> Any:
@@ -135,6 +142,15 @@ def _plain_client(options: Any, common: dict[str, Any]) -> Any:
     return mqtt5.Client(options)
 
 
+# PUBACK reason codes (MQTT 5, 3.4.2.1) a broker refuses a message with
+PUBACK_REFUSALS = {
+    0x80: "unspecified error",
+    0x83: "implementation specific error",
+    0x87: "not authorized (the broker's ACL or the device policy's iot:Publish)",
+    0x90: "topic name invalid",
+    0x97: "quota exceeded",
+    0x99: "payload format invalid",
+}
 # CONNACK reason codes (MQTT 5, 3.2.2.2) that no retry will fix, with what to check
 REFUSALS = {
     0x84: "unsupported protocol version",
@@ -206,6 +222,7 @@ class MqttTransport(Transport):
         self._mqtt5 = mqtt5
         self.mqtt = config.publish.mqtt
         self.max_in_flight = self.mqtt.max_in_flight
+        self.fail_fast = config.publish.fail_fast
         self.connected = threading.Event()
         self.stopped = threading.Event()
         self.first_attempt = threading.Event()  # set by the first success or failure (for --fail-fast)
@@ -259,7 +276,10 @@ class MqttTransport(Transport):
         now = time.monotonic()
         if now - self._last_failure_log.get(reason, float("-inf")) >= FAILURE_LOG_INTERVAL_S:
             self._last_failure_log[reason] = now
-            log.error("%s; retrying with backoff up to %gs", reason, self.mqtt.reconnect_max_s)
+            if self.fail_fast and not self.first_attempt.is_set():  # the daemon exits with this reason: no retries
+                log.debug("%s", reason)
+            else:
+                log.error("%s; retrying with backoff up to %gs", reason, self.mqtt.reconnect_max_s)
         self.first_attempt.set()
 
     def _on_disconnected(self, data: Any) -> None:
@@ -295,12 +315,18 @@ class MqttTransport(Transport):
         def on_done(sent: concurrent.futures.Future[Any]) -> None:
             error = sent.exception()
             if error is not None:
+                name = str(getattr(error, "name", "") or type(error).__name__)
+                if "VALIDATION" in name:  # awscrt will never send it (e.g. above the broker's Maximum Packet Size)
+                    why = f"mqtt: a message on {item.topic} of {len(item.payload)} bytes cannot be sent ({name})"
+                    error = SendRefused(why)
                 acked.set_exception(error)
                 return
             puback = getattr(sent.result(), "puback", None)
             code = int(getattr(puback, "reason_code", 0) or 0)
             if code >= 0x80:
-                acked.set_exception(SendRefused(f"broker refused a message on {item.topic} (reason code {code:#x})"))
+                meaning = PUBACK_REFUSALS.get(code, "refused")
+                why = f"mqtt: the broker refuses messages on {item.topic}: {meaning} (reason code {code:#x})"
+                acked.set_exception(SendRefused(why))
             else:
                 acked.set_result(True)
 
@@ -314,17 +340,21 @@ class MqttTransport(Transport):
 
 
 class MqttPublisher(Publisher):
+    """QoS 1: every detection and snapshot through the outbox (:class:`DurableDelivery`). QoS 0 (at most once): sent
+    when connected, else dropped and counted; no outbox."""
+
     name = "mqtt"
 
-    def __init__(self, config: RuntimeConfig, session: str, outbox: Outbox) -> None:
+    def __init__(self, config: RuntimeConfig, session: str, outbox: Outbox | None) -> None:
         from awscrt import mqtt5
 
         mqtt = config.publish.mqtt
         self.topic = render_topic(mqtt.topic, config.thing_name)
         self.status_topic = render_topic(mqtt.status_topic, config.thing_name)
         self.snapshot_topic = render_topic(mqtt.snapshot_topic, config.thing_name)
-        self.qos = mqtt.qos
+        self.qos = mqtt.qos if outbox is not None else 0
         self.retain_status = mqtt.retain_status
+        self.not_connected_drops = 0  # QoS 0 messages dropped while not connected
         self._pending_status: list[concurrent.futures.Future[Any]] = []
         will = status_message(device=config.thing_name, session=session, state="offline", at=time.time())
         self.transport = MqttTransport(
@@ -334,15 +364,24 @@ class MqttPublisher(Publisher):
             ),
         )
         self.transport.start()
-        self.delivery = DurableDelivery(outbox, self.transport, mqtt.ack_timeout_s)
+        self.delivery = DurableDelivery(outbox, self.transport, mqtt.ack_timeout_s) if outbox is not None else None
 
     @classmethod
     def from_config(cls, config: RuntimeConfig, session: str, outbox_path: str | Path) -> MqttPublisher:
+        """Topics and TLS files are checked before the outbox file is made (bad input creates nothing); QoS 0
+        needs no outbox."""
+        mqtt = config.publish.mqtt
+        for template in (mqtt.topic, mqtt.status_topic, mqtt.snapshot_topic):
+            render_topic(template, config.thing_name)
+        check_tls_files(mqtt)
         box = config.publish.outbox
-        return cls(config, session, Outbox(outbox_path, box.max_messages, box.max_bytes))
+        outbox = Outbox(outbox_path, box.max_messages, box.max_bytes) if mqtt.qos == 1 else None
+        return cls(config, session, outbox)
 
     @property
     def outbox(self) -> Outbox:
+        if self.delivery is None:
+            raise PublishError("mqtt: QoS 0 has no outbox")
         return self.delivery.outbox
 
     @property
@@ -362,22 +401,29 @@ class MqttPublisher(Publisher):
         topic = self.snapshot_topic if kind == "snapshot" else self.topic
         if kind == "status":
             self._publish_status(payload)
-        elif self.qos == 1:
+        elif self.delivery is not None:
             self.delivery.put(topic, payload, qos=1)
         elif self.transport.ready():
             self.transport.client.publish(self.transport.packet(topic, payload, 0, False))
+        else:
+            self.not_connected_drops += 1  # at most once: not connected means not sent; counted as dropped
 
     def _publish_status(self, payload: bytes) -> None:
         if not self.transport.ready():
             return  # superseded by the next one; the retained last will covers a device that stays away
         packet = self.transport.packet(self.status_topic, payload, 1, self.retain_status)
         future = self.transport.client.publish(packet)
-        self._pending_status = [f for f in self._pending_status if not f.done()] + [future]
+        self._pending_status = [*[f for f in self._pending_status if not f.done()], future]
 
     def outbox_stats(self) -> dict[str, int]:
+        if self.delivery is None:
+            return {"depth": 0, "bytes": 0, "dropped": self.not_connected_drops, "in_flight": 0}
         return self.delivery.stats()
 
     def problems(self) -> list[Problem]:
+        if self.delivery is None:
+            problem = self.transport.problem()
+            return [problem] if problem is not None else []
         return self.delivery.problems()
 
     def close(self, timeout_s: float) -> None:
@@ -388,4 +434,9 @@ class MqttPublisher(Publisher):
                 future.result(timeout=max(0.0, min(1.0, deadline - time.monotonic() - 0.5)))
             except Exception:  # timeout or disconnect: status is best effort
                 break
-        self.delivery.close(max(0.0, deadline - time.monotonic()))
+        if self.delivery is None:
+            if self.not_connected_drops:
+                log.warning("mqtt: %d QoS 0 message(s) dropped while not connected", self.not_connected_drops)
+            self.transport.stop(max(0.05, deadline - time.monotonic()))
+        else:
+            self.delivery.close(max(0.0, deadline - time.monotonic()))

@@ -70,18 +70,17 @@ class Outbox:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
+        moved_aside: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=5.0)
-            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new file: freed pages can shrink it
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # durable against process death; fsync per checkpoint
-            self._db.executescript(SCHEMA)
-            depth, size = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages"
-            ).fetchone()
+            try:
+                self._db, depth, size = self._open()
+            except sqlite3.DatabaseError as error:
+                if not _is_corrupt(error):
+                    raise
+                # a torn write (power lost on an SD card): keep the file for a post-mortem, start afresh, say so
+                moved_aside = self._move_aside(error)
+                self._db, depth, size = self._open()
         except OSError as error:
             raise PublishError(f"{self.path}: cannot use as the outbox ({path_problem(self.path, error)})") from None
         except sqlite3.Error as error:
@@ -99,6 +98,36 @@ class Outbox:
         self._last_drop: tuple[str, float] | None = None  # (why, when) of the latest drop
         self._drops_unlogged = 0
         self._last_drop_log = -ERROR_LOG_INTERVAL_S
+        if moved_aside is not None:
+            self._last_drop = (moved_aside, time.time())
+
+    def _open(self) -> tuple[sqlite3.Connection, int, int]:
+        """The connection, set up (WAL, bounds), and the depth and bytes the file holds."""
+        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=5.0)
+        try:
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new file: freed pages can shrink it
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+            db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            db.execute("PRAGMA synchronous=NORMAL")  # durable against process death; fsync per checkpoint
+            db.executescript(SCHEMA)
+            depth, size = db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db, int(depth), int(size)
+
+    def _move_aside(self, error: sqlite3.Error) -> str:
+        """Rename a corrupt outbox (and its WAL and shared-memory files) to ``*.corrupt-<UTC time>``."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            source = self.path.with_name(self.path.name + suffix)
+            if source.exists():
+                os.replace(source, aside.with_name(aside.name + suffix))
+        what = f"the outbox file was corrupt ({error}): moved to {aside.name}, its messages are not sent"
+        log.error("%s: %s", self.path, what)
+        return what
 
     def put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
         """Store a message (committed before returning); drop the oldest beyond the bounds. Returns its id, or -1
@@ -217,6 +246,19 @@ class Outbox:
                     with contextlib.suppress(sqlite3.Error):
                         self._retry_deletes()
 
+    def drop(self, item_id: int) -> None:
+        """Remove a message the far end refused for good, counted as dropped; never raises."""
+        with self._lock:
+            self._delivered.add(item_id)  # gone for good either way: never sent again
+            try:
+                self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'dropped'")
+            except sqlite3.Error:
+                self._unstored_drops += 1
+            try:
+                self._retry_deletes()
+            except sqlite3.Error as error:
+                self._storage_error("delete a refused message from", error)
+
     def _retry_deletes(self) -> None:
         """Delete every delivered message still stored; shrink the files once nothing waits. Caller holds the lock."""
         for item_id in sorted(self._delivered):
@@ -293,6 +335,7 @@ class Outbox:
             except sqlite3.Error:
                 dropped = self._dropped_seen  # unreadable just now: the last count read
             self._dropped_seen = dropped
+            self._log_pending_drops(ERROR_LOG_INTERVAL_S)  # a burst's last drops are logged even if none follow
             waiting = self._depth - len(self._delivered)
             return {"depth": waiting, "bytes": self._bytes, "dropped": dropped + self._unstored_drops}
 
@@ -308,8 +351,22 @@ class Outbox:
 
     def close(self) -> None:
         with self._lock:
+            self._log_pending_drops(0.0)
             self._db.close()
+
+    def _log_pending_drops(self, interval_s: float) -> None:
+        """Log the drops counted since the last drop line, once ``interval_s`` has passed (lock held)."""
+        if self._drops_unlogged and self._last_drop and time.monotonic() - self._last_drop_log >= interval_s:
+            self._last_drop_log = time.monotonic()
+            log.warning("%s: %d message(s) dropped (%s)", self.path, self._drops_unlogged, self._last_drop[0])
+            self._drops_unlogged = 0
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("ROLLBACK")
+
+
+def _is_corrupt(error: sqlite3.Error) -> bool:
+    """SQLite's words for a file that is not (or no longer) a database."""
+    text = str(error).lower()
+    return "not a database" in text or "malformed" in text

@@ -1,0 +1,144 @@
+"""The durable delivery path and its outbox under failures a real far end produces (issue 14, review findings).
+
+A fake transport stands in for MQTT or IPC here; the real ones are in tests/integration.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_runtime.publishers.delivery import MAX_FAILED_SENDS, DurableDelivery, Transport
+from edge_runtime.publishers.ipc import IpcConnection, wait
+from edge_runtime.publishers.outbox import Outbox, OutboxItem
+
+
+class FakeTransport(Transport):
+    """Acknowledges every message at once, except those whose payload starts with ``bad``: their send fails (as a
+    request the far end can never take, e.g. above its packet size, fails)."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def ready(self) -> bool:
+        return True
+
+    def window(self) -> int:
+        return 4
+
+    def send(self, item: OutboxItem) -> concurrent.futures.Future[Any]:
+        with self._lock:
+            self.sent.append(item.payload)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        if item.payload.startswith(b"bad"):
+            future.set_exception(RuntimeError("AWS_ERROR_SOMETHING_UNSENDABLE"))
+        else:
+            future.set_result(True)
+        return future
+
+
+def wait_until(condition: Any, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_an_unsendable_message_is_dropped_after_bounded_retries_and_never_blocks_the_rest(tmp_path: Path) -> None:
+    transport = FakeTransport()
+    delivery = DurableDelivery(Outbox(tmp_path / "ob.sqlite3", 100, 10**6), transport, ack_timeout_s=5.0)
+    try:
+        delivery.put("t", b"bad: never sendable")
+        for seq in range(10):
+            delivery.put("t", f"good {seq}".encode())
+        good = [f"good {seq}".encode() for seq in range(10)]
+        assert wait_until(lambda: all(payload in transport.sent for payload in good), 5)  # not held up behind it
+        assert any(problem.reason.startswith("fake: sends fail") for problem in delivery.problems())
+        assert wait_until(lambda: delivery.stats()["depth"] == 0)  # backed off, then dropped
+        assert transport.sent.count(b"bad: never sendable") == MAX_FAILED_SENDS  # bounded: no busy loop
+        assert delivery.stats()["dropped"] == 1
+        (problem,) = delivery.problems()
+        assert f"could not be sent {MAX_FAILED_SENDS} times" in problem.reason
+    finally:
+        delivery.close(1.0)
+    reopened = Outbox(tmp_path / "ob.sqlite3", 100, 10**6)
+    assert reopened.stats()["dropped"] == 1  # the count survives a restart
+    reopened.close()
+
+
+def test_drops_are_all_logged_by_close_even_after_the_last_line(tmp_path: Path, caplog: Any) -> None:
+    outbox = Outbox(tmp_path / "ob.sqlite3", max_messages=2, max_bytes=10**6)
+    with caplog.at_level(logging.WARNING, logger="edge_runtime.publishers.outbox"):
+        for seq in range(12):
+            outbox.put("t", f"m{seq}".encode())
+        outbox.close()
+    logged = [int(r.getMessage().split(": ")[1].split(" ")[0]) for r in caplog.records if "dropped" in r.getMessage()]
+    assert sum(logged) == 10  # the first drop at once, the other nine when the outbox closed
+
+
+def test_a_corrupt_outbox_is_moved_aside_and_a_fresh_one_used(tmp_path: Path, caplog: Any) -> None:
+    path = tmp_path / "ob.sqlite3"
+    path.write_bytes(os.urandom(8192))  # a torn write after power loss
+    with caplog.at_level(logging.ERROR):
+        outbox = Outbox(path, 100, 10**6)
+    try:
+        assert outbox.put("t", b"x") > 0
+        problem = outbox.problem()
+        assert problem is not None and "the outbox file was corrupt" in problem[0]
+        (aside,) = tmp_path.glob("ob.sqlite3.corrupt-*")
+        assert aside.stat().st_size == 8192 and aside.name in caplog.text
+    finally:
+        outbox.close()
+
+
+def test_a_reconnect_finishing_after_close_closes_its_client() -> None:
+    connected = threading.Event()
+    release = threading.Event()
+
+    class Client:
+        def __init__(self) -> None:
+            self.closed = 0
+
+        def close(self, executor_wait: bool = False) -> None:
+            self.closed += 1
+
+    old, new = Client(), Client()
+
+    def factory() -> Client:
+        connected.set()
+        release.wait(5)  # the nucleus answers only after the daemon was told to stop
+        return new
+
+    connection = IpcConnection(old, factory=factory, initial_s=0.01, max_s=0.01)
+    connection.lost(ConnectionError("closed"))
+    assert connected.wait(5)
+    closer = threading.Thread(target=connection.close)
+    closer.start()
+    time.sleep(0.1)
+    release.set()
+    closer.join(5)
+    assert wait_until(lambda: new.closed == 1, 5) and old.closed == 1
+    assert connection.client is old  # the late client was never installed
+
+
+def test_an_ipc_wait_ends_when_the_stop_event_is_set() -> None:
+    from edge_runtime.errors import PublishError
+
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(PublishError, match="UpdateState RUNNING abandoned: stopping"):
+        wait(concurrent.futures.Future(), 10.0, "UpdateState RUNNING", stop)  # a frozen nucleus never answers
+    assert time.monotonic() - started < 1.0
