@@ -60,7 +60,10 @@ def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a JSON-lines file another process may be writing (a last line without its newline is
+    still being written: it is read next time)."""
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    text = path.read_text(encoding="utf-8")
+    lines = text[: text.rfind("\n") + 1].splitlines()
     return [json.loads(line) for line in lines if line.strip()]

@@ -73,7 +73,8 @@ class Nucleus:
         if not self.record.exists():
             return []
         messages = []
-        for line in self.record.read_text().splitlines():
+        text = self.record.read_text()
+        for line in text[: text.rfind("\n") + 1].splitlines():  # a line still being written is read next time
             request = json.loads(line)
             if request["topicName"] == f"ml/object-detection/{THING}":
                 messages.append(json.loads(base64.b64decode(request["payload"])))

@@ -289,9 +289,13 @@ class GreengrassIpcServer:
                                 f" aws.greengrass#{name} on resource {topic}"}  # fmt: skip
             self._send(conn, write_lock, stream_id, "UnauthorizedError", error, kind=APPLICATION_ERROR)
         elif name == "PublishToIoTCore":
-            if self.record is not None:
-                with self._lock, self.record.open("a") as file:
-                    file.write(json.dumps(request) + "\n")
+            if self.record is not None:  # one append-mode write(2) of the whole line: a SIGKILL cannot tear it
+                with self._lock:
+                    descriptor = os.open(self.record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    try:
+                        os.write(descriptor, (json.dumps(request) + "\n").encode())
+                    finally:
+                        os.close(descriptor)
             self._send(conn, write_lock, stream_id, "PublishToIoTCoreResponse", {})
         elif name == "PublishToTopic":
             self._send(conn, write_lock, stream_id, "PublishToTopicResponse", {})
