@@ -181,6 +181,13 @@ class OutboxConfig(_Strict):
     )
     max_messages: int = Field(default=100_000, ge=1, le=10_000_000, description="oldest dropped (counted) beyond this")
     max_bytes: int = Field(default=50_000_000, ge=1024, le=10_000_000_000, description="oldest dropped beyond this")
+    reserve_bytes: int = Field(
+        default=64 << 10,
+        ge=0,
+        le=10_000_000_000,
+        description="leave this much of the outbox's filesystem free (oldest dropped instead): SQLite needs room to"
+        " delete and checkpoint, and the device's other programs need room too",
+    )
 
 
 class GreengrassConfig(_Strict):

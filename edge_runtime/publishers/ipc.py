@@ -315,7 +315,7 @@ class IpcPublisher(Publisher):
     def from_config(cls, config: RuntimeConfig, connection: IpcConnection, outbox_path: str | Path) -> IpcPublisher:
         GreengrassTopics(config.thing_name, config.publish.greengrass)  # a bad template fails before any file exists
         box = config.publish.outbox
-        outbox = Outbox(outbox_path, box.max_messages, box.max_bytes)
+        outbox = Outbox(outbox_path, box.max_messages, box.max_bytes, box.reserve_bytes)
         return cls(connection, config.thing_name, config.publish.greengrass, outbox)
 
     def set_topics(self, settings: GreengrassConfig) -> None:

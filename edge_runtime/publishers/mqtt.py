@@ -375,7 +375,7 @@ class MqttPublisher(Publisher):
             render_topic(template, config.thing_name)
         check_tls_files(mqtt)
         box = config.publish.outbox
-        outbox = Outbox(outbox_path, box.max_messages, box.max_bytes) if mqtt.qos == 1 else None
+        outbox = Outbox(outbox_path, box.max_messages, box.max_bytes, box.reserve_bytes) if mqtt.qos == 1 else None
         return cls(config, session, outbox)
 
     @property

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 SHRINK_INTERVAL_S = 10.0  # a drained outbox gives its space back at most this often
 WAL_LIMIT_BYTES = 256 << 10  # after any checkpoint SQLite truncates the WAL to this (journal_size_limit)
 WAL_CHECKPOINT_PAGES = 16  # fold the WAL into the file every 16 pages (64 KB), not SQLite's 1000 (4 MB)
-# The outbox never takes the last RESERVE_BYTES of its filesystem: beyond that it drops its oldest message to store a
+# By default the outbox never takes the last RESERVE_BYTES of its filesystem (publish.outbox.reserve_bytes): beyond that
+# it drops its oldest message to store a
 # new one. Measured on a 256 KB tmpfs without it: the WAL took the whole disk, and then neither a delete (it needs WAL
 # room too) nor a checkpoint (it needs room in the file) could run, so a full outbox could never drain.
 RESERVE_BYTES = 64 << 10
@@ -65,10 +66,13 @@ class OutboxItem:
 class Outbox:
     """A bounded FIFO of (topic, payload) in a sqlite file; safe to share between threads."""
 
-    def __init__(self, path: str | Path, max_messages: int, max_bytes: int) -> None:
+    def __init__(
+        self, path: str | Path, max_messages: int, max_bytes: int, reserve_bytes: int = RESERVE_BYTES
+    ) -> None:
         self.path = Path(path)
         self.max_messages = max_messages
         self.max_bytes = max_bytes
+        self.reserve_bytes = reserve_bytes
         self._lock = threading.Lock()
         moved_aside: str | None = None
         try:
@@ -279,9 +283,9 @@ class Outbox:
         except OSError:
             return None  # cannot tell: let SQLite find out
         free = stat.f_bavail * stat.f_frsize
-        if free - size * 2 >= RESERVE_BYTES:  # the row and its WAL frame
+        if free - size * 2 >= self.reserve_bytes:  # the row and its WAL frame
             return None
-        return f"disk almost full ({free >> 10} KB free on {self.path.parent}, {RESERVE_BYTES >> 10} KB kept free)"
+        return f"disk almost full ({free >> 10} KB free on {self.path.parent}, {self.reserve_bytes >> 10} KB kept free)"
 
     def _reclaim(self) -> bool:
         """A full disk: fold the WAL back into the database file and truncate it, which frees the space it took (a

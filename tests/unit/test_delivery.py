@@ -142,3 +142,19 @@ def test_an_ipc_wait_ends_when_the_stop_event_is_set() -> None:
     with pytest.raises(PublishError, match="UpdateState RUNNING abandoned: stopping"):
         wait(concurrent.futures.Future(), 10.0, "UpdateState RUNNING", stop)  # a frozen nucleus never answers
     assert time.monotonic() - started < 1.0
+
+
+def test_the_filesystem_reserve_is_a_setting(tmp_path: Path) -> None:
+    from edge_runtime.config import validate
+
+    assert validate({}).publish.outbox.reserve_bytes == 64 << 10
+    outbox = Outbox(tmp_path / "ob.sqlite3", 100, 10**6, reserve_bytes=10**15)  # more than any disk has free
+    try:
+        for seq in range(3):
+            assert outbox.put("t", f"m{seq}".encode()) > 0  # stored, each in the place of the one before
+        assert outbox.stats()["depth"] == 1 and outbox.stats()["dropped"] == 2
+        problem = outbox.problem()
+        assert problem is not None and "disk almost full" in problem[0]
+        assert [item.payload for item in outbox.peek(5)] == [b"m2"]  # the newest kept: oldest first out
+    finally:
+        outbox.close()
