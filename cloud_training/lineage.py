@@ -89,7 +89,8 @@ def lineage_for(artifact: Path, artifact_sha256: str, explicit: Optional[Path] =
 
 
 def record_sagemaker_run(artifact: Path, job_name: str, job_arn: str, region: str, train: Sequence[str],
-                         validation: Sequence[str], hyperparameters: Mapping[str, str]) -> Optional[Path]:
+                         validation: Sequence[str], hyperparameters: Mapping[str, str],
+                         final_validation_map: Optional[float] = None) -> Optional[Path]:
     """``lineage.json`` beside a downloaded SageMaker artifact. The job is paid for and done by now, so a manifest
     that cannot be read again only costs the lineage (a warning), never the command's success."""
     from cloud_training.errors import CloudTrainingError
@@ -99,8 +100,26 @@ def record_sagemaker_run(artifact: Path, job_name: str, job_arn: str, region: st
         lineage = training_lineage(
             backend="sagemaker", job={"training_job_name": job_name, "training_job_arn": job_arn, "region": region},
             train=train, validation=validation, hyperparameters=hyperparameters, artifact_sha256=sha256_of(artifact),
+            epochs_done=int(hyperparameters["epochs"]) if str(hyperparameters.get("epochs", "")).isdigit() else None,
         )
+        # the built-in algorithm reports validation:mAP per epoch; SageMaker keeps the last as the job's final metric
+        # (which epoch was best is in the job's CloudWatch log, not its description)
+        lineage["final_validation_map"] = final_validation_map
     except CloudTrainingError as error:
         log.warning("no lineage.json beside %s: %s", artifact, error)
         return None
     return write_lineage(artifact.parent, lineage)
+
+
+def describe_score(lineage: Mapping[str, Any]) -> str:
+    """How the run scored, in the words inspect, convert and the report share: the best epoch of a local run, or a
+    SageMaker job's final validation:mAP."""
+
+    def number(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+    if lineage.get("best_epoch") is None and lineage.get("final_validation_map") is not None:
+        final = number(lineage["final_validation_map"])
+        return f"final validation mAP {final} after {lineage.get('epochs_done')} epochs"
+    return (f"best epoch {lineage.get('best_epoch')} of {lineage.get('epochs_done')},"
+            f" validation mAP {number(lineage.get('best_validation_map'))}")  # fmt: skip

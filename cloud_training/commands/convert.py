@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cloud_training.lineage import describe_score
 from edge_runtime.argtypes import number_in
 
 EPILOG = """\
@@ -126,13 +127,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  weights     {weights / 1e6:.2f} M values in {len(model.arg_params) + len(model.aux_params)} arrays")
     print_onnx_summary(entries)
     if lineage is not None:
-        print(f"  lineage     {lineage.get('backend')} training, best epoch {lineage.get('best_epoch')}"
-              f" (validation mAP {_number(lineage.get('best_validation_map'))})")
+        print(f"  lineage     {lineage.get('backend')} training, {describe_score(lineage)}")
     return 0
-
-
-def _number(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "unknown"
 
 
 def print_onnx_summary(entries: dict[str, Any]) -> None:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cloud_training.lineage import describe_score
+
 EPILOG = """\
 examples:
   cloud-training inspect model.tar.gz
@@ -71,8 +73,7 @@ def lineage_lines(lineage: dict[str, Any] | None) -> list[str]:
     job = lineage.get("job") or {}
     where = job.get("training_job_arn") or job.get("run_folder") or "unknown"
     lines = [f"  lineage     {lineage.get('backend')} training ({where})",
-             f"              best epoch {lineage.get('best_epoch')} of {lineage.get('epochs_done')},"
-             f" validation mAP {_score(lineage.get('best_validation_map'))}"]
+             f"              {describe_score(lineage)}"]
     for key, title in (("train_manifests", "train"), ("validation_manifests", "validation")):
         for item in lineage.get(key) or []:
             lines.append(f"              {title:<10} {item['uri']}  sha256 {item['sha256'][:16]}"

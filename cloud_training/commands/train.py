@@ -180,7 +180,8 @@ def run_sagemaker(args: argparse.Namespace) -> int:
         if artifact is not None:  # lineage hand-off (issue 17): convert copies it into model.json
             from cloud_training.lineage import record_sagemaker_run
 
-            record_sagemaker_run(artifact, name, arn, region, args.train, args.validation, hyperparameters)
+            record_sagemaker_run(artifact, name, arn, region, args.train, args.validation, hyperparameters,
+                                 remote.last_final_map.get(name))
     else:
         print(f"follow it with: aws sagemaker describe-training-job --training-job-name {name} --region {region}")
     return 0

@@ -28,6 +28,7 @@ from cloud_training.evaluation import figures
 from cloud_training.evaluation.analysis import ImageReview, worst_first
 from cloud_training.evaluation.loop import Evaluation
 from cloud_training.evaluation.summary import Analysis
+from cloud_training.lineage import describe_score
 from cloud_training.manifest import io
 from cloud_training.progress import progress
 
@@ -48,8 +49,7 @@ def summary_lines(summary: Mapping[str, Any], pages: int, worst_shown: int) -> l
     ]
     lineage = model.get("lineage") or {}
     if lineage:
-        lines.append(f"          trained with {lineage.get('backend')}, best epoch {lineage.get('best_epoch')}, "
-                     f"validation mAP {_number(lineage.get('best_validation_map'))}")
+        lines.append(f"          trained with {lineage.get('backend')}, {describe_score(lineage)}")
         for key in ("train_manifests", "validation_manifests"):
             for item in lineage.get(key) or []:
                 lines.append(f"          {key.split('_')[0]:<10} {storage.basename(item['uri'])}  "

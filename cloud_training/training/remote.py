@@ -64,9 +64,13 @@ def print_request(request: Mapping[str, Any]) -> None:
     print(json.dumps(request, indent=2, sort_keys=False))
 
 
+last_final_map: dict[str, Optional[float]] = {}  # job name -> SageMaker's final validation:mAP, once finished
+
+
 def finish_training(client: Any, name: str, out_dir: Optional[Path], report: Report,
                     interval_s: float, max_wait_s: float) -> Path | None:
-    """Follow a training job to its end; print validation:mAP; fetch the artifact on success, or fail in one line."""
+    """Follow a training job to its end; print validation:mAP; fetch the artifact on success, or fail in one line.
+    The final validation:mAP is kept in :data:`last_final_map` for the lineage beside the artifact."""
     description = jobs.follow(
         lambda: jobs.describe_training_job(client, name), jobs.training_state, jobs.training_done,
         lambda line: report(f"training job {name}: {line}"), f"training job {name}", interval_s, max_wait_s,
@@ -76,6 +80,7 @@ def finish_training(client: Any, name: str, out_dir: Optional[Path], report: Rep
         reason = description.get("FailureReason") or "no reason given"
         raise AwsError(f"training job {name} {str(status).lower()}: {reason}")
     score = jobs.final_metric(description)
+    last_final_map[name] = score
     report(f"training job {name}: validation:mAP {score:.4f}" if score is not None
            else f"training job {name}: validation:mAP not reported")
     if out_dir is None:

@@ -174,6 +174,12 @@ def test_wait_reports_transitions_and_the_final_map_then_downloads(s3_bucket, tm
         "training job ssd-stub: validation:mAP 0.8125",
     ]
     assert (tmp_path / "run" / "model.tar.gz").read_bytes() == artifact
+    lineage = json.loads((tmp_path / "run" / "lineage.json").read_text())  # for convert, into model.json
+    assert lineage["backend"] == "sagemaker" and lineage["final_validation_map"] == 0.8125
+    assert lineage["job"]["training_job_arn"] == "arn:aws:sagemaker:us-east-1:1:training-job/ssd-stub"
+    from cloud_training.lineage import describe_score
+
+    assert describe_score(lineage).startswith("final validation mAP 0.8125 after ")
 
 
 def test_a_failed_job_prints_its_failure_reason_and_exits_non_zero(s3_bucket, tmp_path, monkeypatch, capsys):
