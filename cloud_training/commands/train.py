@@ -176,12 +176,12 @@ def run_sagemaker(args: argparse.Namespace) -> int:
     arn = jobs.create_training_job(client, request)
     print(f"training job {name} created: {arn}")
     if args.wait:
-        artifact = remote.finish_training(client, name, args.out, print, args.poll_interval, args.wait_timeout)
-        if artifact is not None:  # lineage hand-off (issue 17): convert copies it into model.json
+        finished = remote.finish_training(client, name, args.out, print, args.poll_interval, args.wait_timeout)
+        if finished.artifact is not None:  # lineage hand-off (issue 17): convert copies it into model.json
             from cloud_training.lineage import record_sagemaker_run
 
-            record_sagemaker_run(artifact, name, arn, region, args.train, args.validation, hyperparameters,
-                                 remote.last_final_map.get(name))
+            record_sagemaker_run(finished.artifact, name, arn, region, args.train, args.validation, hyperparameters,
+                                 finished.final_map)
     else:
         print(f"follow it with: aws sagemaker describe-training-job --training-job-name {name} --region {region}")
     return 0

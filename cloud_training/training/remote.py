@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from cloud_training import storage
 from cloud_training.aws import sagemaker_jobs as jobs
@@ -64,13 +64,16 @@ def print_request(request: Mapping[str, Any]) -> None:
     print(json.dumps(request, indent=2, sort_keys=False))
 
 
-last_final_map: dict[str, Optional[float]] = {}  # job name -> SageMaker's final validation:mAP, once finished
+class Finished(NamedTuple):
+    """A completed training job: the downloaded artifact (None without ``--out``) and its final validation:mAP."""
+
+    artifact: Optional[Path]
+    final_map: Optional[float]
 
 
 def finish_training(client: Any, name: str, out_dir: Optional[Path], report: Report,
-                    interval_s: float, max_wait_s: float) -> Path | None:
-    """Follow a training job to its end; print validation:mAP; fetch the artifact on success, or fail in one line.
-    The final validation:mAP is kept in :data:`last_final_map` for the lineage beside the artifact."""
+                    interval_s: float, max_wait_s: float) -> Finished:
+    """Follow a training job to its end; print validation:mAP; fetch the artifact on success, or fail in one line."""
     description = jobs.follow(
         lambda: jobs.describe_training_job(client, name), jobs.training_state, jobs.training_done,
         lambda line: report(f"training job {name}: {line}"), f"training job {name}", interval_s, max_wait_s,
@@ -80,17 +83,16 @@ def finish_training(client: Any, name: str, out_dir: Optional[Path], report: Rep
         reason = description.get("FailureReason") or "no reason given"
         raise AwsError(f"training job {name} {str(status).lower()}: {reason}")
     score = jobs.final_metric(description)
-    last_final_map[name] = score
     report(f"training job {name}: validation:mAP {score:.4f}" if score is not None
            else f"training job {name}: validation:mAP not reported")
     if out_dir is None:
-        return None
+        return Finished(None, score)
     uri = description.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if not uri:
         raise AwsError(f"training job {name} completed without ModelArtifacts.S3ModelArtifacts")
     path = download_artifact(uri, out_dir)
     report(f"artifact: {path} (from {uri}); next: cloud-training convert {path} --out MODEL_DIR")
-    return path
+    return Finished(path, score)
 
 
 def finish_tuning(client: Any, name: str, out_dir: Optional[Path], report: Report,
