@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from edge_runtime import __version__
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(detect)
     detect.add_argument("images", nargs="+", metavar="IMAGE")
     detect.add_argument("--annotate", metavar="DIR",
-                        help="also write each image with its boxes, labels and scores drawn into DIR (same file name)")
+                        help="also write each image with its boxes, labels and scores drawn into DIR, under its own"
+                        " file name (NAME-2.jpg... when two inputs share one); never over an input")
     detect.set_defaults(handler=_detect)
 
     check = sub.add_parser("check-config", help="validate a JSON config file (with environment overrides)")
@@ -157,9 +159,9 @@ def _detect(args: argparse.Namespace) -> int:
     _require(config.model.path, "model.path", "--model DIR")
     from edge_runtime.detectors import create_detector, read_image
 
+    targets = _annotation_targets(args.annotate, args.images) if args.annotate else {}
     detector = create_detector(config.model)
     results = []
-    taken: set[str] = set()
     for image_path in args.images:
         image = read_image(image_path)
         result = detector.detect(image)
@@ -173,16 +175,26 @@ def _detect(args: argparse.Namespace) -> int:
                 "detections": [detection.to_dict() for detection in result.detections],
             }
         )
-        if args.annotate:
-            from pathlib import Path
+        if targets:
+            from edge_runtime.annotate import write_annotated
 
-            from edge_runtime.annotate import annotated_path, write_annotated
-
-            target = write_annotated(annotated_path(Path(args.annotate), image_path, taken), image, result.detections)
-            results[-1]["annotated"] = str(target)
+            results[-1]["annotated"] = str(write_annotated(targets[image_path], image, result.detections))
     json.dump(results, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def _annotation_targets(folder: str, images: list[str]) -> dict[str, Path]:
+    """Where ``--annotate`` writes each image, decided before anything runs: never over one of the inputs."""
+    from edge_runtime.annotate import annotated_path
+
+    taken: set[str] = set()
+    targets = {image: annotated_path(Path(folder), image, taken) for image in dict.fromkeys(images)}
+    inputs = {Path(image).resolve() for image in images}
+    for image, target in targets.items():
+        if target.resolve() in inputs:
+            raise ConfigError(f"--annotate {folder}: would overwrite the input {image}; give another folder")
+    return targets
 
 
 def _check_config(args: argparse.Namespace) -> int:

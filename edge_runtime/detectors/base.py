@@ -204,6 +204,9 @@ def class_thresholds_by_id(info: ModelInfo, by_key: Mapping[str, float]) -> dict
 def read_image(path: str | Path) -> np.ndarray:
     import cv2
 
+    file = Path(path)
+    if not file.is_file():  # before OpenCV, which would print a warning of its own first
+        raise SourceError(f"{path}: {'is a folder, not an image' if file.is_dir() else 'no such file'}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise SourceError(f"{path}: cannot read as an image")
