@@ -1,9 +1,10 @@
 """Ship a deploy model folder to the fleet: ``model.zip`` on S3, a model component version, optionally a deployment.
 
-The zip holds the folder's three files at its root (Greengrass unzips it to ``{artifacts:decompressedPath}/model/``,
-where the inference component looks). It is built deterministically (sorted names, fixed timestamps), so publishing
-the same folder twice gives the same bytes and the same digest. Before anything is uploaded, each file is checked
-against the SHA-256 that ``model.json`` records: a corrupted folder is refused here, not on a thousand devices.
+The zip holds the files ``model.json`` lists, and ``model.json``, at its root (Greengrass unzips it to
+``{artifacts:decompressedPath}/model/``, where the inference component looks). It is built deterministically (sorted
+names, fixed timestamps), so publishing the same folder twice gives the same bytes and the same digest. Before
+anything is uploaded, each file is checked against the SHA-256 that ``model.json`` records: a corrupted folder is
+refused here, not on a thousand devices.
 """
 
 from __future__ import annotations

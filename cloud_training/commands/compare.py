@@ -11,9 +11,9 @@ example:
   cloud-training compare models/boxes-v1 models/boxes-v2 prepared/validation.manifest
 
 Both models are evaluated exactly as `evaluate` does (same images, same VOC07 metric). Per class: AP of each, the
-difference B - A, and each model's recall and precision at its own recommended threshold (the F1-best score on these
-images, what `evaluate --record` writes and devices then use). Then the images where the two disagree most: the
-difference in errors (missed true boxes + false positives) at those thresholds, with each model's counts.
+difference B - A, and each model's recall at its own recommended threshold (precision too with --json) (the F1-best
+score on these images, what `evaluate --record` writes and devices then use). Then the images where the two disagree
+most: the difference in errors (missed true boxes + false positives) at those thresholds, with each model's counts.
 """
 
 
@@ -45,6 +45,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 0:
         raise EvaluationError(f"--top must be 0 or more (got {args.top})")
+    from edge_runtime.errors import EdgeRuntimeError
+    from edge_runtime.model import read_model_info
+
+    for model in (args.model_a, args.model_b):  # both readable before minutes are spent evaluating the first
+        try:
+            read_model_info(model)
+        except EdgeRuntimeError as error:
+            raise EvaluationError(str(error)) from None
     records, _, _ = io.read_records([args.manifest], args.label_attribute, skip_invalid=False)
     a = measure(args.model_a, args.manifest, args.label_attribute, args.backend, records=records, desc="evaluating A")
     b = measure(args.model_b, args.manifest, args.label_attribute, args.backend, records=records, desc="evaluating B")

@@ -12,9 +12,10 @@ example:
   cloud-training publish models/boxes --bucket my-gg-artifacts --component-version 1.0.0 \\
       --deploy-to arn:aws:iot:us-east-1:123456789012:thinggroup/Cameras
 
-MODEL_DIR is a deploy model folder from 'cloud-training convert'. Its three files are zipped (at the zip's root) to
-s3://BUCKET/NAME/VERSION/model.zip, and NAME VERSION is created in Greengrass with the recipe inline (artifact URI,
-base64 SHA-256 digest, Unarchive ZIP: devices find the files in {artifacts:decompressedPath}/model/).
+MODEL_DIR is a deploy model folder from 'cloud-training convert'. The files its model.json lists, and model.json,
+are zipped (at the zip's root) to s3://BUCKET/NAME/VERSION/model.zip, and NAME VERSION is created in Greengrass
+with the recipe inline (artifact URI, base64 SHA-256 digest, Unarchive ZIP: devices find the files in
+{artifacts:decompressedPath}/model/).
 --deploy-to waits until the version is deployable, then creates a deployment for the thing or thing group with the
 inference component (--runtime-component, version --runtime-version, default: the version of its built recipe,
 else its gdk-config.json) and this model, merged into the target's current deployment: its other components and
