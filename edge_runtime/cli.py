@@ -161,6 +161,9 @@ def _detect(args: argparse.Namespace) -> int:
 
     targets = _annotation_targets(args.annotate, args.images) if args.annotate else {}
     detector = create_detector(config.model)
+    from edge_runtime.daemon import log_recommended_thresholds
+
+    log_recommended_thresholds(detector, config)
     results = []
     for image_path in args.images:
         image = read_image(image_path)

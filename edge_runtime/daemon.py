@@ -31,6 +31,15 @@ EXIT_FAILED = 1
 FAIL_FAST_WAIT_S = 10.0  # --fail-fast: how long the first connection attempt may take
 
 
+def log_recommended_thresholds(detector: Any, config: RuntimeConfig) -> None:
+    """Say when model.json's recommended per-class thresholds apply (the config sets none): they can change what is
+    detected a lot, so never silently."""
+    recommended = detector.info.recommended_thresholds
+    if recommended and not config.model.class_thresholds:
+        log.info("class thresholds from the model's evaluation (model.json, written by evaluate --record): %s;"
+                 " set model.class_thresholds to override", ", ".join(f"{k} {v:g}" for k, v in recommended.items()))
+
+
 def check_first_connections(publishers: list[Publisher], timeout_s: float = FAIL_FAST_WAIT_S) -> None:
     """``publish.fail_fast``: the first connection attempt of every remote publisher must succeed (PublishError)."""
     deadline = time.monotonic() + timeout_s
@@ -98,6 +107,7 @@ def run_daemon(
             config.source.uri,
             ", ".join(p.name for p in pipeline.publishers),
         )
+        log_recommended_thresholds(pipeline.detector, config)
         if on_running is not None:
             try:
                 on_running(pipeline)
