@@ -196,6 +196,26 @@ def read_channel(uri: str, label_attribute: Optional[str]) -> list[Record]:
     return records
 
 
+def check_before_reading(
+    train: Sequence[str],
+    validation: Sequence[str],
+    raw: Mapping[str, object],
+    settings: Callable[[ManifestFacts], object],
+) -> None:
+    """Everything that needs neither a manifest nor an AWS call, first, so a wrong flag is refused even without
+    credentials: the channels, documented values, the schedule against the epochs, and the job settings' own
+    ``check()`` (URIs, role, instance type, tags, spot wait), built by ``settings`` from placeholder facts."""
+    train_uri = single_manifest(train, "--train")
+    validation_uri = single_manifest(validation, "--validation")
+    check_channels(train_uri, validation_uri)
+    check_documented_values(dict(raw))
+    check_schedule(parse({"num_training_samples": "1", **{k: str(v) for k, v in raw.items()}}))
+    built = settings(ManifestFacts(train_uri, validation_uri, "source-ref", 1))
+    check = getattr(built, "check", None)
+    if callable(check):
+        check()
+
+
 def check_job(
     train: Sequence[str],
     validation: Sequence[str],

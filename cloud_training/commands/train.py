@@ -164,6 +164,8 @@ def run_sagemaker(args: argparse.Namespace) -> int:
     # the table first (a typo should not cost a manifest read); the count is filled in by the preflight
     remote.sagemaker_hyperparameters({"num_training_samples": "1", **raw})
     region = session.resolve_region(args.region)
+    image = jobs.image_uri(region)
+    preflight.check_before_reading(args.train, args.validation, raw, lambda facts: job_settings(args, facts, image))
     facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region,
                                    model_uri=args.model_channel)
     hyperparameters = remote.sagemaker_hyperparameters(raw)

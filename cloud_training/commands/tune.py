@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     # every fixed value against the table (the tuned ones were checked as ranges)
     remote.sagemaker_hyperparameters({"num_training_samples": "1", **raw})
     region = session.resolve_region(args.region)
+    image = jobs.image_uri(region)
+    preflight.check_before_reading(args.train, args.validation, raw, lambda facts: job_settings(args, facts, image))
     facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region,
                                    model_uri=args.model_channel)
     static = {name: str(value).strip() for name, value in raw.items() if not name.startswith("_")}
