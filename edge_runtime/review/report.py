@@ -141,6 +141,7 @@ def build_report(
 
     report = Report(redact(str(path)))  # a postgresql:// URL without its password
     redeliveries = Redeliveries()
+    events: dict[str, list[tuple[float, Optional[str], dict[str, Any]]]] = {}
     for row in read_rows(path, since=since, device=device):
         report.messages += 1
         if not row.valid or row.payload is None:
@@ -152,14 +153,34 @@ def build_report(
             report.rejected[DUPLICATE] += 1  # recorded as valid by an earlier review run, or by an older version
             continue
         report.valid += 1
-        stats = report.devices.setdefault(str(message["device"]), DeviceStats())
-        _fold(stats, row.kind, message, row.received_at, gap_s)
+        events.setdefault(str(message["device"]), []).append((event_time(message, row.received_at), row.kind, message))
+    for device_name, device_events in events.items():
+        # in the device's own time (when it captured, when it reported), not arrival: an outbox delivering its backlog
+        # after an outage must not make the outage look like a burst and hide the gap
+        stats = report.devices.setdefault(device_name, DeviceStats())
+        for at, kind, message in sorted(device_events, key=lambda event: event[0]):
+            _fold(stats, kind, message, at, gap_s)
     for stats in report.devices.values():
         if stats._offline is not None:
             since_at, _session, reason = stats._offline
             stats.gaps.append(_gap(since_at, None, reason))
             stats.gap_spans.append((since_at, None))
     return report
+
+
+def event_time(message: dict[str, Any], received_at: float) -> float:
+    """When it happened on the device: a detection's (or snapshot's) ``captured_at``, a status message's ``at``;
+    the arrival time for a last will (stamped when the device connected, sent by the broker when it vanished) and
+    when neither parses."""
+    if message.get("state") == "offline":
+        return received_at
+    text = message.get("captured_at") or message.get("at")
+    if isinstance(text, str):
+        try:
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return received_at
 
 
 def _fold(stats: DeviceStats, kind: Optional[str], message: dict[str, Any], at: float, gap_s: float) -> None:

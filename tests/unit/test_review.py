@@ -16,6 +16,7 @@ import pytest
 from edge_runtime.cli import main
 from edge_runtime.config import MqttConfig
 from edge_runtime.errors import ReviewError
+from edge_runtime.messages import iso_utc
 from edge_runtime.publishers.mqtt import build_mqtt5_client
 from edge_runtime.review.fleet import Fleet
 from edge_runtime.review.redelivery import Redeliveries
@@ -136,8 +137,20 @@ def test_recorder_appends_across_restarts_and_refuses_changes(tmp_path: Path):
         Recorder(tmp_path / "other.db")
 
 
-def record(db: Path, timed: list[tuple[float, dict[str, Any] | bytes]]) -> None:
+def stamped(message: dict[str, Any] | bytes, at: float) -> dict[str, Any] | bytes:
+    """``message`` as a device sends it at ``at``: its own capture or report time (a last will keeps its own)."""
+    if isinstance(message, bytes) or message.get("state") == "offline":
+        return message
+    key = "captured_at" if "captured_at" in message else "at"
+    return {**message, key: iso_utc(at)}
+
+
+def record(
+    db: Path, timed: list[tuple[float, dict[str, Any] | bytes]], arrived: dict[int, float] | None = None
+) -> None:
+    """Record each message as received at its time, or at ``arrived[index]`` (a backlog delivered late)."""
     recorder = Recorder(db)
+    timed = [((arrived or {}).get(index, at), stamped(message, at)) for index, (at, message) in enumerate(timed)]
     items = [checked(message, at) for at, message in timed]
     recorder.append(items, [m if isinstance(m, bytes) else raw(m) for _at, m in timed])
     recorder.close()
@@ -171,6 +184,20 @@ def test_report_counts_scores_and_gaps(tmp_path: Path):
     assert "cam-2: 1 detection and 0 status messages" in render_text(build_report(db))
     png = write_png(build_report(db), tmp_path / "chart.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_uses_device_time_so_a_late_backlog_keeps_its_hours_and_its_gap(tmp_path: Path) -> None:
+    """After an outage the outbox delivers what it held all at once: the hours and the gap stay the device's."""
+    db = tmp_path / "r.db"
+    timeline: list[tuple[float, dict[str, Any] | bytes]] = [
+        (T0 + 10, detection("cam-1", 1, [("cat", 0.9)])),
+        (T0 + 4000, detection("cam-1", 2, [("cat", 0.8)])),
+        (T0 + 4010, detection("cam-1", 3, [("cat", 0.7)])),
+    ]
+    record(db, timeline, arrived={0: T0 + 4020, 1: T0 + 4020, 2: T0 + 4020})  # all three arrive together, late
+    cam1 = build_report(db, gap_s=120).to_dict()["devices"]["cam-1"]
+    assert cam1["classes"]["cat"]["per_hour"] == {"2027-01-15T08:00Z": 1, "2027-01-15T09:00Z": 2}
+    assert [(g["reason"], g["seconds"]) for g in cam1["gaps"]] == [("silent", 3990.0)]
 
 
 def test_parse_since():
