@@ -62,9 +62,14 @@ def inspect_model(path: Path) -> Inspection:
 
 
 def _inspect_training_artifact(path: Path) -> Inspection:
+    from cloud_training.lineage import lineage_for
+    from edge_runtime.model import sha256_of
+
     artifact = read_artifact(path)
     model = convert(artifact)
+    lineage = lineage_for(path, sha256_of(path)) if path.is_file() else None  # the run's lineage.json beside it
     return Inspection(
+        lineage=lineage,
         path=str(path),
         kind="training artifact",
         network=artifact.hyperparameters.get("base_network"),

@@ -163,6 +163,8 @@ def test_the_model_knows_its_lineage_and_the_logged_map_is_evaluates(
     assert lineage["epochs_done"] == 12 and lineage["best_epoch"] == best_epoch
     assert lineage["best_validation_map"] == pytest.approx(logged[best_epoch])
     assert logged[best_epoch] > 0, "the run must learn something for the comparison below to mean anything"
+    assert main(["inspect", str(out / "model.tar.gz")]) == 0  # the artifact, before convert: its lineage.json beside
+    assert f"best epoch {best_epoch} of 12" in capsys.readouterr().out
 
     # issue 15: the training log's validation mAP is evaluate's on the same images: to float noise on MXNet (the
     # same graph, batched), within 1e-3 on ONNX Runtime (its own kernels and numpy NMS)
