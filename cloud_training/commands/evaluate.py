@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         from cloud_training.manifest import io
 
+        if not str(args.report).lower().endswith(".pdf"):  # it is a PDF whatever the name says
+            raise OutputError(f"--report {args.report}: the report is a PDF, give a .pdf name (or --html DIR)")
         io.check_writable([args.report], args.force)
     if args.html is not None and args.html.exists() and not args.force:
         raise OutputError(f"{args.html} already exists (use --force to replace it)")

@@ -327,3 +327,11 @@ def test_pages_caps_the_image_pages_and_html_holds_the_same(
     code, _, err = run_cli(capsys, "evaluate", str(deploy), str(manifest), "--html", str(site))
     assert code == 2 and "already exists" in err
 
+
+
+def test_a_report_name_that_is_not_pdf_is_refused_before_any_work(tmp_path, capsys) -> None:
+    from cloud_training.cli import main
+
+    code = main(["evaluate", "models/demo", str(tmp_path / "none.manifest"), "--report", str(tmp_path / "r.txt")])
+    assert code == 2 and not (tmp_path / "r.txt").exists()
+    assert "the report is a PDF, give a .pdf name" in capsys.readouterr().err
