@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
     review.add_argument("--json", action="store_true", help="one JSON object per message and state change")
     review.set_defaults(handler=_review)
 
-    actions = review.add_subparsers(dest="review_action", metavar="ACTION")
+    actions = review.add_subparsers(dest="review_action", metavar="[ACTION]", required=False)
     serve = actions.add_parser(
         "serve",
         help="the web console: the fleet, each device's detections and snapshots, live, in a browser",
