@@ -9,7 +9,7 @@ another class also names that class ("is blue box").
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -68,58 +68,56 @@ def _map_text(value: Optional[float]) -> str:
 def curves_pages(curves: Mapping[int, Curve], recommended: Mapping[int, Recommendation],
                  names: Mapping[int, str]) -> list[Any]:
     """Precision-recall per class, the recommended threshold marked on each."""
-    pages = []
-    ids = sorted(curves)
-    for start in range(0, len(ids), PER_PAGE):
-        chunk = ids[start : start + PER_PAGE]
-        figure = new_figure()
-        figure.suptitle("Precision-recall per class (VOC07 matching; • recommended threshold)", fontsize=11)
-        columns = min(3, len(chunk))
-        rows = math.ceil(len(chunk) / columns)
-        for position, class_id in enumerate(chunk, start=1):
-            axes = figure.add_subplot(rows, columns, position)
-            found = curves[class_id]
-            if len(found.scores):
-                axes.plot(found.recall, found.precision, color="#333333", linewidth=1.2)
-            choice = recommended.get(class_id)
-            if choice is not None:
-                axes.plot([choice.recall], [choice.precision], "o", color=TP_COLOR)
-                axes.annotate(f"≥ {choice.threshold:.2f}", (choice.recall, choice.precision), fontsize=7,
-                              textcoords="offset points", xytext=(4, 4))
-            axes.set_title(f"{names.get(class_id, class_id)} ({found.positives} true boxes)", fontsize=8)
-            axes.set_xlim(0, 1)
-            axes.set_ylim(0, 1.02)
-            axes.set_xlabel("recall", fontsize=7)
-            axes.set_ylabel("precision", fontsize=7)
-            axes.tick_params(labelsize=6)
-        figure.tight_layout(rect=(0, 0, 1, 0.94))
-        pages.append(figure)
-    return pages
+    def draw(axes: Any, class_id: int) -> None:
+        found = curves[class_id]
+        if len(found.scores):
+            axes.plot(found.recall, found.precision, color="#333333", linewidth=1.2)
+        choice = recommended.get(class_id)
+        if choice is not None:
+            axes.plot([choice.recall], [choice.precision], "o", color=TP_COLOR)
+            axes.annotate(f"≥ {choice.threshold:.2f}", (choice.recall, choice.precision), fontsize=7,
+                          textcoords="offset points", xytext=(4, 4))
+        axes.set_title(f"{names.get(class_id, class_id)} ({found.positives} true boxes)", fontsize=8)
+        axes.set_xlim(0, 1)
+        axes.set_ylim(0, 1.02)
+        axes.set_xlabel("recall", fontsize=7)
+        axes.set_ylabel("precision", fontsize=7)
+
+    return class_grid_pages(sorted(curves), "Precision-recall per class (VOC07 matching; • recommended threshold)",
+                            draw)
 
 
 def histogram_pages(curves: Mapping[int, Curve], recommended: Mapping[int, Recommendation],
                     names: Mapping[int, str]) -> list[Any]:
     """Scores of true and false positives per class, the recommended threshold as a line."""
-    pages = []
-    ids = sorted(curves)
     bins = np.linspace(0.0, 1.0, 21)
-    for start in range(0, len(ids), PER_PAGE):
-        chunk = ids[start : start + PER_PAGE]
+
+    def draw(axes: Any, class_id: int) -> None:
+        found = curves[class_id]
+        axes.hist([found.tp_scores, found.fp_scores], bins=bins, color=[TP_COLOR, FP_COLOR], stacked=False,
+                  label=["true positives", "false positives"])
+        choice = recommended.get(class_id)
+        if choice is not None:
+            axes.axvline(choice.threshold, color="#333333", linestyle="--", linewidth=1)
+        axes.set_yscale("symlog", linthresh=1)
+        axes.set_title(f"{names.get(class_id, class_id)}", fontsize=8)
+        axes.set_xlabel("score", fontsize=7)
+
+    return class_grid_pages(sorted(curves), "Scores of true positives (green) and false positives (red)", draw)
+
+
+def class_grid_pages(class_ids: list[int], title: str, draw: Callable[[Any, int], None]) -> list[Any]:
+    """Pages of up to PER_PAGE per-class panels, three a row, each drawn by ``draw(axes, class_id)``."""
+    pages = []
+    for start in range(0, len(class_ids), PER_PAGE):
+        chunk = class_ids[start : start + PER_PAGE]
         figure = new_figure()
-        figure.suptitle("Scores of true positives (green) and false positives (red)", fontsize=11)
+        figure.suptitle(title, fontsize=11)
         columns = min(3, len(chunk))
         rows = math.ceil(len(chunk) / columns)
         for position, class_id in enumerate(chunk, start=1):
             axes = figure.add_subplot(rows, columns, position)
-            found = curves[class_id]
-            axes.hist([found.tp_scores, found.fp_scores], bins=bins, color=[TP_COLOR, FP_COLOR], stacked=False,
-                      label=["true positives", "false positives"])
-            choice = recommended.get(class_id)
-            if choice is not None:
-                axes.axvline(choice.threshold, color="#333333", linestyle="--", linewidth=1)
-            axes.set_yscale("symlog", linthresh=1)
-            axes.set_title(f"{names.get(class_id, class_id)}", fontsize=8)
-            axes.set_xlabel("score", fontsize=7)
+            draw(axes, class_id)
             axes.tick_params(labelsize=6)
         figure.tight_layout(rect=(0, 0, 1, 0.94))
         pages.append(figure)
