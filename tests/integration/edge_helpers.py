@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +15,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from edge_model_helpers import build_deploy_model  # type: ignore[import-not-found]
+
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 __all__ = ["build_deploy_model", "free_port", "read_jsonl", "start_daemon", "wait_for", "write_video"]
@@ -51,12 +52,7 @@ def start_daemon(*args: str, env: dict[str, str] | None = None, stdout: Any = su
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
+    return wait_until(condition, timeout, interval)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

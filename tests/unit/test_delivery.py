@@ -18,6 +18,7 @@ import pytest
 from edge_runtime.publishers.delivery import MAX_FAILED_SENDS, DurableDelivery, Transport
 from edge_runtime.publishers.ipc import IpcConnection, wait
 from edge_runtime.publishers.outbox import Outbox, OutboxItem
+from tests.support.waiting import wait_until
 
 
 class FakeTransport(Transport):
@@ -47,13 +48,6 @@ class FakeTransport(Transport):
         return future
 
 
-def wait_until(condition: Any, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def test_an_unsendable_message_is_dropped_after_bounded_retries_and_never_blocks_the_rest(tmp_path: Path) -> None:
@@ -66,7 +60,7 @@ def test_an_unsendable_message_is_dropped_after_bounded_retries_and_never_blocks
         good = [f"good {seq}".encode() for seq in range(10)]
         assert wait_until(lambda: all(payload in transport.sent for payload in good), 5)  # not held up behind it
         assert any(problem.reason.startswith("fake: sends fail") for problem in delivery.problems())
-        assert wait_until(lambda: delivery.stats()["depth"] == 0)  # backed off, then dropped
+        assert wait_until(lambda: delivery.stats()["depth"] == 0, 20)  # backed off, then dropped
         assert transport.sent.count(b"bad: never sendable") == MAX_FAILED_SENDS  # bounded: no busy loop
         assert delivery.stats()["dropped"] == 1
         (problem,) = delivery.problems()

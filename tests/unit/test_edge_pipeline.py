@@ -22,15 +22,7 @@ from edge_runtime.pipeline import ChangeFilter, Pipeline
 from edge_runtime.publishers.base import JsonlFilePublisher, RecordingPublisher, StdoutPublisher
 from edge_runtime.sources.base import FakeSource, ImageFolderSource, source_kind
 from edge_runtime.sources.capture import Capture
-
-
-def wait_until(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+from tests.support.waiting import wait_until
 
 
 def test_latest_queue_drops_oldest_and_counts() -> None:

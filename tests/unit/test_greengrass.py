@@ -27,6 +27,7 @@ from edge_runtime.errors import PublishError
 from edge_runtime.greengrass import component_config, in_greengrass
 from edge_runtime.publishers.ipc import ComponentBridge, IpcConnection, IpcPublisher, LiveConfig
 from edge_runtime.publishers.outbox import Outbox
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO.parent / "shared" / "schemas" / "gdk"
@@ -175,13 +176,6 @@ def test_publisher_publishes_qos1_and_local(mocker, tmp_path: Path) -> None:
     publisher.close(1.0)
 
 
-def wait_until(condition: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def test_unanswered_publish_never_blocks_and_is_resent(mocker, tmp_path: Path) -> None:
