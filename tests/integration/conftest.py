@@ -90,3 +90,15 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from edge_helpers import write_video
 
     return Path(write_video(tmp_path_factory.mktemp("video") / "v.avi", frames=20))
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Any]:
+    """A real mosquitto on a free loopback port for one test (skipped without it, failing under CI=true)."""
+    from edge_helpers import free_port
+    from edge_mqtt_helpers import Broker, require_mosquitto  # type: ignore[import-not-found]
+
+    running = Broker(require_mosquitto(), tmp_path / "broker", free_port())
+    running.start()
+    yield running
+    running.stop()

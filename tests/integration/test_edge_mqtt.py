@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from edge_helpers import free_port, read_jsonl, start_daemon, wait_for  # type: ignore[import-not-found]
 from edge_mqtt_helpers import Broker, Review, Subscriber, make_tls_files, require_mosquitto  # type: ignore[import-not-found]
 
@@ -19,14 +17,6 @@ from edge_runtime.review.store import read_rows
 
 THING = "dev-test"
 DETECTIONS = f"edge/{THING}/detections"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    running = Broker(require_mosquitto(), tmp_path / "broker", free_port())
-    running.start()
-    yield running
-    running.stop()
 
 
 def mqtt_args(model: Path, source: Path, port: int, outbox: Path, *extra: str) -> list[str]:

@@ -14,24 +14,14 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from edge_helpers import REPO, build_deploy_model, free_port, read_jsonl, start_daemon, wait_for, write_video  # type: ignore[import-not-found]
 from edge_mqtt_helpers import Broker, Review, Subscriber, make_tls_files, require_mosquitto  # type: ignore[import-not-found]
 
 PREFIX = "ml/object-detection"
 UNKNOWN = json.dumps({"schema": "edge-runtime/detection/2", "device": "cam-a"}).encode()
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    running = Broker(require_mosquitto(), tmp_path / "broker", free_port())
-    running.start()
-    yield running
-    running.stop()
 
 
 def daemon_args(model: Path, video: Path, port: int, thing: str, folder: Path) -> list[str]:

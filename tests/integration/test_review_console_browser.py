@@ -17,24 +17,15 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from edge_helpers import REPO, free_port, start_daemon, wait_for  # type: ignore[import-not-found]
-from edge_mqtt_helpers import Broker, require_mosquitto  # type: ignore[import-not-found]
+from edge_mqtt_helpers import Broker  # type: ignore[import-not-found]
 from review_console_helpers import Console, publish_raw, require_chromium  # type: ignore[import-not-found]
 
 DEMO = REPO / "models" / "demo"
 pytestmark = pytest.mark.timeout(150)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    running = Broker(require_mosquitto(), tmp_path / "broker", free_port())
-    running.start()
-    yield running
-    running.stop()
 
 
 def synthetic_video(folder: Path) -> Path:

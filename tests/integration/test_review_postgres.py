@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from edge_helpers import free_port, wait_for  # type: ignore[import-not-found]
-from edge_mqtt_helpers import Broker, Review, require_mosquitto  # type: ignore[import-not-found]
+from edge_mqtt_helpers import Broker, Review  # type: ignore[import-not-found]
 from review_console_helpers import Postgres, publish_raw, start_postgres  # type: ignore[import-not-found]
 
 from edge_runtime.errors import ReviewError
@@ -110,14 +109,6 @@ def test_refusals_are_one_line(postgres: Postgres) -> None:
     assert "\n" not in str(refused.value)
     assert redact("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
     assert redact("/tmp/fleet.db") == "/tmp/fleet.db" and redact("postgresql://u@h/db") == "postgresql://u@h/db"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    running = Broker(require_mosquitto(), tmp_path / "broker", free_port())
-    running.start()
-    yield running
-    running.stop()
 
 
 def test_shared_subscription_splits_the_load_into_one_database(postgres: Postgres, broker: Broker) -> None:
