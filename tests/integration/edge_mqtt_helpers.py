@@ -177,3 +177,24 @@ def make_tls_files(folder: Path) -> dict[str, Path]:
         run("x509", "-req", "-in", str(request), "-CA", str(files["ca"]), "-CAkey", str(files["ca-key"]),
             "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(files[name]))  # fmt: skip
     return files
+
+
+def publish_raw(port: int, items: list[tuple[str, bytes]], client_id: str = "raw-publisher") -> None:
+    """Publish arbitrary payloads (QoS 1, acknowledged), as a misbehaving client would."""
+    from awscrt import mqtt5
+
+    connected = threading.Event()
+    stopped = threading.Event()
+    options = mqtt5.ClientOptions(host_name="127.0.0.1", port=port)
+    options.connect_options = mqtt5.ConnectPacket(client_id=client_id, keep_alive_interval_sec=10)
+    options.on_lifecycle_event_connection_success_fn = lambda _data: connected.set()
+    options.on_lifecycle_event_stopped_fn = lambda _data: stopped.set()
+    client: Any = mqtt5.Client(options)
+    client.start()
+    try:
+        assert connected.wait(10)
+        for topic, payload in items:
+            client.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS.AT_LEAST_ONCE)).result(30)
+    finally:
+        client.stop(mqtt5.DisconnectPacket())
+        stopped.wait(5)

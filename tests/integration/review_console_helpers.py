@@ -12,10 +12,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from edge_helpers import REPO  # type: ignore[import-not-found]
+from edge_mqtt_helpers import publish_raw  # type: ignore[import-not-found]
 
 from tests.support.postgres import Postgres, PostgresMissing, find_bin_dir
 
@@ -99,24 +99,3 @@ class Console:
         code = self.process.wait(timeout=timeout)
         self._reader.join(5)
         return code
-
-
-def publish_raw(port: int, items: list[tuple[str, bytes]], client_id: str = "raw-publisher") -> None:
-    """Publish arbitrary payloads (QoS 1, acknowledged), as a misbehaving client would."""
-    from awscrt import mqtt5
-
-    connected = threading.Event()
-    stopped = threading.Event()
-    options = mqtt5.ClientOptions(host_name="127.0.0.1", port=port)
-    options.connect_options = mqtt5.ConnectPacket(client_id=client_id, keep_alive_interval_sec=10)
-    options.on_lifecycle_event_connection_success_fn = lambda _data: connected.set()
-    options.on_lifecycle_event_stopped_fn = lambda _data: stopped.set()
-    client: Any = mqtt5.Client(options)
-    client.start()
-    try:
-        assert connected.wait(10)
-        for topic, payload in items:
-            client.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS.AT_LEAST_ONCE)).result(30)
-    finally:
-        client.stop(mqtt5.DisconnectPacket())
-        stopped.wait(5)

@@ -12,13 +12,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from edge_helpers import REPO, build_deploy_model, free_port, read_jsonl, start_daemon, wait_for, write_video  # type: ignore[import-not-found]
-from edge_mqtt_helpers import Broker, Review, Subscriber, make_tls_files, require_mosquitto  # type: ignore[import-not-found]
+from edge_mqtt_helpers import Broker, Review, Subscriber, make_tls_files, publish_raw, require_mosquitto  # type: ignore[import-not-found]
 
 PREFIX = "ml/object-detection"
 UNKNOWN = json.dumps({"schema": "edge-runtime/detection/2", "device": "cam-a"}).encode()
@@ -35,27 +34,6 @@ def daemon_args(model: Path, video: Path, port: int, thing: str, folder: Path) -
         "--set", f"publish.file.path={json.dumps(str(folder / (thing + '.jsonl')))}",
         "--set", "publish.mqtt.reconnect_min_s=0.1", "--set", "publish.mqtt.reconnect_max_s=0.5",
     ]  # fmt: skip
-
-
-def publish_raw(port: int, items: list[tuple[str, bytes]]) -> None:
-    """Publish arbitrary payloads (QoS 1, acknowledged) as a misbehaving client would."""
-    from awscrt import mqtt5
-
-    connected = threading.Event()
-    stopped = threading.Event()
-    options = mqtt5.ClientOptions(host_name="127.0.0.1", port=port)
-    options.connect_options = mqtt5.ConnectPacket(client_id="junk-publisher", keep_alive_interval_sec=10)
-    options.on_lifecycle_event_connection_success_fn = lambda _data: connected.set()
-    options.on_lifecycle_event_stopped_fn = lambda _data: stopped.set()
-    client = mqtt5.Client(options)
-    client.start()
-    try:
-        assert connected.wait(10)
-        for topic, payload in items:
-            client.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS.AT_LEAST_ONCE)).result(30)
-    finally:
-        client.stop(mqtt5.DisconnectPacket())
-        stopped.wait(5)
 
 
 def identity(message: dict[str, Any]) -> tuple[Any, ...]:
@@ -96,7 +74,7 @@ def test_two_daemons_one_killed_recorded_and_reported(broker: Broker, tmp_path: 
         offline = [e for e in review.snapshot("state") if e["device"] == "cam-b"][-1]
         assert offline["status"] == "offline"  # the last will's state
 
-        publish_raw(broker.port, [
+        publish_raw(broker.port, client_id="junk-publisher", items=[
             (f"{PREFIX}/junk", b"{this is not json"),
             (f"{PREFIX}/junk", UNKNOWN),
             (f"{PREFIX}/junk", b"{" + b" " * (10 * 1024 * 1024) + b"}"),
