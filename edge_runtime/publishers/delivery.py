@@ -81,10 +81,8 @@ class DurableDelivery:
         self.outbox = outbox
         self.transport = transport
         self.ack_timeout_s = ack_timeout_s
-        self.refused = 0  # refused for good by the far end: dropped, counted in stats()["dropped"]
-        self.resent = 0
+        self.refused = 0  # dropped as refused or undeliverable (also in the outbox's dropped count): for the log
         self._in_flight: dict[int, tuple[concurrent.futures.Future[Any], float]] = {}
-        self._count_lock = threading.Lock()
         self._closing = threading.Event()
         self._wakeup = threading.Event()
         self._last_error_log = -ERROR_LOG_INTERVAL_S
@@ -103,10 +101,6 @@ class DurableDelivery:
         """Store one message for delivery (never raises: a message the outbox cannot keep is counted as dropped)."""
         self.outbox.put(topic, payload, qos, retain)
         self._wakeup.set()
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
 
     def stats(self) -> dict[str, int]:
         stats = self.outbox.stats()  # refused and undeliverable messages are in its (persistent) dropped count
@@ -173,7 +167,6 @@ class DurableDelivery:
             if not future.done():
                 if now > deadline:
                     del self._in_flight[item_id]
-                    self.resent += 1
                     self._unanswered_since = self._unanswered_since or time.time()
                     self._log_error(f"no acknowledgement within {self.ack_timeout_s:.1f}s; will resend", None)
                 continue
@@ -200,8 +193,7 @@ class DurableDelivery:
     def _drop(self, item_id: int, why: str) -> None:
         """The far end refused ``item_id`` for good (or it failed too often): remove it, count it as dropped (in
         the outbox's persistent count), say so at a bounded rate and in the status until a message gets through."""
-        with self._count_lock:
-            self.refused += 1
+        self.refused += 1
         self.outbox.drop(item_id)
         self._forget_failures(item_id)
         self._last_refusal = time.time()
@@ -218,7 +210,6 @@ class DurableDelivery:
     def _failed(self, item_id: int, error: BaseException) -> None:
         """A send failed without a refusal: back off (0.1 s doubling to 5 s) and resend; after
         :data:`MAX_FAILED_SENDS` in a row while connected the message cannot be delivered: drop it, counted."""
-        self.resent += 1
         failures = self._failures.get(item_id, 0) + 1
         detail = f"{type(error).__name__}: {error}"
         if failures >= MAX_FAILED_SENDS and self.transport.ready():
