@@ -304,7 +304,6 @@ class IpcPublisher(Publisher):
 
     def __init__(self, connection: IpcConnection, thing_name: str, settings: GreengrassConfig, outbox: Outbox) -> None:
         self.connection = connection
-        self.timeout_s = settings.timeout_s
         self.topics = GreengrassTopics(thing_name, settings)
         self.transport = IpcTransport(connection, settings.max_in_flight)
         self.delivery = DurableDelivery(outbox, self.transport, settings.timeout_s)
