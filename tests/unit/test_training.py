@@ -87,6 +87,14 @@ def test_resume_continues_where_the_run_stopped(tmp_path: Path, capsys: pytest.C
         "cloud-training: error: --resume: the checkpoint was trained with learning_rate='0.05', not '0.01'"
     )
 
+    # another validation set: the best epoch would be chosen across mAPs of two sets, so it is refused
+    code = main(["train", "--train", str(dataset[0]), "--validation", str(dataset[0]), "--out", str(out),
+                 "--max-expand", "1.5", *HYPER, "epochs=4", "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--resume: the checkpoint was validated on other --validation manifests" in err
+    assert len(history(out)) == 3  # nothing trained
+
 
 @pytest.mark.parametrize(
     ("words", "message"),
