@@ -181,8 +181,18 @@ def test_the_model_knows_its_lineage_and_the_logged_map_is_evaluates(
         measured = json.loads(capsys.readouterr().out)["mAP"]
         assert abs(measured - logged[best_epoch]) <= tolerance, (backend, measured, logged[best_epoch])
 
-    # --record: the result into model.json, whose recommended thresholds the device uses when configured with none
+    # --record on 8 images (under 20 true boxes a class): a warning naming the minimum, and no threshold recorded
     assert main(["evaluate", str(deploy), str(dataset[1]), "--json", "--record"]) == 0
+    captured = capsys.readouterr()
+    thin = json.loads(captured.out)
+    assert "--record: too few true boxes to record a threshold for " in captured.err
+    assert "at least 20 are needed (--min-boxes)" in captured.err
+    recorded = json.loads((deploy / "model.json").read_text())["evaluation"]
+    assert recorded["recommended_thresholds"] == {} and recorded["mAP"] == thin["mAP"]
+    assert recorded["threshold_min_true_boxes"] == 20
+
+    # --record: the result into model.json, whose recommended thresholds the device uses when configured with none
+    assert main(["evaluate", str(deploy), str(dataset[1]), "--json", "--record", "--min-boxes", "1"]) == 0
     summary = json.loads(capsys.readouterr().out)
     recorded = json.loads((deploy / "model.json").read_text())["evaluation"]
     assert recorded["mAP"] == summary["mAP"] and recorded["dataset"]["sha256"] == summary["dataset"]["sha256"]
