@@ -12,13 +12,15 @@ on S3 a single ``PutObject`` (or a multipart upload, which S3 only makes visible
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 from cloud_training.errors import StorageError
 
@@ -148,6 +150,29 @@ def read_bytes(location: str) -> bytes:
         raise StorageError(f"{location}: no such file") from None
     except OSError as error:
         raise StorageError(f"{location}: {error.strerror or error}") from None
+
+
+@contextlib.contextmanager
+def open_stream(location: str) -> Iterator[BinaryIO]:
+    """A file or S3 object as a stream read front to back, for a reader that may stop early (a tar member)."""
+    if is_s3(location):
+        bucket, key = split_s3(location)
+        try:
+            body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+        except _botocore_errors() as error:
+            raise _s3_failure(location, error) from error
+        try:
+            yield body
+        except _botocore_errors() as error:
+            raise _s3_failure(location, error) from error
+        finally:
+            body.close()
+        return
+    try:
+        with open(location, "rb") as stream:
+            yield stream
+    except FileNotFoundError:
+        raise StorageError(f"{location}: no such file") from None
 
 
 def read_text(location: str) -> str:
