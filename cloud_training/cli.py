@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from cloud_training import __version__
 from cloud_training.commands import COMMANDS
 from cloud_training.errors import CloudTrainingError
+from cloud_training.extras import missing_extra
 
 EXIT_USAGE_OR_INPUT = 2
 
@@ -69,6 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(args)
     except CloudTrainingError as error:
         print(f"cloud-training: error: {one_line(str(error))}", file=sys.stderr)
+        return EXIT_USAGE_OR_INPUT
+    except ModuleNotFoundError as error:  # an edge-only install: name the extra, no traceback
+        missing = missing_extra(error, f"cloud-training {args.command}")
+        if missing is None:
+            raise
+        print(f"cloud-training: error: {missing}", file=sys.stderr)
         return EXIT_USAGE_OR_INPUT
     except KeyboardInterrupt:
         print("cloud-training: interrupted", file=sys.stderr)

@@ -13,8 +13,9 @@ CloudTrainingError
 ├── PreflightError       a SageMaker job would fail once running (class ids over num_classes, a GPU-less instance,
 │                        train = validation, images in another region): refused before any SageMaker call
 ├── EvaluationError      a model and a manifest cannot be evaluated together (class ids or names disagree, no images)
-└── AwsError             an AWS call or job failed: no region or credentials, access denied (names the IAM action),
-                         throttled after botocore's retries, a SageMaker job that failed or outran --wait-timeout
+├── AwsError             an AWS call or job failed: no region or credentials, access denied (names the IAM action),
+│                        throttled after botocore's retries, a SageMaker job that failed or outran --wait-timeout
+└── MissingExtraError    a library of the cloud extra (MXNet, boto3, matplotlib...) is not installed (edge-only)
 """
 
 from __future__ import annotations
@@ -70,3 +71,7 @@ class EvaluationError(CloudTrainingError):
 
 class AwsError(CloudTrainingError):
     """An AWS call could not be made or failed after retries, or a SageMaker job ended badly; one line, no secrets."""
+
+
+class MissingExtraError(CloudTrainingError):
+    """A command needs a library of the ``cloud`` extra that this install lacks; the message names the extra."""

@@ -100,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
         io.check_writable([args.report], args.force)
     if args.html is not None and args.html.exists() and not args.force:
         raise OutputError(f"{args.html} already exists (use --force to replace it)")
+    if args.report or args.html is not None:  # before the work, not after it
+        from cloud_training.extras import require
+
+        require(("matplotlib",), "cloud-training evaluate --report/--html")
     measured = measure(args.model, args.manifest, args.label_attribute, args.backend, args.precision,
                        args.score_threshold, args.iou_threshold, args.report_threshold)
     summary = measured.summary
