@@ -129,6 +129,9 @@ def run_local(args: argparse.Namespace) -> int:
         records, _, _ = read_records(expand(args.train), args.label_attribute, skip_invalid=False)
         raw["num_training_samples"] = str(len(records))
     hp = parse(raw)
+    from cloud_training.preflight import check_schedule
+
+    check_schedule(hp)  # as SageMaker refuses it: a step at or after the last epoch is never taken
     if not 1.0 <= args.max_expand <= 8.0:
         raise HyperparameterError(f"--max-expand must be between 1 and 8 (got {args.max_expand})")
     options = TrainOptions(
@@ -138,8 +141,14 @@ def run_local(args: argparse.Namespace) -> int:
     )
     if args.force:
         clear_run(args.out)
+    created = not args.out.exists()
     args.out.mkdir(parents=True, exist_ok=True)
-    state = LocalTrainer(hp, options).run()
+    try:
+        state = LocalTrainer(hp, options).run()
+    except BaseException:
+        if created and not any(args.out.iterdir()):  # a refused run leaves no empty folder behind
+            args.out.rmdir()
+        raise
     print(f"trained {hp.base_network}/{hp.image_shape} for {state.epochs_done} epoch(s);"
           f" best validation mAP {state.best_map:.4f} at epoch {state.best_epoch}")
     print(f"artifact: {args.out / 'model.tar.gz'}")

@@ -107,6 +107,7 @@ def test_resume_continues_where_the_run_stopped(tmp_path: Path, capsys: pytest.C
         (["base_network=resnet-50", "image_shape=256"], "image_shape must be ≥ 300 for resnet-50 (got 256)"),
         (["use_pretrained_model=1"], "use_pretrained_model=1 needs --pretrained-params FILE"),
         (["epochs"], "expected name=value, got 'epochs'"),
+        (["lr_scheduler_step=1"], "lr_scheduler_step=1: step 1 is not below epochs=1"),  # as SageMaker refuses it
     ],
 )
 def test_bad_hyperparameters_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -116,7 +117,7 @@ def test_bad_hyperparameters_are_refused_in_one_line(tmp_path: Path, capsys: pyt
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
-    assert not (tmp_path / "run" / "model.tar.gz").exists()
+    assert not (tmp_path / "run").exists()  # a refused run leaves no empty --out behind
 
 
 def test_a_corrupt_hyperparameters_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -133,6 +134,7 @@ def test_num_classes_smaller_than_the_labels_is_refused(tmp_path: Path, capsys: 
                  "base_network=tiny-cnn", "num_classes=1", "image_shape=64", "use_pretrained_model=0"])
     err = capsys.readouterr().err
     assert code == 2 and "class_id 1 but num_classes is 1" in err
+    assert not (tmp_path / "r").exists()  # refused once the data was read: still no empty --out left
 
 
 def test_the_model_knows_its_lineage_and_the_logged_map_is_evaluates(
