@@ -17,12 +17,13 @@ example:
       --range optimizer=sgd,adam --wait --out runs/tuned base_network=resnet-50 num_classes=2 epochs=30
 
 Ranges: name=min:max[:auto|linear|log|reverse-log] for learning_rate, momentum, weight_decay (continuous) and
-mini_batch_size (integer); name=a,b,.. for optimizer. These are the hyperparameters SageMaker documents as tunable for
-object detection; each bound is checked against the algorithm's documented range (momentum and weight_decay: the
-tuning page's 0.0..0.999). One --range per hyperparameter; --strategy Grid takes categorical ranges only. name=value
-words are fixed for every training job (num_training_samples is counted from the training manifest, and a given one
-must equal it); the same preflight as train's runs first (see train --help). --wait follows the tuning
-job, names the best training job and its validation:mAP, and downloads its model.tar.gz to --out.
+mini_batch_size (integer); name=a,b,.. for optimizer, or any of them as listed values (learning_rate=0.001,0.01).
+These are the hyperparameters SageMaker documents as tunable for object detection; each bound is checked against
+the algorithm's documented range (momentum and weight_decay: the tuning page's 0.0..0.999). One --range per
+hyperparameter; --strategy Grid takes listed values only. name=value words are fixed for every training job
+(num_training_samples is counted from the training manifest, and a given one must equal it); the same preflight as
+train's runs first (see train --help). --wait follows the tuning job, names the best training job and its
+validation:mAP, and downloads its model.tar.gz to --out.
 """
 
 
