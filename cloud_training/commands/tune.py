@@ -69,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
 
     split_manifest_words(args)
     require(args, "--role", "--output")
+    if args.parallel_jobs > args.max_jobs:  # a flag mistake: refused before any manifest read or AWS call
+        from cloud_training.errors import AwsError
+
+        raise AwsError(f"--parallel-jobs ({args.parallel_jobs}) exceeds --max-jobs ({args.max_jobs})")
     check_wait_target(args)
     ranges = [remote.parse_range(text) for text in args.ranges]
     preflight.check_ranges(ranges, args.strategy)

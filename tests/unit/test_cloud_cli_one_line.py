@@ -36,3 +36,15 @@ def test_a_class_map_mistake_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith("cloud-training: error: --class-map 'blue box:0': ")
     assert "usage:" not in err
+
+
+def test_parallel_jobs_over_max_jobs_is_refused_before_any_read(capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """No AWS here at all (no credentials, no region, an endpoint nothing listens on): the flags alone decide."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    code, err = run(capsys, "tune", "--train", "s3://b/t.manifest", "--validation", "s3://b/v.manifest", "--output",
+                    "s3://b/jobs/", "--role", "arn:aws:iam::123456789012:role/SM", "--max-jobs", "2",
+                    "--parallel-jobs", "3", "--range", "learning_rate=0.001:0.01", "num_classes=2")
+    assert code == 2 and err.strip() == "cloud-training: error: --parallel-jobs (3) exceeds --max-jobs (2)"
