@@ -117,7 +117,8 @@ class Report:
     def image_figures(self) -> Any:
         """(file stem, title, figure) of each worst image, decoding each image only now."""
         error_free = sum(1 for r in self.analysis.reviews if not r.errors)
-        for rank, review in enumerate(progress(self.worst, "drawing report pages", unit="page"), start=1):
+        pages = progress(self.worst, "drawing report pages", unit="page", interval=0.0)  # a line per page
+        for rank, review in enumerate(pages, start=1):
             record = self.evaluation.images[review.index].record
             image = io.load_image(record)
             where = storage.basename(record.resolved_ref)
@@ -221,12 +222,17 @@ def recompress_images(path: str, first_page: int = 0) -> bool:
     # matplotlib's pages share one XObject dictionary: every page lists every image, so go by what each page draws
     charts = {name for page in writer.pages[:first_page] for name in _drawn(page, ContentStream)}
     done: set[str] = set()
-    for page in writer.pages[first_page:]:
-        drawn = _drawn(page, ContentStream)
-        for picture in page.images:
-            name = picture.name.rsplit(".", 1)[0].lstrip("/")
-            if name not in drawn or name in charts or name in done:
-                continue
+    photo_pages = writer.pages[first_page:]
+    for page in progress(photo_pages, "compressing report images", total=len(photo_pages), unit="page",
+                         interval=0.0):
+        # only the images this page draws: iterating page.images would decode all of them on every page, since
+        # they share one dictionary (that made the report's time grow with the square of --pages)
+        drawn = sorted(_drawn(page, ContentStream) - charts - done)
+        ids = set(page.images.keys()) if drawn else set()
+        for name in drawn:
+            if f"/{name}" not in ids:
+                continue  # a form or another non-image XObject
+            picture = page.images[f"/{name}"]
             image = picture.image
             if image is None or min(image.size) < 32:
                 continue  # colour bars and masks: tiny, and JPEG would blur them

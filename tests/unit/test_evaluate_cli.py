@@ -78,6 +78,8 @@ def test_json_counts_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[st
     code, out, err = run_cli(capsys, "evaluate", str(deploy), str(manifest), "--json", "--report", str(report))
     assert code == 0, err
     assert "evaluating: 3/3 img (100%)" in err  # stderr is no terminal here: a progress line, not a bar
+    for step in ("drawing report pages", "compressing report images"):  # a line per page: never silent for long
+        assert [f"{step}: {n}/3 page" in err for n in (1, 2, 3)] == [True, True, True], err
     summary = json.loads(out)
     assert summary["images"] == 3 and summary["manifest"] == str(manifest)
     assert summary["model"]["name"] == "deploy" and summary["model"]["version"] == "1.0.0"
