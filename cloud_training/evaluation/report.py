@@ -78,6 +78,7 @@ def summary_lines(summary: Mapping[str, Any], pages: int, worst_shown: int) -> l
         "",
         "true/dets/TP/FP: over every detection scoring >= the score threshold (what the metric sees).",
         "recommended: the score threshold maximising F1 on these images, with its precision and recall.",
+        *_caution(summary),
         "shown: the threshold of the image pages and the confusion matrix (the recommended one unless",
         "--report-threshold fixes one), and the recall it gives.",
         "",
@@ -88,6 +89,18 @@ def summary_lines(summary: Mapping[str, Any], pages: int, worst_shown: int) -> l
         f"then {worst_shown} image page(s), worst first (most missed + false positives; --pages {pages})",
     ]
     return lines
+
+
+def _caution(summary: Mapping[str, Any]) -> list[str]:
+    """A warning under the table when a recommendation rests on too few true boxes to be trusted."""
+    from cloud_training.evaluation.summary import MIN_BOXES_FOR_THRESHOLD, thin_evidence
+
+    thin = thin_evidence(summary, MIN_BOXES_FOR_THRESHOLD)
+    if not thin:
+        return []
+    counts = ", ".join(f"{name} ({count})" for name, count in thin.items())
+    return [f"CAUTION: measured on fewer than {MIN_BOXES_FOR_THRESHOLD} true boxes: {counts}; such a threshold is",
+            "noise, and evaluate --record records none for it."]
 
 
 class Report:

@@ -337,3 +337,21 @@ def test_a_report_name_that_is_not_pdf_is_refused_before_any_work(tmp_path, caps
     code = main(["evaluate", "models/demo", str(tmp_path / "none.manifest"), "--report", str(tmp_path / "r.txt")])
     assert code == 2 and not (tmp_path / "r.txt").exists()
     assert "the report is a PDF, give a .pdf name" in capsys.readouterr().err
+
+
+def test_a_threshold_on_thin_evidence_is_flagged_and_not_recorded() -> None:
+    """Page 1 cautions under the table, and model.json's entry leaves the class out (evaluate --record)."""
+    from cloud_training.evaluation.report import _caution
+    from cloud_training.evaluation.summary import recommended_thresholds, thin_evidence
+
+    summary = {"classes": [
+        {"name": "blue box", "ground_truth": 2, "recommended_threshold": {"score": 0.0267}},
+        {"name": "yellow box", "ground_truth": 25, "recommended_threshold": {"score": 0.61}},
+        {"name": "red box", "ground_truth": 1, "recommended_threshold": None},
+    ]}
+    assert thin_evidence(summary, 20) == {"blue box": 2}
+    assert recommended_thresholds(summary, 20) == {"yellow box": 0.61}
+    assert recommended_thresholds(summary) == {"blue box": 0.0267, "yellow box": 0.61}  # the report still shows it
+    assert " ".join(_caution(summary)) == ("CAUTION: measured on fewer than 20 true boxes: blue box (2); such a"
+                                           " threshold is noise, and evaluate --record records none for it.")
+    assert _caution({"classes": summary["classes"][1:]}) == []
