@@ -100,14 +100,42 @@ def s3_client() -> Any:
 
 
 def bucket_region(bucket: str) -> str:
-    """The region a bucket lives in (GetBucketLocation: an empty constraint means us-east-1, "EU" eu-west-1)."""
+    """The region a bucket lives in (GetBucketLocation: an empty constraint means us-east-1, "EU" eu-west-1).
+
+    A caller denied s3:GetBucketLocation (common in least-privilege roles) still learns the region from HeadBucket,
+    whose answer carries it even when access is refused (x-amz-bucket-region); only when neither tells is it an error,
+    one that names the action to grant."""
+    client = s3_client()
     try:
-        constraint = s3_client().get_bucket_location(Bucket=bucket).get("LocationConstraint")
+        constraint = client.get_bucket_location(Bucket=bucket).get("LocationConstraint")
     except _botocore_errors() as error:
-        raise _s3_failure(f"s3://{bucket}", error) from error
+        if _error_code(error) not in ("AccessDenied", "AllAccessDisabled"):
+            raise _s3_failure(f"s3://{bucket}", error) from error
+        region = _region_from_head(client, bucket)
+        if region is None:
+            raise StorageError(f"s3://{bucket}: access denied to s3:GetBucketLocation, which tells the bucket's region"
+                               f" (and HeadBucket did not); grant s3:GetBucketLocation on arn:aws:s3:::{bucket}"
+                               " to the caller") from None
+        return region
     if not constraint:
         return "us-east-1"
     return "eu-west-1" if constraint == "EU" else str(constraint)
+
+
+def _error_code(error: Exception) -> str | None:
+    response = getattr(error, "response", None)
+    return str(response["Error"].get("Code")) if isinstance(response, dict) and "Error" in response else None
+
+
+def _region_from_head(client: Any, bucket: str) -> str | None:
+    """HeadBucket's region (its BucketRegion, the x-amz-bucket-region header), answered or refused."""
+    try:
+        answer = client.head_bucket(Bucket=bucket)
+    except _botocore_errors() as error:
+        answer = getattr(error, "response", None) or {}
+    region = answer.get("BucketRegion") or answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(
+        "x-amz-bucket-region")
+    return str(region) if region else None
 
 
 def _s3_failure(uri: str, error: Exception) -> StorageError:
