@@ -8,6 +8,7 @@ CloudTrainingError
 ├── ManifestError        a Ground Truth manifest line is malformed or inconsistent (names file:line)
 │   └── ImageError       an image a manifest points at cannot be read or disagrees with its image_size
 ├── StorageError         a local path or s3:// URI cannot be read, listed or written
+│   └── CredentialsError no AWS credentials to read an s3:// location (train/tune --dry-run then preview without)
 ├── HyperparameterError  an unknown hyperparameter or a value outside the algorithm's documented range
 ├── TrainingError        training cannot start or continue (no data, a box overflowing label_width, no checkpoint)
 ├── PreflightError       a SageMaker job would fail once running (class ids over num_classes, a GPU-less instance,
@@ -51,6 +52,10 @@ class ImageError(ManifestError):
 
 class StorageError(CloudTrainingError):
     """Reading, listing or writing a local path or an ``s3://`` URI failed; the message names the location."""
+
+
+class CredentialsError(StorageError):
+    """No AWS credentials for an ``s3://`` location: a preview (``--dry-run``) can go on without the S3 reads."""
 
 
 class HyperparameterError(CloudTrainingError):

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from cloud_training.errors import StorageError
+from cloud_training.errors import CredentialsError, StorageError
 
 S3_SCHEME = "s3://"
 
@@ -152,7 +152,7 @@ def _s3_failure(uri: str, error: Exception) -> StorageError:
     from botocore.exceptions import NoCredentialsError, PartialCredentialsError
 
     if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
-        return StorageError(f"{uri}: no AWS credentials: configure a profile (aws configure, AWS_PROFILE) or set "
+        return CredentialsError(f"{uri}: no AWS credentials: configure a profile (aws configure, AWS_PROFILE) or set "
                             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     return StorageError(f"{uri}: {type(error).__name__}: {error}")
 

@@ -161,8 +161,15 @@ def run_sagemaker(args: argparse.Namespace) -> int:
     from cloud_training import preflight
     from cloud_training.aws import sagemaker_jobs as jobs
     from cloud_training.aws import session
-    from cloud_training.commands.sagemaker_options import check_wait_target, default_job_name, job_settings, require
-    from cloud_training.errors import AwsError
+    from cloud_training.commands.sagemaker_options import (
+        COUNTED_AT_SUBMIT,
+        check_wait_target,
+        default_job_name,
+        job_settings,
+        preview_facts,
+        require,
+    )
+    from cloud_training.errors import AwsError, CredentialsError
     from cloud_training.training import remote
 
     require(args, "--role", "--output")
@@ -175,9 +182,14 @@ def run_sagemaker(args: argparse.Namespace) -> int:
     region = session.resolve_region(args.region)
     image = jobs.image_uri(region)
     preflight.check_before_reading(args.train, args.validation, raw, lambda facts: job_settings(args, facts, image))
-    facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region,
-                                   model_uri=args.model_channel)
-    hyperparameters = remote.sagemaker_hyperparameters(raw)
+    try:
+        facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region,
+                                       model_uri=args.model_channel)
+    except CredentialsError as error:  # --dry-run previews the request without the S3 reads
+        facts = preview_facts(args, error)
+    hyperparameters = remote.sagemaker_hyperparameters({"num_training_samples": "1", **raw})
+    if "num_training_samples" not in raw:
+        hyperparameters["num_training_samples"] = COUNTED_AT_SUBMIT
     name = args.job_name or default_job_name()
     request = jobs.training_request(name, hyperparameters, job_settings(args, facts, jobs.image_uri(region)))
     if args.dry_run:

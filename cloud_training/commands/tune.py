@@ -58,13 +58,16 @@ def run(args: argparse.Namespace) -> int:
     from cloud_training.aws import sagemaker_jobs as jobs
     from cloud_training.aws import session
     from cloud_training.commands.sagemaker_options import (
+        COUNTED_AT_SUBMIT,
         check_wait_target,
         default_job_name,
         job_settings,
+        preview_facts,
         require,
         split_manifest_words,
     )
     from cloud_training.commands.train import raw_hyperparameters
+    from cloud_training.errors import CredentialsError
     from cloud_training.training import remote
 
     split_manifest_words(args)
@@ -82,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
     region = session.resolve_region(args.region)
     image = jobs.image_uri(region)
     preflight.check_before_reading(args.train, args.validation, raw, lambda facts: job_settings(args, facts, image))
-    facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region,
-                                   model_uri=args.model_channel)
+    try:
+        facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region,
+                                       model_uri=args.model_channel)
+    except CredentialsError as error:  # --dry-run previews the request without the S3 reads
+        facts = preview_facts(args, error)
     static = {name: str(value).strip() for name, value in raw.items() if not name.startswith("_")}
+    static.setdefault("num_training_samples", COUNTED_AT_SUBMIT)
     name = args.job_name or default_job_name()
     settings = job_settings(args, facts, jobs.image_uri(region))
     request = jobs.tuning_request(name, static, ranges, settings, args.max_jobs, args.parallel_jobs, args.strategy)
