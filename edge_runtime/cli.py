@@ -94,7 +94,8 @@ A config file is a JSON object of the keys below, nested by section; any key lef
    "publish": {{"targets": ["mqtt"], "mqtt": {{"host": "a1b2c3-ats.iot.eu-west-1.amazonaws.com", "port": 8883,
               "tls": {{"cert": "cert.pem", "key": "key.pem", "ca": "AmazonRootCA1.pem"}}}}}}}}
 The environment overrides the file: EDGE_RUNTIME_<SECTION>__<KEY>, e.g. EDGE_RUNTIME_MODEL__TOP_K=5.
-Prints 'FILE: ok', or each problem as 'key.path: message (got VALUE)' and exit 2.
+Also checks that model.path is a model folder and a file or folder source.uri exists on this machine (not with
+--schema-only). Prints 'FILE: ok', or each problem as 'key.path: message (got VALUE)' and exit 2.
 
 keys (= default):
 {keys}
@@ -173,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE", help="the JSON config file")
     check.add_argument("--print", action="store_true", help="print the effective config as JSON")
+    check.add_argument("--schema-only", action="store_true",
+                       help="check keys and values only, not that model.path and a file source.uri exist here"
+                       " (a config written for another machine)")
     check.set_defaults(handler=_check_config)
     register_review(sub)
     register_bench(sub)
@@ -279,6 +283,12 @@ def _annotation_targets(folder: str, images: list[str]) -> dict[str, Path]:
 
 def _check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
+    if not args.schema_only:  # what run would fail on at start: a model folder or a video that is not there
+        from edge_runtime.config_paths import path_problems
+
+        problems = path_problems(config)
+        if problems:
+            raise ConfigError("; ".join(problems))
     if args.print:
         json.dump(config.model_dump(mode="json"), sys.stdout, indent=2)
         sys.stdout.write("\n")
