@@ -269,7 +269,9 @@ class LocalTrainer:
 
     def train_epoch(self, module: mx.mod.Module, loader: BatchLoader, epoch: int) -> tuple[float, float]:
         loss = MultiBoxLoss()
-        batches = progress(loader.epoch(epoch), f"epoch {epoch + 1}/{self.hp.epochs}", total=loader.batches_per_epoch(),
+        # epochs are numbered from 0 everywhere (SageMaker's metric lines, inspect, convert, the report); the count too
+        desc = f"epoch {epoch} ({epoch + 1} of {self.hp.epochs})"
+        batches = progress(loader.epoch(epoch), desc, total=loader.batches_per_epoch(),
                            unit="batch")
         for data, labels in batches:
             module.forward_backward(mx.io.DataBatch(data=[mx.nd.array(data)], label=[mx.nd.array(labels)]))

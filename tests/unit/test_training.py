@@ -153,7 +153,7 @@ def test_the_model_knows_its_lineage_and_the_logged_map_is_evaluates(
     err = capsys.readouterr().err
     assert code == 0, err
     # stderr is no terminal here: progress comes as log lines (items, rate, ETA), not bars that a log cannot hold
-    assert "decoding validation: 8/8 img (100%)" in err and "epoch 12/12: 4/4 batch (100%)" in err
+    assert "decoding validation: 8/8 img (100%)" in err and "epoch 11 (12 of 12): 4/4 batch (100%)" in err
     rows = history(out)
     logged = [float(row["validation_map"]) for row in rows]
     best_epoch = max(range(len(logged)), key=lambda index: (logged[index], -index))
