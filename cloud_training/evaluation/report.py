@@ -63,7 +63,7 @@ def summary_lines(summary: Mapping[str, Any], pages: int, worst_shown: int) -> l
         f"mAP       {_number(summary['mAP'])}",
         "",
         f"{'class':<16} {'AP':>7} {'true':>6} {'dets':>6} {'TP':>5} {'FP':>6}   {'recommended':>11} {'prec':>6}"
-        f" {'recall':>6}   {'shown':>6} {'recall':>6}",
+        f" {'recall':>6}   {'shown':>6} {'recall':>6} {'FP':>5}",
     ]
     for item in summary["classes"]:
         choice = item["recommended_threshold"] or {}
@@ -72,11 +72,13 @@ def summary_lines(summary: Mapping[str, Any], pages: int, worst_shown: int) -> l
             f" {item['true_positives']:>5} {item['false_positives']:>6}   {_number(choice.get('score'), 2):>11}"
             f" {_number(choice.get('precision'), 2):>6} {_number(choice.get('recall'), 2):>6}"
             f"   {_number(item['shown_threshold'], 2):>6} {_number(item['recall_at_shown'], 2):>6}"
+            f" {item.get('false_positives_at_shown', '-'):>5}"
         )
     outcome = summary["outcomes_at_shown_thresholds"]
     lines += [
         "",
-        "true/dets/TP/FP: over every detection scoring >= the score threshold (what the metric sees).",
+        "true/dets/TP/FP: over every detection scoring >= the score threshold (what the metric sees, so FP",
+        "runs high: most are low-scoring boxes a device never reports); shown/recall/FP: at the shown threshold.",
         "recommended: the score threshold maximising F1 on these images, with its precision and recall.",
         *_caution(summary),
         "shown: the threshold of the image pages and the confusion matrix (the recommended one unless",

@@ -70,6 +70,7 @@ def summarise(
         found = analysis.recommended.get(item.class_id)
         reviews = analysis.reviews
         shown_tp = sum(1 for r in reviews for b in r.boxes if b.outcome == "tp" and b.class_id == item.class_id)
+        shown_fp = sum(1 for r in reviews for b in r.boxes if b.outcome == "fp" and b.class_id == item.class_id)
         classes.append({
             "class_id": item.class_id,
             "name": name(item.class_id),
@@ -84,6 +85,7 @@ def summarise(
             },
             "shown_threshold": analysis.shown.get(item.class_id),
             "recall_at_shown": shown_tp / item.ground_truth if item.ground_truth else None,
+            "false_positives_at_shown": shown_fp,  # what a device at that threshold would report wrongly
         })
     return {
         "model": dict(model),

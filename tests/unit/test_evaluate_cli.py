@@ -231,7 +231,9 @@ def test_the_first_page_says_what_evaluate_json_says(
                               str(item["true_positives"]), str(item["false_positives"])]
         choice = item["recommended_threshold"]
         assert fields[5] == ("-" if choice is None else f"{choice['score']:.2f}")
+        assert fields[-1] == str(item["false_positives_at_shown"])  # the FP a device at that threshold would show
     outcome = summary["outcomes_at_shown_thresholds"]
+    assert sum(item["false_positives_at_shown"] for item in summary["classes"]) == outcome["false_positives"]
     assert f"{outcome['false_positives']} false positives, {outcome['missed']} missed" in " ".join(first.split())
 
 
