@@ -20,7 +20,8 @@ backend also accepts base_network=tiny-cnn, a small network that trains on a CPU
 
 DIR receives model.tar.gz (SageMaker's layout: model_algo_1-symbol.json, model_algo_1-0000.params, hyperparams.json;
 the epoch with the best validation mAP), metrics.csv, metrics.png, lineage.json (data, hyperparameters, best
-epoch: convert puts it in model.json) and checkpoints/ (one per epoch, for --resume).
+epoch: convert puts it in model.json) and checkpoints/ (one per epoch, for --resume, which keeps the --validation
+manifests: the best epoch compares their mAPs).
 Metric lines on stderr use the algorithm's format: '#quality_metric: host=algo-1, epoch=3, validation mAP <score>=(..)'.
 
 SageMaker (the built-in algorithm, Pipe mode, one augmented manifest object per channel, images on S3):
@@ -34,7 +35,8 @@ lr_scheduler_step not below epochs, a CPU instance type. --dry-run runs it, then
 --wait follows the job, prints validation:mAP and downloads model.tar.gz to --out, ready for 'cloud-training convert'.
 An --out holding a previous run is refused unless --resume (local) or --force.
 --attach JOB follows a job started earlier (status, validation:mAP, model.tar.gz to --out) and starts nothing;
---model-channel s3://B/jobs/JOB/output/model.tar.gz trains incrementally from that job's model.
+--model-channel s3://B/jobs/JOB/output/model.tar.gz trains incrementally from that job's model (its base_network and
+num_classes must be this job's: checked in the preflight).
 """
 
 
