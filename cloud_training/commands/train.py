@@ -31,7 +31,8 @@ SageMaker (the built-in algorithm, Pipe mode, one augmented manifest object per 
 Before any SageMaker call a preflight reads both manifests and asks S3 each bucket's region, and refuses (one line,
 exit 2) what the job would fail on: class ids over num_classes, more boxes than label_width holds, source-refs not on
 S3 in the job's region, train = validation or an image in both, a num_training_samples other than the count,
-lr_scheduler_step not below epochs, a CPU instance type. --dry-run runs it, then prints the CreateTrainingJob request.
+lr_scheduler_step not below epochs, a CPU instance type. --dry-run runs it, then prints the CreateTrainingJob request
+(without AWS credentials it runs the checks that need no S3 read, says so, and still prints the request).
 --wait follows the job, prints validation:mAP and downloads model.tar.gz to --out, ready for 'cloud-training convert'.
 An --out holding a previous run is refused unless --resume (local) or --force.
 --attach JOB follows a job started earlier (status, validation:mAP, model.tar.gz to --out) and starts nothing;
