@@ -15,7 +15,9 @@ from collections.abc import Sequence
 
 from cloud_training import __version__
 from cloud_training.commands import COMMANDS
+from cloud_training.commands.sagemaker_options import ASSIGNMENT
 from cloud_training.errors import CloudTrainingError
+from cloud_training.extras import missing_extra
 
 EXIT_USAGE_OR_INPUT = 2
 
@@ -63,12 +65,22 @@ def one_line(message: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "assignments") and all(ASSIGNMENT.match(word) for word in extra):
+        args.assignments = list(args.assignments) + extra  # "epochs=3 --out DIR lr=0.01": words after an option
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         result: int = args.handler(args)
     except CloudTrainingError as error:
         print(f"cloud-training: error: {one_line(str(error))}", file=sys.stderr)
+        return EXIT_USAGE_OR_INPUT
+    except ModuleNotFoundError as error:  # an edge-only install: name the extra, no traceback
+        missing = missing_extra(error, f"cloud-training {args.command}")
+        if missing is None:
+            raise
+        print(f"cloud-training: error: {missing}", file=sys.stderr)
         return EXIT_USAGE_OR_INPUT
     except KeyboardInterrupt:
         print("cloud-training: interrupted", file=sys.stderr)

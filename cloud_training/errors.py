@@ -8,13 +8,15 @@ CloudTrainingError
 ├── ManifestError        a Ground Truth manifest line is malformed or inconsistent (names file:line)
 │   └── ImageError       an image a manifest points at cannot be read or disagrees with its image_size
 ├── StorageError         a local path or s3:// URI cannot be read, listed or written
+│   └── CredentialsError no AWS credentials to read an s3:// location (train/tune --dry-run then preview without)
 ├── HyperparameterError  an unknown hyperparameter or a value outside the algorithm's documented range
 ├── TrainingError        training cannot start or continue (no data, a box overflowing label_width, no checkpoint)
 ├── PreflightError       a SageMaker job would fail once running (class ids over num_classes, a GPU-less instance,
 │                        train = validation, images in another region): refused before any SageMaker call
 ├── EvaluationError      a model and a manifest cannot be evaluated together (class ids or names disagree, no images)
-└── AwsError             an AWS call or job failed: no region or credentials, access denied (names the IAM action),
-                         throttled after botocore's retries, a SageMaker job that failed or outran --wait-timeout
+├── AwsError             an AWS call or job failed: no region or credentials, access denied (names the IAM action),
+│                        throttled after botocore's retries, a SageMaker job that failed or outran --wait-timeout
+└── MissingExtraError    a library of the cloud extra (MXNet, boto3, matplotlib...) is not installed (edge-only)
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class StorageError(CloudTrainingError):
     """Reading, listing or writing a local path or an ``s3://`` URI failed; the message names the location."""
 
 
+class CredentialsError(StorageError):
+    """No AWS credentials for an ``s3://`` location: a preview (``--dry-run``) can go on without the S3 reads."""
+
+
 class HyperparameterError(CloudTrainingError):
     """A hyperparameter is unknown, missing, or outside the range the SageMaker algorithm documents."""
 
@@ -70,3 +76,7 @@ class EvaluationError(CloudTrainingError):
 
 class AwsError(CloudTrainingError):
     """An AWS call could not be made or failed after retries, or a SageMaker job ended badly; one line, no secrets."""
+
+
+class MissingExtraError(CloudTrainingError):
+    """A command needs a library of the ``cloud`` extra that this install lacks; the message names the extra."""

@@ -256,6 +256,9 @@ def check_job(
         if not storage.exists(model_uri):
             raise PreflightError(f"--model-channel {model_uri}: no such object (the earlier job's "
                                  "ModelArtifacts.S3ModelArtifacts)")
+        from cloud_training.model_channel import check_model_channel
+
+        check_model_channel(model_uri, hp.to_strings())
         sources.append((model_uri, "--model-channel"))
     for uri, option in sources:
         bucket = storage.split_s3(uri)[0]

@@ -60,10 +60,13 @@ def progress(
     if terminal is None:
         terminal = sys.stderr.isatty()
     if terminal:
-        from tqdm import tqdm
-
-        yield from tqdm(items, desc=desc, total=total, unit=unit, leave=False)
-        return
+        try:
+            from tqdm import tqdm
+        except ImportError:  # an edge-only install has no tqdm: log lines then, as in a log
+            pass
+        else:
+            yield from tqdm(items, desc=desc, total=total, unit=unit, leave=False)
+            return
     say = emit or log.info
     started = clock()
     last = started

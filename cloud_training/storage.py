@@ -12,15 +12,17 @@ on S3 a single ``PutObject`` (or a multipart upload, which S3 only makes visible
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
-from cloud_training.errors import StorageError
+from cloud_training.errors import CredentialsError, StorageError
 
 S3_SCHEME = "s3://"
 
@@ -98,14 +100,42 @@ def s3_client() -> Any:
 
 
 def bucket_region(bucket: str) -> str:
-    """The region a bucket lives in (GetBucketLocation: an empty constraint means us-east-1, "EU" eu-west-1)."""
+    """The region a bucket lives in (GetBucketLocation: an empty constraint means us-east-1, "EU" eu-west-1).
+
+    A caller denied s3:GetBucketLocation (common in least-privilege roles) still learns the region from HeadBucket,
+    whose answer carries it even when access is refused (x-amz-bucket-region); only when neither tells is it an error,
+    one that names the action to grant."""
+    client = s3_client()
     try:
-        constraint = s3_client().get_bucket_location(Bucket=bucket).get("LocationConstraint")
+        constraint = client.get_bucket_location(Bucket=bucket).get("LocationConstraint")
     except _botocore_errors() as error:
-        raise _s3_failure(f"s3://{bucket}", error) from error
+        if _error_code(error) not in ("AccessDenied", "AllAccessDisabled"):
+            raise _s3_failure(f"s3://{bucket}", error) from error
+        region = _region_from_head(client, bucket)
+        if region is None:
+            raise StorageError(f"s3://{bucket}: access denied to s3:GetBucketLocation, which tells the bucket's region"
+                               f" (and HeadBucket did not); grant s3:GetBucketLocation on arn:aws:s3:::{bucket}"
+                               " to the caller") from None
+        return region
     if not constraint:
         return "us-east-1"
     return "eu-west-1" if constraint == "EU" else str(constraint)
+
+
+def _error_code(error: Exception) -> str | None:
+    response = getattr(error, "response", None)
+    return str(response["Error"].get("Code")) if isinstance(response, dict) and "Error" in response else None
+
+
+def _region_from_head(client: Any, bucket: str) -> str | None:
+    """HeadBucket's region (its BucketRegion, the x-amz-bucket-region header), answered or refused."""
+    try:
+        answer = client.head_bucket(Bucket=bucket)
+    except _botocore_errors() as error:
+        answer = getattr(error, "response", None) or {}
+    region = answer.get("BucketRegion") or answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(
+        "x-amz-bucket-region")
+    return str(region) if region else None
 
 
 def _s3_failure(uri: str, error: Exception) -> StorageError:
@@ -122,7 +152,7 @@ def _s3_failure(uri: str, error: Exception) -> StorageError:
     from botocore.exceptions import NoCredentialsError, PartialCredentialsError
 
     if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
-        return StorageError(f"{uri}: no AWS credentials: configure a profile (aws configure, AWS_PROFILE) or set "
+        return CredentialsError(f"{uri}: no AWS credentials: configure a profile (aws configure, AWS_PROFILE) or set "
                             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     return StorageError(f"{uri}: {type(error).__name__}: {error}")
 
@@ -148,6 +178,29 @@ def read_bytes(location: str) -> bytes:
         raise StorageError(f"{location}: no such file") from None
     except OSError as error:
         raise StorageError(f"{location}: {error.strerror or error}") from None
+
+
+@contextlib.contextmanager
+def open_stream(location: str) -> Iterator[BinaryIO]:
+    """A file or S3 object as a stream read front to back, for a reader that may stop early (a tar member)."""
+    if is_s3(location):
+        bucket, key = split_s3(location)
+        try:
+            body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+        except _botocore_errors() as error:
+            raise _s3_failure(location, error) from error
+        try:
+            yield body
+        except _botocore_errors() as error:
+            raise _s3_failure(location, error) from error
+        finally:
+            body.close()
+        return
+    try:
+        with open(location, "rb") as stream:
+            yield stream
+    except FileNotFoundError:
+        raise StorageError(f"{location}: no such file") from None
 
 
 def read_text(location: str) -> str:

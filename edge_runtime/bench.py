@@ -33,6 +33,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from edge_runtime.argtypes import int_at_least
+from edge_runtime.help_text import plain
 
 POSITIVE = int_at_least(1)
 
@@ -112,7 +113,7 @@ def register(subparsers: Any) -> None:
     bench = subparsers.add_parser(
         "bench",
         help="measure the pipeline against the bare forward and a sequential loop",
-        description=__doc__,
+        description=plain(__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_argument("--model", metavar="DIR", required=True, help="model folder")

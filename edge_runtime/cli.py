@@ -21,6 +21,7 @@ from edge_runtime import __version__
 from edge_runtime.bench import register as register_bench
 from edge_runtime.config import RuntimeConfig, load_config, set_overrides, set_path
 from edge_runtime.errors import ConfigError, EdgeRuntimeError
+from edge_runtime.help_text import config_keys_text, default_of
 from edge_runtime.review.cli import register as register_review
 
 EXIT_ERROR = 2
@@ -31,7 +32,8 @@ log = logging.getLogger("edge_runtime")
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="JSON config file (keys: edge_runtime/config.py)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="JSON config file (every key with its default: edge-runtime check-config --help)")
     parser.add_argument(
         "--set",
         metavar="KEY=VALUE",
@@ -39,15 +41,65 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="override a config key, e.g. --set publish.mqtt.port=8883 (repeatable; VALUE parsed as JSON)",
     )
-    parser.add_argument("--model", metavar="DIR", help="model folder (model.path)")
-    parser.add_argument("--score-threshold", type=float, metavar="S", help="model.score_threshold")
-    parser.add_argument("--top-k", type=int, metavar="K", help="model.top_k")
+    parser.add_argument("--model", metavar="DIR",
+                        help="model.path: deploy model folder (cloud-training convert), e.g. models/demo")
+    parser.add_argument("--score-threshold", type=float, metavar="S",
+                        help="model.score_threshold: drop detections below S"
+                        f" (default {default_of('model.score_threshold')})")
+    parser.add_argument("--top-k", type=int, metavar="K",
+                        help=f"model.top_k: keep the K best detections (default {default_of('model.top_k')})")
     parser.add_argument(
         "--backend",
         choices=["auto", "onnxruntime", "mxnet"],
         help="model.backend: onnxruntime runs model.onnx, mxnet the MXNet graph; auto (default) prefers onnxruntime",
     )
-    parser.add_argument("--precision", choices=["fp32", "int8"], help="model.precision: int8 runs model.int8.onnx")
+    parser.add_argument("--precision", choices=["fp32", "int8"],
+                        help="model.precision: int8 runs model.int8.onnx (default fp32)")
+
+
+LAYERS = "Configuration: defaults < --config FILE < EDGE_RUNTIME_* environment < flags (each flag names its key)."
+RUN_EPILOG = f"""\
+examples:
+  edge-runtime run --model models/demo --source demo.mp4              # one JSON message per frame on stdout
+  edge-runtime run --model models/demo --source frames/ --publish file --set publish.file.path=out/d.jsonl
+  edge-runtime run --model models/demo --source rtsp://192.168.1.20/live --max-fps 5 \\
+      --publish mqtt --mqtt-host 192.168.1.2 --thing-name cam1      # to a broker, through the on-disk outbox
+  edge-runtime run --config device.json --set model.score_threshold=0.6
+  EDGE_RUNTIME_PUBLISH__MQTT__PORT=8883 edge-runtime run --config device.json
+
+{LAYERS}
+Every config key with its default and meaning: edge-runtime check-config --help.
+Stops on SIGTERM or Ctrl-C (finishing the frame in flight, flushing publishers), or when a file source ends
+(unless --loop). Logs go to stderr, messages to stdout; exit 2 for a wrong config, model or source, in one line.
+Under Greengrass (the nucleus's environment) the component's configuration is used and messages go through IPC.
+"""
+DETECT_EPILOG = f"""\
+examples:
+  edge-runtime detect --model models/demo frame1.jpg frame2.jpg
+  edge-runtime detect --model models/demo --score-threshold 0.3 --annotate annotated/ shots/*.jpg
+
+Prints one JSON array, an object per image: image, width, height, model (name, version, backend), inference_ms
+and detections (label, class_id, score, box in pixels and normalised), best first. With --annotate, the path of
+each drawn copy too.
+{LAYERS}
+Every config key with its default: edge-runtime check-config --help.
+"""
+CHECK_EPILOG = """\
+example:
+  edge-runtime check-config device.json --print
+
+A config file is a JSON object of the keys below, nested by section; any key left out keeps its default:
+  {{"thing_name": "cam1", "model": {{"path": "/opt/models/boxes", "score_threshold": 0.6}},
+   "source": {{"uri": "rtsp://192.168.1.20/live", "max_fps": 5}},
+   "publish": {{"targets": ["mqtt"], "mqtt": {{"host": "a1b2c3-ats.iot.eu-west-1.amazonaws.com", "port": 8883,
+              "tls": {{"cert": "cert.pem", "key": "key.pem", "ca": "AmazonRootCA1.pem"}}}}}}}}
+The environment overrides the file: EDGE_RUNTIME_<SECTION>__<KEY>, e.g. EDGE_RUNTIME_MODEL__TOP_K=5.
+Also checks that model.path is a model folder and a file or folder source.uri exists on this machine (not with
+--schema-only). Prints 'FILE: ok', or each problem as 'key.path: message (got VALUE)' and exit 2.
+
+keys (= default):
+{keys}
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,21 +110,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="the daemon: capture, detect, publish until stopped (or a file ends)")
+    run = sub.add_parser(
+        "run", help="the daemon: capture, detect, publish until stopped (or a file ends)",
+        description="Capture frames from one source, detect objects in each, and publish one message per frame\n"
+        "(stdout, a JSON-lines file, MQTT) with a status message every status.interval_s, until stopped.",
+        epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_config_flags(run)
-    run.add_argument("--source", metavar="URI", help="video file, image folder, camera index, stream URL, gst pipeline")
-    run.add_argument("--loop", action="store_true", default=None, help="restart a file source at its end")
-    run.add_argument("--max-fps", type=float, metavar="FPS", help="source.max_fps")
+    run.add_argument("--source", metavar="URI",
+                     help="source.uri: video file, image folder, camera index (0), rtsp:// or http(s):// URL, or a"
+                     " GStreamer pipeline")
+    run.add_argument("--loop", action="store_true", default=None,
+                     help="source.loop: restart a file or folder at its end (default: drain it and exit)")
+    run.add_argument("--max-fps", type=float, metavar="FPS",
+                     help="source.max_fps: cap the capture rate (default: no cap; files play at their own rate)")
     run.add_argument(
         "--publish",
         action="append",
         choices=["stdout", "file", "mqtt"],
-        help="publish.targets (repeatable; default stdout)",
+        help="publish.targets (repeatable; default stdout); file writes publish.file.path"
+        f" (default {default_of('publish.file.path')})",
     )
-    run.add_argument("--thing-name", metavar="NAME", help="thing_name, used in messages and topic templates")
-    run.add_argument("--mqtt-host", metavar="HOST", help="publish.mqtt.host")
-    run.add_argument("--mqtt-port", type=int, metavar="PORT", help="publish.mqtt.port")
-    run.add_argument("--status-interval", type=float, metavar="S", help="status.interval_s")
+    run.add_argument("--thing-name", metavar="NAME",
+                     help=f"thing_name, used in messages and topic templates (default {default_of('thing_name')})")
+    run.add_argument("--mqtt-host", metavar="HOST",
+                     help="publish.mqtt.host: broker or AWS IoT Core endpoint"
+                     f" (default {default_of('publish.mqtt.host')})")
+    run.add_argument("--mqtt-port", type=int, metavar="PORT",
+                     help=f"publish.mqtt.port: 1883 plain, 8883 TLS (default {default_of('publish.mqtt.port')})")
+    run.add_argument("--status-interval", type=float, metavar="S",
+                     help="status.interval_s: status message period, 0 never"
+                     f" (default {default_of('status.interval_s')})")
     run.add_argument(
         "--fail-fast",
         action="store_true",
@@ -85,17 +153,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, metavar="N", help="model.threads: threads per forward (0: auto)")
     run.set_defaults(handler=_run)
 
-    detect = sub.add_parser("detect", help="detect objects in images and print the detections as JSON")
+    detect = sub.add_parser(
+        "detect", help="detect objects in images and print the detections as JSON",
+        description="Run the model on image files once each and print their detections as JSON (no daemon, no\n"
+        "publishing): a quick check of a model on your own pictures.",
+        epilog=DETECT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_config_flags(detect)
-    detect.add_argument("images", nargs="+", metavar="IMAGE")
+    detect.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, anything OpenCV reads)")
     detect.add_argument("--annotate", metavar="DIR",
                         help="also write each image with its boxes, labels and scores drawn into DIR, under its own"
                         " file name (NAME-2.jpg... when two inputs share one); never over an input")
     detect.set_defaults(handler=_detect)
 
-    check = sub.add_parser("check-config", help="validate a JSON config file (with environment overrides)")
-    check.add_argument("file", metavar="FILE")
+    check = sub.add_parser(
+        "check-config", help="validate a JSON config file (with environment overrides)",
+        description="Validate a JSON config file as run would load it (with EDGE_RUNTIME_* environment overrides),\n"
+        "without starting anything.",
+        epilog=CHECK_EPILOG.format(keys=config_keys_text()), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("file", metavar="FILE", help="the JSON config file")
     check.add_argument("--print", action="store_true", help="print the effective config as JSON")
+    check.add_argument("--schema-only", action="store_true",
+                       help="check keys and values only, not that model.path and a file source.uri exist here"
+                       " (a config written for another machine)")
     check.set_defaults(handler=_check_config)
     register_review(sub)
     register_bench(sub)
@@ -202,6 +283,12 @@ def _annotation_targets(folder: str, images: list[str]) -> dict[str, Path]:
 
 def _check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
+    if not args.schema_only:  # what run would fail on at start: a model folder or a video that is not there
+        from edge_runtime.config_paths import path_problems
+
+        problems = path_problems(config)
+        if problems:
+            raise ConfigError("; ".join(problems))
     if args.print:
         json.dump(config.model_dump(mode="json"), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -29,7 +29,9 @@ background, then the --pages worst images (most missed + false positives) first:
 positives red, missed boxes blue dashed. Boxes are shown at each class's recommended threshold (the F1-best score on
 these images) unless --report-threshold fixes one. --html DIR writes the same as a browsable folder (index.html).
 --record writes mAP, per-class AP and the recommended thresholds into MODEL_DIR/model.json (its evaluation entry),
-which the device uses when its configuration sets no class_thresholds.
+which the device uses when its configuration sets no class_thresholds. A class's threshold is recorded only when it
+was measured on at least --min-boxes true boxes (default 20): on fewer it is noise, so evaluate warns and records
+none for that class (the device then keeps its score_threshold).
 """
 
 
@@ -53,6 +55,9 @@ def register(subparsers: Any) -> None:
                              " (default: each class's recommended threshold)")
     parser.add_argument("--record", action="store_true",
                         help="write the result and recommended thresholds into MODEL_DIR/model.json")
+    parser.add_argument("--min-boxes", type=_positive, default=None, metavar="N",
+                        help="fewest true boxes of a class for --record to record its recommended threshold"
+                             " (default: 20)")
     parser.add_argument("--score-threshold", type=number_in(0.0, 1.0, high_open=True), default=0.01, metavar="F",
                         help="lowest score of a detection the metric sees (default: 0.01)")
     parser.add_argument("--iou-threshold", type=number_in(0.0, 1.0, high_open=True), default=0.5, metavar="F",
@@ -77,6 +82,13 @@ def _pages(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = _pages(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (got {text})")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     from cloud_training.errors import OutputError
 
@@ -88,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
         io.check_writable([args.report], args.force)
     if args.html is not None and args.html.exists() and not args.force:
         raise OutputError(f"{args.html} already exists (use --force to replace it)")
+    if args.report or args.html is not None:  # before the work, not after it
+        from cloud_training.extras import require
+
+        require(("matplotlib",), "cloud-training evaluate --report/--html")
     measured = measure(args.model, args.manifest, args.label_attribute, args.backend, args.precision,
                        args.score_threshold, args.iou_threshold, args.report_threshold)
     summary = measured.summary
@@ -101,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         if args.html is not None:
             report.write_html(args.html, args.force)
     if args.record:
-        record_in_model_json(Path(args.model), summary)
+        record_in_model_json(Path(args.model), summary, args.min_boxes)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -174,14 +190,26 @@ def _lineage_of(folder: Path) -> dict[str, Any] | None:
     return lineage if isinstance(lineage, dict) else None
 
 
-def record_in_model_json(folder: Path, summary: dict[str, Any]) -> None:
+def record_in_model_json(folder: Path, summary: dict[str, Any], min_boxes: int | None = None) -> None:
+    """The evaluation into model.json; a class's threshold only when measured on ``min_boxes`` true boxes or more
+    (a warning names the others and the minimum: the device would otherwise use a threshold found on noise)."""
+    import logging
+
     from cloud_training.deploy_folder import add_files_in_place, utc_timestamp
     from cloud_training.errors import EvaluationError
-    from cloud_training.evaluation.summary import model_json_entry
+    from cloud_training.evaluation.summary import MIN_BOXES_FOR_THRESHOLD, model_json_entry, thin_evidence
 
     if not (folder / "model.json").is_file():
         raise EvaluationError(f"--record: {folder} has no model.json to record in (a plain deploy pair)")
-    add_files_in_place(folder, {}, {"evaluation": model_json_entry(summary, utc_timestamp())})
+    minimum = MIN_BOXES_FOR_THRESHOLD if min_boxes is None else min_boxes
+    thin = thin_evidence(summary, minimum)
+    if thin:
+        counts = ", ".join(f"{name} ({count})" for name, count in thin.items())
+        logging.getLogger(__name__).warning(
+            "--record: too few true boxes to record a threshold for %s: at least %d are needed (--min-boxes);"
+            " none recorded for %s, the device keeps its score_threshold", counts, minimum,
+            "it" if len(thin) == 1 else "them")
+    add_files_in_place(folder, {}, {"evaluation": model_json_entry(summary, utc_timestamp(), minimum)})
 
 
 def _ap_text(value: float | None) -> str:

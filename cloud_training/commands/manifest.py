@@ -18,13 +18,17 @@ example (the four jobs of the AWS sample, colour from per-line metadata):
 """
 
 
-def _class_map(text: str) -> dict[str, int]:
+def _class_map(text: str | None) -> dict[str, int] | None:
+    """Parsed in the handler, not as an argparse type: a typo then costs one line, not the usage first."""
+    from cloud_training.errors import ManifestError
     from cloud_training.manifest.prepare import parse_class_map
 
+    if text is None:
+        return None
     try:
         return parse_class_map(text)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        raise ManifestError(f"--class-map {text!r}: {error}") from None
 
 
 def _class_from(text: str) -> tuple[str, ...]:
@@ -74,7 +78,6 @@ def register(subparsers: Any) -> None:
     )
     prepare.add_argument(
         "--class-map",
-        type=_class_map,
         metavar="MAP",
         help='class ids, e.g. "blue box=0,yellow box=1" (default: sorted class names numbered from 0)',
     )
@@ -111,7 +114,7 @@ def run_prepare(args: argparse.Namespace) -> int:
             reject_verdicts=tuple(args.reject_verdict),
             discard=args.discard,
             class_from=args.class_from,
-            class_map=args.class_map,
+            class_map=_class_map(args.class_map),
             validation_fraction=args.validation_fraction,
             seed=args.seed,
             drop_empty=args.drop_empty,

@@ -87,6 +87,26 @@ def job_settings(args: argparse.Namespace, facts: Any, image: str) -> Any:
 
 
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+COUNTED_AT_SUBMIT = "<counted from --train when submitted>"
+
+
+def preview_facts(args: argparse.Namespace, error: Exception) -> Any:
+    """``--dry-run`` without AWS credentials: the request can still be previewed, built from the flags alone.
+
+    The preflight's S3 reads (manifest lines, image buckets and their regions) could not run (``error``), so it says
+    so on stderr, and what only the manifests tell stays a placeholder (the label attribute unless --label-attribute,
+    the count unless num_training_samples is given). Without --dry-run the error stands.
+    """
+    import logging
+
+    from cloud_training.preflight import ManifestFacts
+
+    if not args.dry_run:
+        raise error
+    logging.getLogger("cloud_training").warning(
+        "no AWS credentials: --dry-run prints the request built from the flags alone; the preflight's S3 checks"
+        " (manifest lines, image buckets and regions) run once credentials are configured")
+    return ManifestFacts(args.train[0], args.validation[0], args.label_attribute or "<label attribute of --train>", 0)
 
 
 def split_manifest_words(args: argparse.Namespace) -> None:

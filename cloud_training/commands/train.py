@@ -20,7 +20,8 @@ backend also accepts base_network=tiny-cnn, a small network that trains on a CPU
 
 DIR receives model.tar.gz (SageMaker's layout: model_algo_1-symbol.json, model_algo_1-0000.params, hyperparams.json;
 the epoch with the best validation mAP), metrics.csv, metrics.png, lineage.json (data, hyperparameters, best
-epoch: convert puts it in model.json) and checkpoints/ (one per epoch, for --resume).
+epoch: convert puts it in model.json) and checkpoints/ (one per epoch, for --resume, which keeps the --validation
+manifests: the best epoch compares their mAPs).
 Metric lines on stderr use the algorithm's format: '#quality_metric: host=algo-1, epoch=3, validation mAP <score>=(..)'.
 
 SageMaker (the built-in algorithm, Pipe mode, one augmented manifest object per channel, images on S3):
@@ -30,11 +31,13 @@ SageMaker (the built-in algorithm, Pipe mode, one augmented manifest object per 
 Before any SageMaker call a preflight reads both manifests and asks S3 each bucket's region, and refuses (one line,
 exit 2) what the job would fail on: class ids over num_classes, more boxes than label_width holds, source-refs not on
 S3 in the job's region, train = validation or an image in both, a num_training_samples other than the count,
-lr_scheduler_step not below epochs, a CPU instance type. --dry-run runs it, then prints the CreateTrainingJob request.
+lr_scheduler_step not below epochs, a CPU instance type. --dry-run runs it, then prints the CreateTrainingJob request
+(without AWS credentials it runs the checks that need no S3 read, says so, and still prints the request).
 --wait follows the job, prints validation:mAP and downloads model.tar.gz to --out, ready for 'cloud-training convert'.
 An --out holding a previous run is refused unless --resume (local) or --force.
 --attach JOB follows a job started earlier (status, validation:mAP, model.tar.gz to --out) and starts nothing;
---model-channel s3://B/jobs/JOB/output/model.tar.gz trains incrementally from that job's model.
+--model-channel s3://B/jobs/JOB/output/model.tar.gz trains incrementally from that job's model (its base_network and
+num_classes must be this job's: checked in the preflight).
 """
 
 
@@ -129,6 +132,9 @@ def run_local(args: argparse.Namespace) -> int:
         records, _, _ = read_records(expand(args.train), args.label_attribute, skip_invalid=False)
         raw["num_training_samples"] = str(len(records))
     hp = parse(raw)
+    from cloud_training.preflight import check_schedule
+
+    check_schedule(hp)  # as SageMaker refuses it: a step at or after the last epoch is never taken
     if not 1.0 <= args.max_expand <= 8.0:
         raise HyperparameterError(f"--max-expand must be between 1 and 8 (got {args.max_expand})")
     options = TrainOptions(
@@ -138,8 +144,14 @@ def run_local(args: argparse.Namespace) -> int:
     )
     if args.force:
         clear_run(args.out)
+    created = not args.out.exists()
     args.out.mkdir(parents=True, exist_ok=True)
-    state = LocalTrainer(hp, options).run()
+    try:
+        state = LocalTrainer(hp, options).run()
+    except BaseException:
+        if created and not any(args.out.iterdir()):  # a refused run leaves no empty folder behind
+            args.out.rmdir()
+        raise
     print(f"trained {hp.base_network}/{hp.image_shape} for {state.epochs_done} epoch(s);"
           f" best validation mAP {state.best_map:.4f} at epoch {state.best_epoch}")
     print(f"artifact: {args.out / 'model.tar.gz'}")
@@ -152,8 +164,15 @@ def run_sagemaker(args: argparse.Namespace) -> int:
     from cloud_training import preflight
     from cloud_training.aws import sagemaker_jobs as jobs
     from cloud_training.aws import session
-    from cloud_training.commands.sagemaker_options import check_wait_target, default_job_name, job_settings, require
-    from cloud_training.errors import AwsError
+    from cloud_training.commands.sagemaker_options import (
+        COUNTED_AT_SUBMIT,
+        check_wait_target,
+        default_job_name,
+        job_settings,
+        preview_facts,
+        require,
+    )
+    from cloud_training.errors import AwsError, CredentialsError
     from cloud_training.training import remote
 
     require(args, "--role", "--output")
@@ -166,9 +185,14 @@ def run_sagemaker(args: argparse.Namespace) -> int:
     region = session.resolve_region(args.region)
     image = jobs.image_uri(region)
     preflight.check_before_reading(args.train, args.validation, raw, lambda facts: job_settings(args, facts, image))
-    facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region,
-                                   model_uri=args.model_channel)
-    hyperparameters = remote.sagemaker_hyperparameters(raw)
+    try:
+        facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region,
+                                       model_uri=args.model_channel)
+    except CredentialsError as error:  # --dry-run previews the request without the S3 reads
+        facts = preview_facts(args, error)
+    hyperparameters = remote.sagemaker_hyperparameters({"num_training_samples": "1", **raw})
+    if "num_training_samples" not in raw:
+        hyperparameters["num_training_samples"] = COUNTED_AT_SUBMIT
     name = args.job_name or default_job_name()
     request = jobs.training_request(name, hyperparameters, job_settings(args, facts, jobs.image_uri(region)))
     if args.dry_run:

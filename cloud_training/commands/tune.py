@@ -17,12 +17,13 @@ example:
       --range optimizer=sgd,adam --wait --out runs/tuned base_network=resnet-50 num_classes=2 epochs=30
 
 Ranges: name=min:max[:auto|linear|log|reverse-log] for learning_rate, momentum, weight_decay (continuous) and
-mini_batch_size (integer); name=a,b,.. for optimizer. These are the hyperparameters SageMaker documents as tunable for
-object detection; each bound is checked against the algorithm's documented range (momentum and weight_decay: the
-tuning page's 0.0..0.999). One --range per hyperparameter; --strategy Grid takes categorical ranges only. name=value
-words are fixed for every training job (num_training_samples is counted from the training manifest, and a given one
-must equal it); the same preflight as train's runs first (see train --help). --wait follows the tuning
-job, names the best training job and its validation:mAP, and downloads its model.tar.gz to --out.
+mini_batch_size (integer); name=a,b,.. for optimizer, or any of them as listed values (learning_rate=0.001,0.01).
+These are the hyperparameters SageMaker documents as tunable for object detection; each bound is checked against
+the algorithm's documented range (momentum and weight_decay: the tuning page's 0.0..0.999). One --range per
+hyperparameter; --strategy Grid takes listed values only. name=value words are fixed for every training job
+(num_training_samples is counted from the training manifest, and a given one must equal it); the same preflight as
+train's runs first (see train --help). --wait follows the tuning job, names the best training job and its
+validation:mAP, and downloads its model.tar.gz to --out.
 """
 
 
@@ -57,17 +58,24 @@ def run(args: argparse.Namespace) -> int:
     from cloud_training.aws import sagemaker_jobs as jobs
     from cloud_training.aws import session
     from cloud_training.commands.sagemaker_options import (
+        COUNTED_AT_SUBMIT,
         check_wait_target,
         default_job_name,
         job_settings,
+        preview_facts,
         require,
         split_manifest_words,
     )
     from cloud_training.commands.train import raw_hyperparameters
+    from cloud_training.errors import CredentialsError
     from cloud_training.training import remote
 
     split_manifest_words(args)
     require(args, "--role", "--output")
+    if args.parallel_jobs > args.max_jobs:  # a flag mistake: refused before any manifest read or AWS call
+        from cloud_training.errors import AwsError
+
+        raise AwsError(f"--parallel-jobs ({args.parallel_jobs}) exceeds --max-jobs ({args.max_jobs})")
     check_wait_target(args)
     ranges = [remote.parse_range(text) for text in args.ranges]
     preflight.check_ranges(ranges, args.strategy)
@@ -77,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
     region = session.resolve_region(args.region)
     image = jobs.image_uri(region)
     preflight.check_before_reading(args.train, args.validation, raw, lambda facts: job_settings(args, facts, image))
-    facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region,
-                                   model_uri=args.model_channel)
+    try:
+        facts, _ = preflight.check_job(args.train, args.validation, args.label_attribute, raw, region,
+                                       model_uri=args.model_channel)
+    except CredentialsError as error:  # --dry-run previews the request without the S3 reads
+        facts = preview_facts(args, error)
     static = {name: str(value).strip() for name, value in raw.items() if not name.startswith("_")}
+    static.setdefault("num_training_samples", COUNTED_AT_SUBMIT)
     name = args.job_name or default_job_name()
     settings = job_settings(args, facts, jobs.image_uri(region))
     request = jobs.tuning_request(name, static, ranges, settings, args.max_jobs, args.parallel_jobs, args.strategy)

@@ -10,8 +10,8 @@ the same numbers, and tests check them with literal arrays:
   false positive by the metric's own matching rule (:func:`~cloud_training.evaluation.voc.match_boxes`), and each
   true box that no true positive found is missed;
 - **confusion matrix** with a background row and column: a false positive lying over (IoU above the threshold) an
-  unfound true box of another class is a confusion of the two; a false positive over nothing is spurious
-  (background → class) and a true box nothing found is missed (class → background).
+  unfound true box of another class is a confusion of the two (one per true box: the highest-scoring one); a false
+  positive over nothing is spurious (background → class) and a true box nothing found is missed (class → background).
 """
 
 from __future__ import annotations
@@ -144,9 +144,15 @@ def review_image(
                 boxes.append(Box(class_id, float(dets[row, 1]), _corners(dets[row, 2:6]), "tp"))
             elif code == FALSE_POSITIVE:
                 false_positives.append(int(row))
-    for row in false_positives:
-        actual = _confused_with(dets[row], truth, found, iou_threshold)
-        boxes.append(Box(int(dets[row, 0]), float(dets[row, 1]), _corners(dets[row, 2:6]), "fp", actual))
+    # one unfound true box is one confusion: the highest-scoring wrong-class detection over it takes it, and another
+    # over the same box is spurious (else the matrix would count that box twice)
+    taken = found.copy()
+    for row in sorted(false_positives, key=lambda r: -float(dets[r, 1])):
+        actual = _confused_with(dets[row], truth, taken, iou_threshold)
+        if actual is not None:
+            taken[actual[1]] = True
+        boxes.append(Box(int(dets[row, 0]), float(dets[row, 1]), _corners(dets[row, 2:6]), "fp",
+                         None if actual is None else actual[0]))
     for position in np.where(~found)[0]:
         boxes.append(Box(int(truth[position, 0]), None, _corners(truth[position, 1:5]), "missed"))
     return ImageReview(index, tuple(boxes))
@@ -156,14 +162,16 @@ def _corners(values: Sequence[float] | np.ndarray) -> tuple[float, float, float,
     return float(values[0]), float(values[1]), float(values[2]), float(values[3])
 
 
-def _confused_with(det: np.ndarray, truth: np.ndarray, found: np.ndarray, iou_threshold: float) -> Optional[int]:
-    """The class of the unfound true box of another class this false positive lies over, if any."""
-    others = np.where((~found) & (truth[:, 0].astype(int) != int(det[0])))[0]
+def _confused_with(
+    det: np.ndarray, truth: np.ndarray, taken: np.ndarray, iou_threshold: float
+) -> Optional[tuple[int, int]]:
+    """(class, position) of the untaken true box of another class this false positive lies over, if any."""
+    others = np.where((~taken) & (truth[:, 0].astype(int) != int(det[0])))[0]
     if not len(others):
         return None
     ious = iou(det[2:6], truth[others, 1:5])
     best = int(np.argmax(ious))
-    return int(truth[others[best], 0]) if ious[best] > iou_threshold else None
+    return (int(truth[others[best], 0]), int(others[best])) if ious[best] > iou_threshold else None
 
 
 def confusion_matrix(reviews: Sequence[ImageReview], num_classes: int) -> np.ndarray:

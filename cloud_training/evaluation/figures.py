@@ -100,8 +100,9 @@ def histogram_pages(curves: Mapping[int, Curve], recommended: Mapping[int, Recom
         if choice is not None:
             axes.axvline(choice.threshold, color="#333333", linestyle="--", linewidth=1)
         axes.set_yscale("symlog", linthresh=1)
-        axes.set_title(f"{names.get(class_id, class_id)}", fontsize=8)
-        axes.set_xlabel("score", fontsize=7)
+        axes.set_title(f"{names.get(class_id, class_id)}", fontsize=10)
+        axes.set_xlabel("score", fontsize=9)
+        axes.set_ylabel("detections (log scale)", fontsize=9)
 
     return class_grid_pages(sorted(curves), "Scores of true positives (green) and false positives (red)", draw)
 
@@ -118,7 +119,7 @@ def class_grid_pages(class_ids: list[int], title: str, draw: Callable[[Any, int]
         for position, class_id in enumerate(chunk, start=1):
             axes = figure.add_subplot(rows, columns, position)
             draw(axes, class_id)
-            axes.tick_params(labelsize=6)
+            axes.tick_params(labelsize=8)  # 6 was unreadable on a printed page
         figure.tight_layout(rect=(0, 0, 1, 0.94))
         pages.append(figure)
     return pages

@@ -63,7 +63,7 @@ def summary_lines(summary: Mapping[str, Any], pages: int, worst_shown: int) -> l
         f"mAP       {_number(summary['mAP'])}",
         "",
         f"{'class':<16} {'AP':>7} {'true':>6} {'dets':>6} {'TP':>5} {'FP':>6}   {'recommended':>11} {'prec':>6}"
-        f" {'recall':>6}   {'shown':>6} {'recall':>6}",
+        f" {'recall':>6}   {'shown':>6} {'recall':>6} {'FP':>5}",
     ]
     for item in summary["classes"]:
         choice = item["recommended_threshold"] or {}
@@ -72,12 +72,15 @@ def summary_lines(summary: Mapping[str, Any], pages: int, worst_shown: int) -> l
             f" {item['true_positives']:>5} {item['false_positives']:>6}   {_number(choice.get('score'), 2):>11}"
             f" {_number(choice.get('precision'), 2):>6} {_number(choice.get('recall'), 2):>6}"
             f"   {_number(item['shown_threshold'], 2):>6} {_number(item['recall_at_shown'], 2):>6}"
+            f" {item.get('false_positives_at_shown', '-'):>5}"
         )
     outcome = summary["outcomes_at_shown_thresholds"]
     lines += [
         "",
-        "true/dets/TP/FP: over every detection scoring >= the score threshold (what the metric sees).",
+        "true/dets/TP/FP: over every detection scoring >= the score threshold (what the metric sees, so FP",
+        "runs high: most are low-scoring boxes a device never reports); shown/recall/FP: at the shown threshold.",
         "recommended: the score threshold maximising F1 on these images, with its precision and recall.",
+        *_caution(summary),
         "shown: the threshold of the image pages and the confusion matrix (the recommended one unless",
         "--report-threshold fixes one), and the recall it gives.",
         "",
@@ -88,6 +91,18 @@ def summary_lines(summary: Mapping[str, Any], pages: int, worst_shown: int) -> l
         f"then {worst_shown} image page(s), worst first (most missed + false positives; --pages {pages})",
     ]
     return lines
+
+
+def _caution(summary: Mapping[str, Any]) -> list[str]:
+    """A warning under the table when a recommendation rests on too few true boxes to be trusted."""
+    from cloud_training.evaluation.summary import MIN_BOXES_FOR_THRESHOLD, thin_evidence
+
+    thin = thin_evidence(summary, MIN_BOXES_FOR_THRESHOLD)
+    if not thin:
+        return []
+    counts = ", ".join(f"{name} ({count})" for name, count in thin.items())
+    return [f"CAUTION: measured on fewer than {MIN_BOXES_FOR_THRESHOLD} true boxes: {counts}; such a threshold is",
+            "noise, and evaluate --record records none for it."]
 
 
 class Report:
@@ -117,7 +132,8 @@ class Report:
     def image_figures(self) -> Any:
         """(file stem, title, figure) of each worst image, decoding each image only now."""
         error_free = sum(1 for r in self.analysis.reviews if not r.errors)
-        for rank, review in enumerate(progress(self.worst, "drawing report pages", unit="page"), start=1):
+        pages = progress(self.worst, "drawing report pages", unit="page", interval=0.0)  # a line per page
+        for rank, review in enumerate(pages, start=1):
             record = self.evaluation.images[review.index].record
             image = io.load_image(record)
             where = storage.basename(record.resolved_ref)
@@ -221,12 +237,17 @@ def recompress_images(path: str, first_page: int = 0) -> bool:
     # matplotlib's pages share one XObject dictionary: every page lists every image, so go by what each page draws
     charts = {name for page in writer.pages[:first_page] for name in _drawn(page, ContentStream)}
     done: set[str] = set()
-    for page in writer.pages[first_page:]:
-        drawn = _drawn(page, ContentStream)
-        for picture in page.images:
-            name = picture.name.rsplit(".", 1)[0].lstrip("/")
-            if name not in drawn or name in charts or name in done:
-                continue
+    photo_pages = writer.pages[first_page:]
+    for page in progress(photo_pages, "compressing report images", total=len(photo_pages), unit="page",
+                         interval=0.0):
+        # only the images this page draws: iterating page.images would decode all of them on every page, since
+        # they share one dictionary (that made the report's time grow with the square of --pages)
+        drawn = sorted(_drawn(page, ContentStream) - charts - done)
+        ids = set(page.images.keys()) if drawn else set()
+        for name in drawn:
+            if f"/{name}" not in ids:
+                continue  # a form or another non-image XObject
+            picture = page.images[f"/{name}"]
             image = picture.image
             if image is None or min(image.size) < 32:
                 continue  # colour bars and masks: tiny, and JPEG would blur them

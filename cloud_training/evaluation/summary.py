@@ -70,6 +70,7 @@ def summarise(
         found = analysis.recommended.get(item.class_id)
         reviews = analysis.reviews
         shown_tp = sum(1 for r in reviews for b in r.boxes if b.outcome == "tp" and b.class_id == item.class_id)
+        shown_fp = sum(1 for r in reviews for b in r.boxes if b.outcome == "fp" and b.class_id == item.class_id)
         classes.append({
             "class_id": item.class_id,
             "name": name(item.class_id),
@@ -84,6 +85,7 @@ def summarise(
             },
             "shown_threshold": analysis.shown.get(item.class_id),
             "recall_at_shown": shown_tp / item.ground_truth if item.ground_truth else None,
+            "false_positives_at_shown": shown_fp,  # what a device at that threshold would report wrongly
         })
     return {
         "model": dict(model),
@@ -104,17 +106,34 @@ def summarise(
     }
 
 
-def recommended_thresholds(summary: Mapping[str, Any]) -> dict[str, float]:
-    """Class name -> recommended score threshold, for the classes that have one (model.json's form)."""
+MIN_BOXES_FOR_THRESHOLD = 20
+"""Fewest true boxes of a class for ``--record`` to record its recommended threshold: on a handful of boxes the
+F1-best score is noise (2 frames once gave 0.027 at precision 0.06), and the device would use it by default."""
+
+
+def recommended_thresholds(summary: Mapping[str, Any], min_boxes: int = 0) -> dict[str, float]:
+    """Class name -> recommended score threshold, for the classes that have one found on at least ``min_boxes``
+    true boxes (model.json's form)."""
     return {
         item["name"]: item["recommended_threshold"]["score"]
         for item in summary["classes"]
-        if item.get("recommended_threshold")
+        if item.get("recommended_threshold") and item["ground_truth"] >= min_boxes
     }
 
 
-def model_json_entry(summary: Mapping[str, Any], recorded_at: str) -> dict[str, Any]:
-    """What ``evaluate --record`` writes under model.json's ``evaluation``: the result and where it was measured."""
+def thin_evidence(summary: Mapping[str, Any], min_boxes: int) -> dict[str, int]:
+    """Class name -> its true boxes, for the classes with a recommendation measured on fewer than ``min_boxes``."""
+    return {
+        item["name"]: item["ground_truth"]
+        for item in summary["classes"]
+        if item.get("recommended_threshold") and item["ground_truth"] < min_boxes
+    }
+
+
+def model_json_entry(summary: Mapping[str, Any], recorded_at: str,
+                     min_boxes: int = MIN_BOXES_FOR_THRESHOLD) -> dict[str, Any]:
+    """What ``evaluate --record`` writes under model.json's ``evaluation``: the result and where it was measured;
+    thresholds only where the evidence holds (:data:`MIN_BOXES_FOR_THRESHOLD`)."""
     return {
         "recorded_at": recorded_at,
         "dataset": dict(summary["dataset"]),
@@ -123,7 +142,8 @@ def model_json_entry(summary: Mapping[str, Any], recorded_at: str) -> dict[str, 
         "iou_threshold": summary["iou_threshold"],
         "mAP": summary["mAP"],
         "ap": {item["name"]: item["ap"] for item in summary["classes"]},
-        "recommended_thresholds": recommended_thresholds(summary),
+        "recommended_thresholds": recommended_thresholds(summary, min_boxes),
+        "threshold_min_true_boxes": min_boxes,
         "backend": summary["model"].get("backend"),
         "precision": summary["model"].get("precision"),
     }

@@ -142,6 +142,20 @@ def _parse_box(raw: object, index: int, width: int, height: int, where: str) -> 
     return Box(class_id, values["left"], values["top"], values["width"], values["height"])
 
 
+def _refuse_failed_task(data: dict[str, Any], where: str, label_attribute: str | None) -> None:
+    """A line whose labeling task failed has ``<job>-metadata.failure-reason`` and no labels: say that, not 'pass
+    --label-attribute' (no attribute name would help)."""
+    for key, value in data.items():
+        if not (key.endswith("-metadata") and isinstance(value, dict) and "failure-reason" in value):
+            continue
+        job = key[: -len("-metadata")]
+        if job in data or (label_attribute is not None and label_attribute != job):
+            continue
+        raise ManifestError(f"{where}: Ground Truth did not label this image (job '{job}', failure-reason:"
+                            f" {str(value['failure-reason'])[:200]}); relabel it, or drop such lines with"
+                            " manifest prepare --skip-invalid")
+
+
 def parse_line(text: str, where: str, manifest: str, line_number: int, label_attribute: str | None) -> Record:
     """Parse and check one line; ``label_attribute=None`` detects it from the metadata ``type``."""
     try:
@@ -153,6 +167,7 @@ def parse_line(text: str, where: str, manifest: str, line_number: int, label_att
     ref = data.get(SOURCE_REF)
     if not isinstance(ref, str) or not ref.strip():
         raise ManifestError(f"{where}: missing '{SOURCE_REF}'")
+    _refuse_failed_task(data, where, label_attribute)
     attribute = label_attribute or detect_label_attribute(data, where)
     label = data.get(attribute)
     if label is None:

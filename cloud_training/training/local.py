@@ -28,7 +28,7 @@ from cloud_training.artifact import HYPERPARAMS_FILE, PARAMS_FILE, SYMBOL_FILE
 from cloud_training.errors import TrainingError
 from cloud_training.evaluation.loop import validation_rows
 from cloud_training.evaluation.voc import VOC07MApMetric
-from cloud_training.lineage import training_lineage, write_lineage
+from cloud_training.lineage import manifests_identity, training_lineage, write_lineage
 from cloud_training.progress import progress
 from cloud_training.ssd import get_symbol_train
 from cloud_training.training.augmentation import AugmentationConfig
@@ -77,6 +77,8 @@ class TrainState:
     best_map: float = -1.0
     history: list[EpochMetrics] = field(default_factory=list)
     hyperparameters: dict[str, str] = field(default_factory=dict)
+    # SHA-256 of each validation manifest: the best epoch is chosen across epochs' mAPs, which only compare on one set
+    validation_sha256: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
@@ -146,7 +148,17 @@ class LocalTrainer:
             raise TrainingError(
                 f"--resume: the checkpoint was trained with {key}={state.hyperparameters.get(key)!r}, not {now[key]!r}"
             )
+        validation = self._validation_sha256()
+        if state.validation_sha256 and state.validation_sha256 != validation:
+            raise TrainingError(
+                f"--resume: the checkpoint was validated on other --validation manifests (SHA-256"
+                f" {', '.join(h[:12] for h in state.validation_sha256)}), and mAPs of two sets do not compare;"
+                " give the same --validation, or --force to start over"
+            )
         return state
+
+    def _validation_sha256(self) -> list[str]:
+        return [identity["sha256"] for identity in manifests_identity(self.options.validation)]
 
     def _save_checkpoint(self, module: mx.mod.Module, state: TrainState, improved: bool) -> None:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -172,6 +184,7 @@ class LocalTrainer:
         hp, options = self.hp, self.options
         state = self._load_state() if options.resume else TrainState(hyperparameters=hp.to_strings())
         state.hyperparameters = hp.to_strings()
+        state.validation_sha256 = self._validation_sha256()
         if state.epochs_done >= hp.epochs:
             log.info("the checkpoint already has %d of %d epochs", state.epochs_done, hp.epochs)
             return self._finish(state)
@@ -256,7 +269,9 @@ class LocalTrainer:
 
     def train_epoch(self, module: mx.mod.Module, loader: BatchLoader, epoch: int) -> tuple[float, float]:
         loss = MultiBoxLoss()
-        batches = progress(loader.epoch(epoch), f"epoch {epoch + 1}/{self.hp.epochs}", total=loader.batches_per_epoch(),
+        # epochs are numbered from 0 everywhere (SageMaker's metric lines, inspect, convert, the report); the count too
+        desc = f"epoch {epoch} ({epoch + 1} of {self.hp.epochs})"
+        batches = progress(loader.epoch(epoch), desc, total=loader.batches_per_epoch(),
                            unit="batch")
         for data, labels in batches:
             module.forward_backward(mx.io.DataBatch(data=[mx.nd.array(data)], label=[mx.nd.array(labels)]))

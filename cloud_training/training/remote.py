@@ -171,11 +171,11 @@ def parse_range(text: str) -> jobs.ParameterRange:
             raise HyperparameterError(f"--range {name}: {value!r} is not {check.__doc__}") from None
         return value
 
-    if kind == "Categorical":
+    if kind == "Categorical" or "," in spec:  # listed numbers too: what Grid search needs (SageMaker allows it)
         choices = tuple(valid(part.strip()) for part in spec.split(","))
         if len(set(choices)) < 2:
             raise HyperparameterError(f"--range {name}: give at least two different choices, comma-separated")
-        return jobs.ParameterRange(name, kind, choices)
+        return jobs.ParameterRange(name, "Categorical", choices)
     parts = [part.strip() for part in spec.split(":")]
     if len(parts) not in (2, 3):
         raise HyperparameterError(f"--range {name}={spec}: expected min:max or min:max:scaling")

@@ -207,7 +207,13 @@ def read_image(path: str | Path) -> np.ndarray:
     file = Path(path)
     if not file.is_file():  # before OpenCV, which would print a warning of its own first
         raise SourceError(f"{path}: {'is a folder, not an image' if file.is_dir() else 'no such file'}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    data = file.read_bytes()
+    # a JPEG cut short (a copy or upload that stopped) decodes to a grey-filled image with only libjpeg's warning:
+    # its entropy-coded data, after the last start-of-scan marker, never reaches the end-of-image marker
+    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        raise SourceError(f"{path}: truncated JPEG (no end-of-image marker after its image data): the file is"
+                          " incomplete")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise SourceError(f"{path}: cannot read as an image")
     return image

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from cloud_training.aws import session
 from tests.support.groundtruth import gt_line
@@ -25,9 +25,10 @@ def put_manifests(bucket: Any, train_lines: int = 7, validation_lines: int = 3) 
             bucket.put("prepared/validation.manifest", text(validation_lines, "v")))
 
 
-def put_artifact(bucket: Any, key: str, tmp_path: Path) -> bytes:
-    """A real SageMaker-layout model.tar.gz (tiny-cnn, random weights) at ``key``, as a finished job leaves it."""
-    tarball = write_tarball(tmp_path / "upload-model.tar.gz", training_artifact_files())
+def put_artifact(bucket: Any, key: str, tmp_path: Path, hyperparameters: Optional[dict[str, str]] = None) -> bytes:
+    """A real SageMaker-layout model.tar.gz (tiny-cnn, random weights) at ``key``, as a finished job leaves it;
+    ``hyperparameters`` over its hyperparams.json (what a --model-channel check reads)."""
+    tarball = write_tarball(tmp_path / "upload-model.tar.gz", training_artifact_files(hyperparameters=hyperparameters))
     data = tarball.read_bytes()
     bucket.put(key, data)
     return data

@@ -399,7 +399,10 @@ def test_attach_refuses_what_only_starting_a_job_takes_before_any_call(s3_bucket
 def test_incremental_training_sends_the_model_channel(s3_bucket, moto_endpoint, tmp_path, capsys):
     train, validation = put_manifests(s3_bucket, train_lines=5)
     previous = s3_bucket.uri("jobs/earlier/output/model.tar.gz")
-    put_artifact(s3_bucket, "jobs/earlier/output/model.tar.gz", tmp_path)
+    put_artifact(s3_bucket, "jobs/earlier/output/model.tar.gz", tmp_path, {"base_network": "resnet-50"})
+    other = s3_bucket.uri("jobs/other/output/model.tar.gz")
+    put_artifact(s3_bucket, "jobs/other/output/model.tar.gz", tmp_path, {"base_network": "resnet-50",
+                                                                          "num_classes": "3"})
     name = f"ssd-inc-{uuid.uuid4().hex[:8]}"
     argv = ["train", "--backend", "sagemaker", "--train", train, "--validation", validation, "--output",
             s3_bucket.uri("jobs"), "--role", ROLE, "--job-name", name, "base_network=resnet-50", "num_classes=2"]
@@ -407,6 +410,13 @@ def test_incremental_training_sends_the_model_channel(s3_bucket, moto_endpoint, 
     assert "--model-channel s3://" in capsys.readouterr().err
     assert main([*argv, "--model-channel", s3_bucket.uri("jobs/earlier/output/")]) == 2
     assert "--model-channel must be the s3:// URI of a model.tar.gz" in capsys.readouterr().err
+    # an earlier model of other classes (or network): its weights do not fit this job's graph
+    assert main([*argv, "--model-channel", other]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and (f"--model-channel {other}: the earlier model was trained with num_classes=3,"
+                                      " this job has num_classes=2") in err
+    assert main([*argv, "--model-channel", s3_bucket.uri("jobs/earlier/output/")]) == 2
+    capsys.readouterr()
     assert main([*argv, "--model-channel", previous]) == 0, capsys.readouterr().err
     job = sagemaker_client(moto_endpoint).describe_training_job(TrainingJobName=name)
     assert [channel["ChannelName"] for channel in job["InputDataConfig"]] == ["train", "validation", "model"]

@@ -78,6 +78,8 @@ def test_json_counts_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[st
     code, out, err = run_cli(capsys, "evaluate", str(deploy), str(manifest), "--json", "--report", str(report))
     assert code == 0, err
     assert "evaluating: 3/3 img (100%)" in err  # stderr is no terminal here: a progress line, not a bar
+    for step in ("drawing report pages", "compressing report images"):  # a line per page: never silent for long
+        assert [f"{step}: {n}/3 page" in err for n in (1, 2, 3)] == [True, True, True], err
     summary = json.loads(out)
     assert summary["images"] == 3 and summary["manifest"] == str(manifest)
     assert summary["model"]["name"] == "deploy" and summary["model"]["version"] == "1.0.0"
@@ -229,7 +231,9 @@ def test_the_first_page_says_what_evaluate_json_says(
                               str(item["true_positives"]), str(item["false_positives"])]
         choice = item["recommended_threshold"]
         assert fields[5] == ("-" if choice is None else f"{choice['score']:.2f}")
+        assert fields[-1] == str(item["false_positives_at_shown"])  # the FP a device at that threshold would show
     outcome = summary["outcomes_at_shown_thresholds"]
+    assert sum(item["false_positives_at_shown"] for item in summary["classes"]) == outcome["false_positives"]
     assert f"{outcome['false_positives']} false positives, {outcome['missed']} missed" in " ".join(first.split())
 
 
@@ -335,3 +339,21 @@ def test_a_report_name_that_is_not_pdf_is_refused_before_any_work(tmp_path, caps
     code = main(["evaluate", "models/demo", str(tmp_path / "none.manifest"), "--report", str(tmp_path / "r.txt")])
     assert code == 2 and not (tmp_path / "r.txt").exists()
     assert "the report is a PDF, give a .pdf name" in capsys.readouterr().err
+
+
+def test_a_threshold_on_thin_evidence_is_flagged_and_not_recorded() -> None:
+    """Page 1 cautions under the table, and model.json's entry leaves the class out (evaluate --record)."""
+    from cloud_training.evaluation.report import _caution
+    from cloud_training.evaluation.summary import recommended_thresholds, thin_evidence
+
+    summary = {"classes": [
+        {"name": "blue box", "ground_truth": 2, "recommended_threshold": {"score": 0.0267}},
+        {"name": "yellow box", "ground_truth": 25, "recommended_threshold": {"score": 0.61}},
+        {"name": "red box", "ground_truth": 1, "recommended_threshold": None},
+    ]}
+    assert thin_evidence(summary, 20) == {"blue box": 2}
+    assert recommended_thresholds(summary, 20) == {"yellow box": 0.61}
+    assert recommended_thresholds(summary) == {"blue box": 0.0267, "yellow box": 0.61}  # the report still shows it
+    assert " ".join(_caution(summary)) == ("CAUTION: measured on fewer than 20 true boxes: blue box (2); such a"
+                                           " threshold is noise, and evaluate --record records none for it.")
+    assert _caution({"classes": summary["classes"][1:]}) == []

@@ -77,6 +77,23 @@ def test_outcomes_at_the_thresholds_and_a_confusion_counted_once() -> None:
     assert sorted(box.outcome for box in lower.boxes) == ["fp", "fp", "tp", "tp"]  # the 0.3 row now finds its box
 
 
+def test_two_wrong_class_detections_on_one_true_box_count_it_once() -> None:
+    truth = np.array([[1, 0.5, 0.5, 0.9, 0.9]])
+    detections = np.array([
+        [0, 0.7, 0.5, 0.5, 0.9, 0.9],     # class 0 on the class-1 box
+        [2, 0.8, 0.51, 0.5, 0.9, 0.9],    # class 2 on the same box, scored higher: this one is the confusion
+    ])
+    review = review_image(0, truth, detections, {0: 0.5, 1: 0.5, 2: 0.5})
+    outcomes = sorted((box.outcome, box.class_id, box.actual_class) for box in review.boxes)
+    assert outcomes == [("fp", 0, None), ("fp", 2, 1), ("missed", 1, None)]
+    matrix = confusion_matrix([review], 3)
+    assert matrix[1].sum() == 1, "one true box, one count in its row"
+    assert matrix.tolist() == [[0, 0, 0, 0],
+                               [0, 0, 1, 0],   # the class-1 box taken for class 2 (the higher score), once
+                               [0, 0, 0, 0],
+                               [1, 0, 0, 0]]   # the other detection on it: spurious
+
+
 def test_worst_first_orders_by_errors_then_misses_then_manifest_order() -> None:
     none = np.zeros((0, 6))
     spurious = np.array([[0, 0.9, 0.6, 0.0, 0.9, 0.2]])

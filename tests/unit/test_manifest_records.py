@@ -118,3 +118,16 @@ def test_dumps_is_compact_and_keeps_key_order():
 
 def test_iter_lines_numbers_lines_and_skips_blank_ones():
     assert list(iter_lines('{"a":1}\n\n  \n{"b":2}\n', "m")) == [(1, "m:1", '{"a":1}'), (4, "m:4", '{"b":2}')]
+
+
+@pytest.mark.parametrize("attribute", [None, "boxes-job"])
+def test_a_failed_labeling_task_is_named_as_such(attribute):
+    """Ground Truth writes a failed task as metadata with failure-reason and no labels: no --label-attribute helps."""
+    line = {"source-ref": "s3://b/f/x.jpg",
+            "boxes-job-metadata": {"failure-reason": "ClientError: annotation consolidation failed",
+                                   "job-name": "labeling-job/boxes-job", "type": "groundtruth/object-detection"}}
+    with pytest.raises(ManifestError) as raised:
+        parse(line, attribute)
+    assert str(raised.value) == (
+        f"{WHERE}: Ground Truth did not label this image (job 'boxes-job', failure-reason: ClientError: annotation"
+        " consolidation failed); relabel it, or drop such lines with manifest prepare --skip-invalid")

@@ -37,3 +37,13 @@ def test_on_a_terminal_it_is_a_bar_and_no_log_line(capsys: pytest.CaptureFixture
     lines: list[str] = []
     assert list(progress(range(5), "x", terminal=True, emit=lines.append)) == list(range(5))
     assert lines == []
+
+
+def test_on_a_terminal_without_tqdm_it_is_log_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edge-only install has no tqdm: a terminal then gets the log lines instead of an ImportError."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # Python's own way to make an import fail
+    lines: list[str] = []
+    assert list(progress(range(3), "synth", unit="img", terminal=True, emit=lines.append)) == [0, 1, 2]
+    assert lines and lines[-1].startswith("synth: 3/3 img (100%)")

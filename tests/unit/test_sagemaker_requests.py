@@ -294,6 +294,19 @@ def test_grid_over_categorical_ranges_passes(s3, capsys):
     assert request["HyperParameterTuningJobConfig"]["Strategy"] == "Grid"
 
 
+def test_grid_over_listed_numbers_passes_as_the_refusal_advises(s3, capsys):
+    """'list its values': a numeric hyperparameter given as a list is a categorical range, each value checked."""
+    s3.job(lines(3, "t"), lines(2, "v"))
+    request = dry_run(["tune", *COMMON, "--strategy", "Grid", "--range", "learning_rate=0.001,0.01",
+                       "--range", "mini_batch_size=8,16", "num_classes=1"], capsys)
+    ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    assert ranges["CategoricalParameterRanges"] == [{"Name": "learning_rate", "Values": ["0.001", "0.01"]},
+                                                    {"Name": "mini_batch_size", "Values": ["8", "16"]}]
+    assert ranges["ContinuousParameterRanges"] == [] and ranges["IntegerParameterRanges"] == []
+    with pytest.raises(HyperparameterError, match="'2' is not a number in"):
+        parse_range("learning_rate=0.01,2")
+
+
 def test_fixed_and_tuned_at_once_is_refused(s3, capsys):
     s3.job(lines(3, "t"), lines(2, "v"))
     assert "momentum is both fixed and tuned" in refused(

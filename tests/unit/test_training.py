@@ -87,6 +87,14 @@ def test_resume_continues_where_the_run_stopped(tmp_path: Path, capsys: pytest.C
         "cloud-training: error: --resume: the checkpoint was trained with learning_rate='0.05', not '0.01'"
     )
 
+    # another validation set: the best epoch would be chosen across mAPs of two sets, so it is refused
+    code = main(["train", "--train", str(dataset[0]), "--validation", str(dataset[0]), "--out", str(out),
+                 "--max-expand", "1.5", *HYPER, "epochs=4", "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--resume: the checkpoint was validated on other --validation manifests" in err
+    assert len(history(out)) == 3  # nothing trained
+
 
 @pytest.mark.parametrize(
     ("words", "message"),
@@ -99,6 +107,7 @@ def test_resume_continues_where_the_run_stopped(tmp_path: Path, capsys: pytest.C
         (["base_network=resnet-50", "image_shape=256"], "image_shape must be ≥ 300 for resnet-50 (got 256)"),
         (["use_pretrained_model=1"], "use_pretrained_model=1 needs --pretrained-params FILE"),
         (["epochs"], "expected name=value, got 'epochs'"),
+        (["lr_scheduler_step=1"], "lr_scheduler_step=1: step 1 is not below epochs=1"),  # as SageMaker refuses it
     ],
 )
 def test_bad_hyperparameters_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -108,7 +117,7 @@ def test_bad_hyperparameters_are_refused_in_one_line(tmp_path: Path, capsys: pyt
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
-    assert not (tmp_path / "run" / "model.tar.gz").exists()
+    assert not (tmp_path / "run").exists()  # a refused run leaves no empty --out behind
 
 
 def test_a_corrupt_hyperparameters_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -125,6 +134,7 @@ def test_num_classes_smaller_than_the_labels_is_refused(tmp_path: Path, capsys: 
                  "base_network=tiny-cnn", "num_classes=1", "image_shape=64", "use_pretrained_model=0"])
     err = capsys.readouterr().err
     assert code == 2 and "class_id 1 but num_classes is 1" in err
+    assert not (tmp_path / "r").exists()  # refused once the data was read: still no empty --out left
 
 
 def test_the_model_knows_its_lineage_and_the_logged_map_is_evaluates(
@@ -143,7 +153,7 @@ def test_the_model_knows_its_lineage_and_the_logged_map_is_evaluates(
     err = capsys.readouterr().err
     assert code == 0, err
     # stderr is no terminal here: progress comes as log lines (items, rate, ETA), not bars that a log cannot hold
-    assert "decoding validation: 8/8 img (100%)" in err and "epoch 12/12: 4/4 batch (100%)" in err
+    assert "decoding validation: 8/8 img (100%)" in err and "epoch 11 (12 of 12): 4/4 batch (100%)" in err
     rows = history(out)
     logged = [float(row["validation_map"]) for row in rows]
     best_epoch = max(range(len(logged)), key=lambda index: (logged[index], -index))
@@ -173,8 +183,18 @@ def test_the_model_knows_its_lineage_and_the_logged_map_is_evaluates(
         measured = json.loads(capsys.readouterr().out)["mAP"]
         assert abs(measured - logged[best_epoch]) <= tolerance, (backend, measured, logged[best_epoch])
 
-    # --record: the result into model.json, whose recommended thresholds the device uses when configured with none
+    # --record on 8 images (under 20 true boxes a class): a warning naming the minimum, and no threshold recorded
     assert main(["evaluate", str(deploy), str(dataset[1]), "--json", "--record"]) == 0
+    captured = capsys.readouterr()
+    thin = json.loads(captured.out)
+    assert "--record: too few true boxes to record a threshold for " in captured.err
+    assert "at least 20 are needed (--min-boxes)" in captured.err
+    recorded = json.loads((deploy / "model.json").read_text())["evaluation"]
+    assert recorded["recommended_thresholds"] == {} and recorded["mAP"] == thin["mAP"]
+    assert recorded["threshold_min_true_boxes"] == 20
+
+    # --record: the result into model.json, whose recommended thresholds the device uses when configured with none
+    assert main(["evaluate", str(deploy), str(dataset[1]), "--json", "--record", "--min-boxes", "1"]) == 0
     summary = json.loads(capsys.readouterr().out)
     recorded = json.loads((deploy / "model.json").read_text())["evaluation"]
     assert recorded["mAP"] == summary["mAP"] and recorded["dataset"]["sha256"] == summary["dataset"]["sha256"]
