@@ -234,3 +234,31 @@ def test_publish_mode_events_and_its_section_are_typed_config() -> None:
         load_config(environ={}, overrides={"events": {"min_hits": 0}})
     with pytest.raises(ConfigError, match=r"events\.window: unknown key"):
         load_config(environ={}, overrides={"events": {"window": 3}})
+
+
+def test_cost_estimate_counts_messages_and_meters_in_5_kb_units() -> None:
+    from edge_runtime.events.cost import billed_units, estimate
+
+    assert [billed_units(n) for n in (1, 5120, 5121, 100_000)] == [1, 1, 2, 20]
+    base = {"source": {"max_fps": 5}, "status": {"interval_s": 30}}
+    frame = estimate(load_config(environ={}, overrides=base))
+    assert frame.lines[0].per_day == 432_000 and frame.messages_per_day == 432_000 + 2_880
+    assert frame.usd_per_month == pytest.approx((432_000 + 2_880) * 30 / 1e6)  # every message under 5 KB
+    events = estimate(
+        load_config(environ={}, overrides={**base, "publish": {"mode": "events"}}), objects_per_hour=10, dwell_s=60
+    )
+    assert [line.per_day for line in events.lines] == [240, 240 * 7, 2_880]  # new; end + at most 6 updates; status
+    snapshots = {**base, "publish": {"mode": "events"}, "snapshots": {"enabled": True}}
+    with_snapshots = estimate(load_config(environ={}, overrides=snapshots), objects_per_hour=10, dwell_s=60)
+    assert with_snapshots.lines[1].units_per_day == 240 * 7 * 20  # 100 KB messages bill as 20 each
+
+
+def test_check_config_prints_messages_per_day_and_the_price_it_assumes(tmp_path: Any, capsys: Any) -> None:
+    from edge_runtime.cli import main
+
+    path = tmp_path / "config.json"
+    path.write_text('{"publish": {"mode": "events", "targets": ["greengrass"]}, "source": {"max_fps": 5}}')
+    assert main(["check-config", str(path), "--objects-per-hour", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "publish.mode events at 5 fps:" in out and "96/day" in out  # 4 an hour: the new messages
+    assert "$1.00 per million messages, metered in 5 KB increments" in out and "via greengrass" in out
