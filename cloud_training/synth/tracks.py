@@ -132,6 +132,36 @@ def boxes_by_frame(truth: dict[str, Any]) -> list[list[tuple[int, str, tuple[int
     return per_frame
 
 
+Seen = tuple[str, int, float, tuple[float, float, float, float]]
+"""A detection as a tracker takes it: label, class id, score, box normalised to the frame."""
+
+
+def perturbed_detections(truth: dict[str, Any], seed: int, miss: float = 0.08, flip: float = 0.03,
+                         false_positive: float = 0.01, jitter_px: float = 2.0) -> list[list[Seen]]:
+    """Per frame, what a fair detector might report for the truth: boxes jittered by ``jitter_px``, scores
+    0.5-0.97, a share ``miss`` of them missed, ``flip`` given the other label, and a one-frame false positive in a
+    share ``false_positive`` of frames. Stands in for the detector where running it on every frame is too slow."""
+    rng = np.random.default_rng(seed)
+    width, height = truth["width"], truth["height"]
+    labels = [f"{color} box" for color in COLORS_FOR_VIDEO]
+    frames: list[list[Seen]] = []
+    for visible in boxes_by_frame(truth):
+        seen: list[Seen] = []
+        for _, label, box in visible:
+            if rng.random() < miss:
+                continue
+            if rng.random() < flip:
+                label = labels[1 - labels.index(label)]
+            x0, y0, x1, y1 = (float(v) for v in np.asarray(box, dtype=float) + rng.normal(0.0, jitter_px, 4))
+            score = float(rng.uniform(0.5, 0.97))
+            seen.append((label, labels.index(label), score, (x0 / width, y0 / height, x1 / width, y1 / height)))
+        if rng.random() < false_positive:
+            x, y = (float(v) for v in rng.uniform(0.0, 0.8, 2))
+            seen.append((labels[0], 0, 0.7, (x, y, x + 0.1, y + 0.1)))
+        frames.append(seen)
+    return frames
+
+
 def render_tracks(path: str, seed: int, frames: int, width: int, height: int, fps: float) -> dict[str, Any]:
     """Write the clip to local ``path`` (``.mp4``, OpenCV's mp4v) and return its truth (:func:`track_truth`)."""
     plans = plan_tracks(seed, frames, fps, width, height)

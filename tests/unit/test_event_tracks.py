@@ -3,7 +3,8 @@
 - a rendered clip, run through the demo model (ONNX Runtime) and the event stream: one ``new`` per object, first and
   last seen within 1 s of the truth, one id while it stays;
 - ten minutes at 5 fps (3,000 frames) driven from the ground truth with perturbed detections (jittered boxes, misses,
-  label flips, one-frame false positives) instead of the detector, which would take minutes here: every object and
+  label flips, one-frame false positives: ``perturbed_detections``) instead of the detector, whose run with the
+  rendering would take minutes here (``benchmarks/events.py --detector`` does it): every object and
   class reported, event messages at most 1/20 of frame mode's one per frame;
 - the 150-frame demo video (as ``make demo`` makes it) through the real pipeline in events mode: every class
   reported, every ``new`` has its ``end``.
@@ -16,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 import pytest
 
-from cloud_training.synth.tracks import boxes_by_frame, plan_tracks, render_tracks, track_truth
+from cloud_training.synth.tracks import boxes_by_frame, perturbed_detections, plan_tracks, render_tracks, track_truth
 from cloud_training.synth.video import render_video
 from edge_runtime.config import ModelConfig, SourceConfig
 from edge_runtime.detectors import create_detector
@@ -107,37 +107,14 @@ def test_events_from_the_demo_model_match_a_clip_with_known_tracks(tmp_path: Pat
     check_against_truth(truth, messages)
 
 
-def perturbed(truth: dict[str, Any], seed: int) -> list[list[Observation]]:
-    """Detections a fair detector might give: boxes jittered by ~2 px, scores 0.5-0.97, 8 % of them missed,
-    3 % with the other label, and a one-frame false positive in 1 % of frames."""
-    rng = np.random.default_rng(seed)
-    width, height = truth["width"], truth["height"]
-    labels = ("blue box", "yellow box")
-    frames: list[list[Observation]] = []
-    for visible in boxes_by_frame(truth):
-        seen = []
-        for _, label, box in visible:
-            if rng.random() < 0.08:
-                continue
-            if rng.random() < 0.03:
-                label = labels[1 - labels.index(label)]
-            x0, y0, x1, y1 = np.asarray(box, dtype=float) + rng.normal(0.0, 2.0, 4)
-            normal = (x0 / width, y0 / height, x1 / width, y1 / height)
-            seen.append(Observation(label, labels.index(label), float(rng.uniform(0.5, 0.97)), normal))
-        if rng.random() < 0.01:
-            x, y = rng.uniform(0.0, 0.8, 2)
-            seen.append(Observation(labels[0], 0, 0.7, (x, y, x + 0.1, y + 0.1)))
-        frames.append(seen)
-    return frames
-
-
 def test_ten_minutes_at_5_fps_events_are_a_twentieth_of_frames_and_report_every_object() -> None:
     frames, width, height = 3000, 320, 240
     truth = track_truth(plan_tracks(1, frames, FPS, width, height), frames, FPS, width, height)
     assert len(truth["objects"]) >= 10 and {o["label"] for o in truth["objects"]} == {"blue box", "yellow box"}
     events = EventStream(EventsConfig(), device="dev", session="s", source="synthetic")
     messages: list[dict[str, Any]] = []
-    for index, observations in enumerate(perturbed(truth, seed=7)):
+    for index, seen in enumerate(perturbed_detections(truth, seed=7)):
+        observations = [Observation(*item) for item in seen]
         messages += events.observe(observations, EPOCH + index / FPS, width, height, seq=index + 1)
     messages += events.finish(EPOCH + frames / FPS)
     check_against_truth(truth, messages)
