@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import math
 import threading
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -73,6 +74,8 @@ class EventStream:
         self._size = (1, 1)
         self._model = {"name": "", "version": ""}
         self._seq = 0
+        # unique per device even where sources share a session: the session, a digest of the source, the track
+        self._prefix = f"{session}-{zlib.crc32(source.encode('utf-8')):08x}"
 
     def frame(
         self, frame: Frame, result: DetectionResult, model_name: str, model_version: str, published_at: float
@@ -170,7 +173,7 @@ class EventStream:
             "session": self.session,
             "source": self.source,
             "event": kind,
-            "id": f"{self.session}-{track.track_id}",
+            "id": f"{self._prefix}-{track.track_id}",
             "track_id": track.track_id,
             "seq": self._seq,
             "at": iso_utc(at),

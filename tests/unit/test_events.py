@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import zlib
 from typing import Any
 
 import numpy as np
@@ -123,7 +124,8 @@ def test_one_object_gives_new_then_end_with_its_summary() -> None:
     check(out)
     assert [m["event"] for m in out] == ["new", "end"]
     new, end = out
-    assert new["id"] == end["id"] == "s1-1" and new["label"] == "blue" and new["first_seen"].endswith(":40.000Z")
+    assert new["id"] == end["id"] == f"s1-{zlib.crc32(b'cam'):08x}-1"  # session, source digest, track
+    assert new["label"] == "blue" and new["first_seen"].endswith(":40.000Z")
     assert end["reason"] == "left" and end["duration_s"] == pytest.approx(0.8) and end["hits"] == 5
     assert end["best"]["score"] == 0.95 and end["best"]["box"] == [64.0, 192.0, 192.0, 288.0]
     assert end["last_seen"].endswith(":40.800Z")
@@ -167,7 +169,8 @@ def test_finish_ends_every_open_event_and_then_nothing_reopens() -> None:
     out += events.observe([seen("blue", b) for b in boxes[:2]], 0.2, 100, 100)  # the third stays tentative
     ends = events.finish(5.0)
     check(out + ends)
-    assert sorted(m["id"] for m in out if m["event"] == "new") == sorted(m["id"] for m in ends) == ["s1-1", "s1-2"]
+    ids = [f"s1-{zlib.crc32(b'cam'):08x}-{n}" for n in (1, 2)]
+    assert sorted(m["id"] for m in out if m["event"] == "new") == sorted(m["id"] for m in ends) == ids
     assert {m["reason"] for m in ends} == {"stopped"} and events.open_events == 0
     assert events.observe([seen("blue", boxes[0])], 6.0, 100, 100) == [] and events.finish(7.0) == []
 
