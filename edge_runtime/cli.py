@@ -167,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.set_defaults(handler=_detect)
 
     check = sub.add_parser(
-        "check-config", help="validate a JSON config file (with environment overrides)",
+        "check-config",
+        help="validate a JSON config file (with environment overrides); print its expected messages per day and"
+        " AWS IoT Core cost per device",
         description="Validate a JSON config file as run would load it (with EDGE_RUNTIME_* environment overrides),\n"
         "without starting anything.",
         epilog=CHECK_EPILOG.format(keys=config_keys_text()), formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -177,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--schema-only", action="store_true",
                        help="check keys and values only, not that model.path and a file source.uri exist here"
                        " (a config written for another machine)")
+    check.add_argument(
+        "--objects-per-hour", type=float, default=10.0, metavar="N",
+        help="events mode's cost estimate: objects a camera sees an hour (default 10)",
+    )  # fmt: skip
+    check.add_argument("--dwell", type=float, default=60.0, metavar="S", help="... staying S seconds each (default 60)")
     check.set_defaults(handler=_check_config)
     register_review(sub)
     register_bench(sub)
@@ -294,6 +301,10 @@ def _check_config(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(f"{args.file}: ok", file=sys.stderr)
+    from edge_runtime.events.cost import describe, estimate  # expected messages/day and the IoT Core bill
+
+    cost = estimate(config, objects_per_hour=args.objects_per_hour, dwell_s=args.dwell)
+    print("\n".join(describe(cost, list(config.publish.targets))), file=sys.stderr if args.print else sys.stdout)
     return 0
 
 

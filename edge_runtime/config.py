@@ -23,6 +23,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.events.config import EventsConfig
 from edge_runtime.snapshots import SnapshotConfig
 
 ENV_PREFIX = "EDGE_RUNTIME_"
@@ -222,9 +223,10 @@ def _stdout_only() -> list[Target]:
 
 class PublishConfig(_Strict):
     targets: list[Target] = Field(default_factory=_stdout_only, min_length=1, description="where messages go")
-    mode: Literal["frame", "change"] = Field(
+    mode: Literal["frame", "change", "events"] = Field(
         default="frame",
-        description="frame: a message per processed frame; change: on label change or every heartbeat_s",
+        description="frame: a message per processed frame; change: on label change or every heartbeat_s;"
+        " events: a tracked object's new / update / end (the events section)",
     )
     heartbeat_s: float = Field(default=10.0, gt=0.0, le=86400.0, description="change mode: publish at least this often")
     fail_fast: bool = Field(
@@ -268,6 +270,7 @@ class RuntimeConfig(_Strict):
     publish: PublishConfig = PublishConfig()
     status: StatusConfig = StatusConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
+    events: EventsConfig = EventsConfig()
 
 
 def format_validation_error(error: ValidationError) -> list[str]:

@@ -71,6 +71,7 @@ def build_pipeline(config: RuntimeConfig, stop: threading.Event, ipc: Any = None
         reconnect_initial_s=config.source.reconnect_initial_s,
         reconnect_max_s=config.source.reconnect_max_s,
         snapshots=config.snapshots,
+        events=config.events,
     )
     if not source.live:  # a missing file or an empty folder fails here, before any output file or outbox exists
         pipeline.capture.open_now()

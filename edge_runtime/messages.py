@@ -20,6 +20,7 @@ from edge_runtime.snapshots import SNAPSHOT_SCHEMA
 
 DETECTION_SCHEMA = "edge-runtime/detection/1"
 STATUS_SCHEMA = "edge-runtime/status/1"
+EVENT_SCHEMA = "edge-runtime/event/1"  # built by edge_runtime.events (publish.mode events)
 MAX_PAYLOAD_BYTES = 128 * 1024 - 1024  # AWS IoT Core's limit, with room for topic and MQTT headers
 
 
@@ -88,7 +89,7 @@ def status_message(*, device: str, session: str, state: str, at: float, **fields
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
-    """A schema shipped as package data: ``detection``, ``status`` or ``snapshot``."""
+    """A schema shipped as package data: ``detection``, ``status``, ``snapshot`` or ``event``."""
     text = resources.files("edge_runtime").joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
@@ -98,5 +99,6 @@ def validate_message(message: dict[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` unless ``message`` follows the schema its ``schema`` field names."""
     import jsonschema  # type: ignore[import-untyped]
 
-    name = {STATUS_SCHEMA: "status", SNAPSHOT_SCHEMA: "snapshot"}.get(str(message.get("schema")), "detection")
+    names = {STATUS_SCHEMA: "status", SNAPSHOT_SCHEMA: "snapshot", EVENT_SCHEMA: "event"}
+    name = names.get(str(message.get("schema")), "detection")
     jsonschema.validate(message, load_schema(name), format_checker=jsonschema.FormatChecker())

@@ -20,6 +20,8 @@ from typing import Any, Callable
 
 from edge_runtime.detectors.base import DetectionResult, Detector
 from edge_runtime.errors import PublishError, PublishRefusedError
+from edge_runtime.events.builder import EventStream
+from edge_runtime.events.config import EventsConfig
 from edge_runtime.frames import Frame, LatestQueue
 from edge_runtime.health import Stats, rss_bytes
 from edge_runtime.messages import detection_message, status_message
@@ -102,6 +104,7 @@ class Pipeline:
         reconnect_initial_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         snapshots: SnapshotConfig | None = None,
+        events: EventsConfig | None = None,
     ) -> None:
         self.detector = detector
         self.publishers = publishers
@@ -129,6 +132,17 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._source_problem_since: float | None = None
         self.snapshots = Snapshotter(snapshots) if snapshots is not None and snapshots.enabled else None
+        self.events = (
+            None
+            if publish_mode != "events"
+            else EventStream(
+                events or EventsConfig(),
+                device=device,
+                session=self.session,
+                source=self.source_uri,
+                snapshots=snapshots,
+            )
+        )
 
     def set_inference_interval(self, seconds: float) -> None:
         """A live configuration update: the inference loop reads the interval afresh after each frame."""
@@ -194,6 +208,11 @@ class Pipeline:
         """Stats and the message for one detected frame; runs in ticket order, one thread at a time."""
         self.stats.frame_done(result.timings_ms.get("inference", 0.0), (d.label for d in result.detections))
         if self.change_filter and not self.change_filter.should_publish([d.label for d in result.detections]):
+            return
+        if self.events is not None:  # publish.mode events: what the tracker makes of this frame, instead of the frame
+            info = self.detector.info
+            for event in self.events.frame(frame, result, info.name, info.version, time.time()):
+                self._publish("detection", event)
             return
         message = detection_message(
             device=self.device,
@@ -300,6 +319,9 @@ class Pipeline:
         for thread in self._threads:  # inference finishes the frame in flight; status wakes from its wait
             thread.join(max(0.0, deadline - time.monotonic()) * 0.5)
             clean = clean and not thread.is_alive()
+        if self.events is not None:  # every open event ends before the publishers flush
+            for event in self.events.finish(time.time()):
+                self._publish("detection", event)
         waiting = self.frames.clear()
         if waiting:
             log.info("stopping: %d captured frames not processed", waiting)

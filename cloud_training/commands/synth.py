@@ -49,6 +49,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--frames", type=int_at_least(1), default=150, metavar="N", help="video frames (default: 150)")
     parser.add_argument("--fps", type=number_in(1.0, 240.0), default=15.0, help="video frame rate (default: 15)")
     parser.add_argument(
+        "--tracks",
+        metavar="FILE.json",
+        help="make --video a clip where boxes enter and leave at known frames, and write their true tracks"
+        " (first/last frame, box per frame) here: the ground truth for publish.mode events",
+    )
+    parser.add_argument(
         "--workers",
         type=int_at_least(1),
         default=min(4, os.cpu_count() or 1),
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             video=args.video,
             frames=args.frames,
             fps=args.fps,
+            tracks=args.tracks,
             workers=args.workers,
             force=args.force,
         )
@@ -86,5 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if "video" in summary:
         video = summary["video"]
         print(f"wrote {video['path']}: {video['frames']} frames at {video['fps']} fps, {video['boxes']} boxes")
+        if "tracks" in video:
+            print(f"wrote {video['tracks']}: the true tracks of {video['objects']} objects")
     print(f"took {summary['seconds']} s")
     return 0

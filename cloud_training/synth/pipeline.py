@@ -22,6 +22,7 @@ from cloud_training.manifest.records import dumps
 from cloud_training.progress import progress
 from cloud_training.synth.dataset import COLORS, RELABEL_JOB, Frame, discard_list, iter_frames, job_name, label_jobs
 from cloud_training.synth.dataset import plan as plan_frames
+from cloud_training.synth.tracks import render_tracks, write_truth
 from cloud_training.synth.video import render_video
 
 SUMMARY_NAME = "synth.json"
@@ -39,6 +40,7 @@ class SynthOptions:
     video: str | None = None
     frames: int = 150
     fps: float = 15.0
+    tracks: str | None = None  # write the known-tracks clip (synth/tracks.py) as the video, its truth here
     workers: int = 1
     force: bool = False
 
@@ -144,6 +146,8 @@ def synthesize(options: SynthOptions) -> dict[str, Any]:
     if options.out is None and options.video is None:
         raise OutputError("nothing to do: give --out DIR (with --images N) and/or --video FILE")
     _check_out(options)
+    if options.tracks is not None and options.video is None:
+        raise OutputError("--tracks needs --video FILE: the truth describes that clip")
     if options.video and not options.force and storage.exists(options.video):
         raise OutputError(f"{options.video}: already exists (pass --force to replace it)")
     started = time.monotonic()
@@ -180,6 +184,8 @@ def _make_video(options: SynthOptions) -> dict[str, Any]:
     handle, temp = tempfile.mkstemp(prefix=".synth-video-", suffix=".mp4", dir=local_dir)
     os.close(handle)
     try:
+        if options.tracks is not None:
+            return _make_tracks_video(options, temp)
         truth = render_video(temp, options.seed, options.frames, options.width, options.height, options.fps)
         if storage.is_s3(options.video):
             storage.put_file(temp, options.video)
@@ -194,4 +200,24 @@ def _make_video(options: SynthOptions) -> dict[str, Any]:
         "fps": options.fps,
         "frames_with_boxes": sum(1 for boxes in truth if boxes),
         "boxes": sum(len(boxes) for boxes in truth),
+    }
+
+
+def _make_tracks_video(options: SynthOptions, temp: str) -> dict[str, Any]:
+    """The clip of objects entering and leaving at known frames, and its truth JSON (both local paths)."""
+    assert options.video is not None and options.tracks is not None
+    if storage.is_s3(options.video) or storage.is_s3(options.tracks):
+        raise OutputError("--tracks writes local files only: give a local --video and --tracks")
+    truth = render_tracks(temp, options.seed, options.frames, options.width, options.height, options.fps)
+    os.replace(temp, options.video)
+    write_truth(options.tracks, truth)
+    objects = truth["objects"]
+    return {
+        "path": options.video,
+        "frames": options.frames,
+        "fps": options.fps,
+        "frames_with_boxes": len({box[0] for item in objects for box in item["boxes"]}),
+        "boxes": sum(len(item["boxes"]) for item in objects),
+        "tracks": options.tracks,
+        "objects": len(objects),
     }

@@ -257,11 +257,14 @@ def _report(args: argparse.Namespace) -> int:
         require_matplotlib()
     since = parse_since(args.since, time.time()) if args.since else None
     report = build_report(args.db, since=since, device=args.device, gap_s=args.gap)
+    from edge_runtime.review.events import event_report, render_events  # publish.mode events: counts, timelines
+
+    events = event_report(args.db, since=since, device=args.device)
     if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=2)
+        json.dump({**report.to_dict(), "events": events}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_text(report))
+        sys.stdout.write(render_text(report) + render_events(events))
     if args.png:
         out = write_png(report, args.png)
         print(f"edge-runtime review report: chart written to {out}", file=sys.stderr)

@@ -112,8 +112,8 @@ class Fleet:
         session = str(message["session"])
         if item.kind == "status":
             self._add_status(device, message, session)
-        elif item.kind == "snapshot":
-            return  # a picture of a detection already counted: a sign of life, nothing more to count
+        elif item.kind in ("snapshot", "event"):
+            return  # a picture of a detection already counted, or an event (review report): a sign of life
         else:
             self._add_detection(device, message, session, item.received_at)
 

@@ -44,7 +44,8 @@ def known_schemas() -> dict[str, str]:
     from edge_runtime.messages import load_schema
     from edge_runtime.publishers.base import KINDS  # the kinds a device publishes, each with its schema file
 
-    return {str(load_schema(kind)["properties"]["schema"]["const"]): kind for kind in KINDS}
+    kinds = (*KINDS, "event")  # event messages (publish.mode events) travel as kind detection, on its topic
+    return {str(load_schema(kind)["properties"]["schema"]["const"]): kind for kind in kinds}
 
 
 @cache

@@ -52,6 +52,8 @@ def component_configuration(video: Path, frames_fps: float = 10.0) -> dict[str, 
     recipe = json.loads((REPO / "components" / COMPONENT / "recipe.json").read_text())
     config: dict[str, Any] = recipe["ComponentConfiguration"]["DefaultConfiguration"]
     config["source"] = {"uri": str(video), "max_fps": frames_fps}
+    assert config["publish"]["mode"] == "events"  # the component's default; these tests count messages per frame
+    config["publish"]["mode"] = "frame"
     config["model"]["score_threshold"] = 0.9
     config["status"]["interval_s"] = 0.0
     config["publish"]["greengrass"]["local_topic"] = "local/detections/{thing_name}"

@@ -384,6 +384,8 @@ def simulate(build: Path, base: Path, out: Path, wrap: list[str], machine: str, 
     os.chmod(video, 0o644)
     configuration = json.loads(json.dumps(layout.configuration))
     configuration["source"] = {**configuration["source"], "uri": seen_as(video), "loop": True, "max_fps": 5.0}
+    # a blank clip: events mode (the recipe's default) would publish nothing to count, frame mode one per frame
+    configuration["publish"] = {**configuration["publish"], "mode": "frame"}
     ipc = base / "ipc"
     ipc.mkdir(exist_ok=True)
     os.chmod(ipc, 0o755)
