@@ -23,6 +23,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.samples.config import SamplesConfig
 from edge_runtime.snapshots import SnapshotConfig
 
 ENV_PREFIX = "EDGE_RUNTIME_"
@@ -268,6 +269,7 @@ class RuntimeConfig(_Strict):
     publish: PublishConfig = PublishConfig()
     status: StatusConfig = StatusConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
+    samples: SamplesConfig = SamplesConfig()
 
 
 def format_validation_error(error: ValidationError) -> list[str]:
