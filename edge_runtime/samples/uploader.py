@@ -57,12 +57,26 @@ class Uploader:
         self._thread.start()
 
     def close(self, timeout_s: float) -> bool:
-        """End the thread (the spool keeps what is not up yet); True when it ended within ``timeout_s``."""
+        """End the thread, then upload what is left while ``timeout_s`` lasts and uploads succeed (a file source
+        that drained should not leave its last samples for the next run); the spool keeps the rest. True when the
+        thread ended in time."""
+        deadline = self.clock() + timeout_s
         self._closed.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                return False
+        timeout = self.timeout_s
+        try:
+            while self.clock() < deadline:
+                self.timeout_s = max(0.1, min(timeout, deadline - self.clock()))
+                if not self.upload_one():
+                    break
+        except Exception as error:  # the network is still away: the spool keeps them for the next run
+            log.info("samples: %d left in the spool for the next run (%s)", self.spool.depth, error)
+        finally:
+            self.timeout_s = timeout
+        return True
 
     def _stopping(self) -> bool:
         return self.stop_event.is_set() or self._closed.is_set()
