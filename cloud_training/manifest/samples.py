@@ -162,6 +162,7 @@ def manifest_line(sample: Sample, attribute: str, class_map: Mapping[int, str], 
         "device": sample.device,
         "source": str(sample.data.get("source", "")),
         "captured-at": str(sample.data.get("captured_at", "")),
+        "frame": sample.data.get("seq"),
         "sample-reasons": list(sample.data.get("reasons", [])),
         "model": {k: v for k, v in dict(sample.data.get("model", {})).items() if k != "classes"},
     }

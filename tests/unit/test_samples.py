@@ -45,7 +45,7 @@ def test_config_is_off_by_default_and_strict() -> None:
     with pytest.raises(ValidationError, match="uncertain_min must not be above"):
         SamplesConfig(uncertain_min=0.7, uncertain_max=0.6)
     with pytest.raises(ValidationError, match="extra"):
-        SamplesConfig(bucket_name="x")
+        SamplesConfig.model_validate({"bucket_name": "x"})
 
 
 def test_uncertainty_band_includes_its_ends_only() -> None:
@@ -98,11 +98,13 @@ def test_spool_drops_oldest_counts_and_survives_a_restart(tmp_path: Path) -> Non
     for index in range(5):
         spool.add(f"2026{index:02d}", b"j" * 100, b"{}")
     assert spool.dropped == 2 and spool.depth == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"2026{i:02d}{s}" for i in (2, 3, 4) for s in (".jpg", ".json")]
+    kept = [f"2026{i:02d}{suffix}" for i in (2, 3, 4) for suffix in (".jpg", ".json")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == kept
     (tmp_path / "202605.jpg").write_bytes(b"orphan: the crash came before its sidecar")
     (tmp_path / "202606.json.tmp").write_bytes(b"{")
     again = Spool(tmp_path, max_files=3, max_bytes=10_000)
-    assert again.depth == 3 and again.oldest().stem == "202602"
+    oldest = again.oldest()
+    assert again.depth == 3 and oldest is not None and oldest.stem == "202602"
     assert not (tmp_path / "202605.jpg").exists() and not (tmp_path / "202606.json.tmp").exists()
     bytes_bound = Spool(tmp_path / "b", max_files=100, max_bytes=250)
     for index in range(3):
@@ -132,7 +134,9 @@ def test_sampler_writes_full_resolution_jpeg_and_sidecar_and_counts_caps(tmp_pat
                 enumerate([0.9, 0.45, 0.5, 0.55], start=1)]
     assert outcomes == [None, ["uncertain"], ["uncertain"], None]
     assert (sampler.offered, sampler.sampled, sampler.capped) == (4, 2, 1)
-    stem = spool.oldest().stem
+    item = spool.oldest()
+    assert item is not None
+    stem = item.stem
     jpeg, sidecar = spool.read(stem)
     meta = json.loads(sidecar)
     assert meta["schema"] == SAMPLE_SCHEMA and meta["device"] == "cam-1" and meta["seq"] == 2
