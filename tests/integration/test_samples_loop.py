@@ -182,8 +182,11 @@ def test_field_samples_to_a_labeling_job_and_back_into_training(s3_bucket, tmp_p
     output_uri = s3_bucket.put("labeling/week-49/output/week-49/manifests/output/output.manifest",
                                "".join(json.dumps(line) + "\n" for line in output_lines))
     prepared = tmp_path / "prepared"
-    assert main(["manifest", "prepare", output_uri, "--label-attribute", "output=bb-adjusted", "--class-map",
-                 "blue box=0,yellow box=1", "--validation-fraction", "0.3", "--out", str(prepared)]) == 0
+    earlier = str(tmp_path / "synth-gt" / "validation.manifest")  # an earlier job's labels, joined with the new
+    assert main(["manifest", "prepare", earlier, output_uri, "--label-attribute", "output=bb-adjusted",
+                 "--class-map", "blue box=0,yellow box=1", "--validation-fraction", "0.3", "--out",
+                 str(prepared)]) == 0
+    assert f"kept {4 + len(wanted)}" in capsys.readouterr().out
     train_lines = (prepared / "train.manifest").read_text().splitlines()
     assert all("bb" in json.loads(x) and "bb-adjusted" not in json.loads(x) for x in train_lines)
     run = tmp_path / "run"
