@@ -40,6 +40,7 @@ class Spool:
         self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
         self._items: dict[str, int] = {}
+        self._bytes = 0  # the sum of _items' sizes, kept as they change
         self._recover()
 
     def _recover(self) -> None:
@@ -57,8 +58,14 @@ class Spool:
                     path.unlink(missing_ok=True)
                     continue
                 self._items[stem] = path.stat().st_size + image.stat().st_size
+                self._bytes += self._items[stem]
         if self._items:
             log.info("samples spool %s: %d samples waiting from an earlier run", self.folder, len(self._items))
+
+    @property
+    def bytes(self) -> int:
+        with self._lock:
+            return self._bytes
 
     @property
     def depth(self) -> int:
@@ -72,8 +79,12 @@ class Spool:
         """Commit a sample, dropping (and counting) the oldest ones it would not fit beside."""
         size = len(jpeg) + len(sidecar)
         with self._lock:
+            if size > self.max_bytes:  # it would push out everything and still not fit
+                self.dropped += 1
+                log.warning("sample %s (%d bytes) is over spool_max_bytes %d; not kept", stem, size, self.max_bytes)
+                return
             while self._items and (len(self._items) + 1 > self.max_files
-                                   or sum(self._items.values()) + size > self.max_bytes):
+                                   or self._bytes + size > self.max_bytes):
                 oldest = min(self._items)
                 self._remove_locked(oldest)
                 self.dropped += 1
@@ -85,6 +96,7 @@ class Spool:
                 tmp = path.with_name(path.name + TMP_SUFFIX)
                 tmp.write_bytes(data)
                 os.replace(tmp, path)
+            self._bytes += size - self._items.get(stem, 0)
             self._items[stem] = size
 
     def oldest(self) -> Optional[Item]:
@@ -106,4 +118,4 @@ class Spool:
         image, side = self._paths(stem)
         side.unlink(missing_ok=True)  # the sidecar first: a crash between leaves an orphan JPEG, removed on open
         image.unlink(missing_ok=True)
-        self._items.pop(stem, None)
+        self._bytes -= self._items.pop(stem, 0)
