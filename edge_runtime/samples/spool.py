@@ -63,7 +63,7 @@ class Spool:
             log.info("samples spool %s: %d samples waiting from an earlier run", self.folder, len(self._items))
 
     @property
-    def bytes(self) -> int:
+    def size_bytes(self) -> int:
         with self._lock:
             return self._bytes
 

@@ -109,9 +109,9 @@ def test_spool_drops_oldest_counts_and_survives_a_restart(tmp_path: Path) -> Non
     bytes_bound = Spool(tmp_path / "b", max_files=100, max_bytes=250)
     for index in range(3):
         bytes_bound.add(f"{index}", b"j" * 100, b"{}")
-    assert bytes_bound.depth == 2 and bytes_bound.dropped == 1 and bytes_bound.bytes == 204
+    assert bytes_bound.depth == 2 and bytes_bound.dropped == 1 and bytes_bound.size_bytes == 204
     bytes_bound.remove("1")
-    assert bytes_bound.bytes == 102
+    assert bytes_bound.size_bytes == 102
     bytes_bound.add("huge", b"j" * 300, b"{}")  # bigger than the whole spool: refused, the others kept
     assert bytes_bound.depth == 1 and bytes_bound.dropped == 2
 
