@@ -66,7 +66,7 @@ test: lint typecheck broker console-parts
 EDGE_VENV  := .venv-edge
 EDGE_TESTS := tests/unit/test_edge_onnx.py tests/unit/test_edge_config.py tests/unit/test_edge_health.py \
               tests/unit/test_edge_pipeline.py tests/unit/test_greengrass.py tests/unit/test_snapshots.py \
-              tests/unit/test_annotate.py tests/unit/test_recommended_thresholds.py
+              tests/unit/test_annotate.py tests/unit/test_recommended_thresholds.py tests/unit/test_samples.py
 
 $(EDGE_VENV)/.installed: pyproject.toml
 	rm -rf $(EDGE_VENV)

@@ -12,6 +12,7 @@ accounts as listed in the CreateLabelingJob API reference, which botocore's mode
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -55,9 +56,11 @@ def label_categories(classes: Sequence[str]) -> str:
                        "labels": [{"label": name} for name in classes]}, indent=2) + "\n"
 
 
-def task_template(source_attribute: str, header: str) -> str:
-    """The worker task template: a ``crowd-bounding-box`` whose initial boxes are the line's ``source_attribute``
-    labels (class ids turned into names through that attribute's class-map)."""
+def task_template(source_attribute: str, header: str, classes: Sequence[str]) -> str:
+    """The worker task template: a ``crowd-bounding-box`` with the model's classes as its labels, whose initial
+    boxes are the line's ``source_attribute`` labels (class ids turned into names through that attribute's
+    class-map), as the crowd-bounding-box reference shows for chained jobs."""
+    labels = html.escape(json.dumps(list(classes)), quote=True)
     line = f"task.input.manifestLine['{source_attribute}']"
     meta = f"task.input.manifestLine['{source_attribute}-metadata']"
     return f"""<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
@@ -65,8 +68,8 @@ def task_template(source_attribute: str, header: str) -> str:
   <crowd-bounding-box
     name="boundingBox"
     src="{{{{ task.input.taskObject | grant_read_access }}}}"
-    header="{header}"
-    labels="{{{{ task.input.labels | to_json | escape }}}}"
+    header="{html.escape(header, quote=True)}"
+    labels="{labels}"
     initial-value="[
       {{% for box in {line}.annotations %}}
         {{% capture class_id %}}{{{{ box.class_id }}}}{{% endcapture %}}

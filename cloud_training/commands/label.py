@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(request, indent=2))
         return 0
     storage.write_text(job.categories_uri, groundtruth.label_categories(classes))
-    storage.write_text(job.template_uri, groundtruth.task_template(args.adjust_attribute, args.title))
+    storage.write_text(job.template_uri, groundtruth.task_template(args.adjust_attribute, args.title, classes))
     arn = groundtruth.create(request, region)
     print(f"labeling job {args.job_name} created: {arn}")
     if not args.wait:

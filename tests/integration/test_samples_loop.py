@@ -236,6 +236,7 @@ def test_label_creates_the_job_uploads_its_template_and_follows_it(s3_bucket, tm
     assert "Completed: 1 labeled, 0 to go" in printed and f"output manifest: {output}" in printed
     template = s3_bucket.get("labeling/out/wk/adjust-boxes.liquid.html").decode()
     assert "task.input.manifestLine['bb']" in template and "crowd-bounding-box" in template
+    assert 'labels="[&quot;blue box&quot;, &quot;yellow box&quot;]"' in template
     assert json.loads(s3_bucket.get("labeling/out/wk/label-categories.json"))["labels"][1] == {"label": "yellow box"}
 
 
