@@ -206,8 +206,8 @@ def list_tree(location: str) -> list[str]:
             paginator = storage.s3_client().get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
                 found.extend(f"s3://{bucket}/{item['Key']}" for item in page.get("Contents", []))
-        except Exception as error:  # botocore's errors, turned into one line naming the prefix
-            raise StorageError(f"{location}: cannot list ({type(error).__name__}: {error})") from error
+        except storage._botocore_errors() as error:  # one line naming the prefix, as storage's own listings say it
+            raise storage._s3_failure(location, error) from error
         return sorted(found)
     if not os.path.isdir(location):
         raise StorageError(f"{location}: no such directory")
