@@ -262,3 +262,47 @@ def test_label_preflight_refuses_in_one_line_before_any_sagemaker_call(s3_bucket
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_outage_in_the_middle_of_uploading_loses_nothing(s3_bucket, tmp_path, monkeypatch):
+    """The real awscrt-signed PUTs to moto; the link drops after the third PUT (mid-sample: the image of the
+    second sample is up, its sidecar is not) and comes back after a few failed attempts."""
+    import threading
+
+    from edge_runtime.samples.s3put import S3Put
+    from edge_runtime.samples.spool import Spool
+    from edge_runtime.samples.uploader import Uploader
+    from tests.support.waiting import wait_until
+
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # the env provider answers first: no instance metadata
+    spool = Spool(tmp_path / "spool", 100, 10_000_000)
+    for index in range(5):
+        side = {"device": "cam-9", "captured_at": "2026-12-04T08:00:00.000Z", "seq": index}
+        spool.add(f"20261204T080000{index:03d}Z-cam-{index:08d}", b"\xff\xd8" + bytes([index]) * 2000,
+                  json.dumps(side).encode())
+    moto_port = int(os.environ["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+    with SwitchProxy(moto_port) as proxy:
+        real = S3Put(s3_bucket.name, "us-east-1", f"http://127.0.0.1:{proxy.port}")
+        puts = []
+
+        class CuttingPutter:
+            def put(self, key: str, body: bytes, content_type: str, timeout_s: float) -> None:
+                real.put(key, body, content_type, timeout_s)
+                puts.append(key)
+                if len(puts) == 3:
+                    proxy.set_up(False)
+
+        stop = threading.Event()
+        uploader = Uploader(spool, CuttingPutter(), "field", stop, timeout_s=2, backoff_initial_s=0.05,
+                            backoff_max_s=0.1)
+        uploader.start()
+        assert wait_until(lambda: uploader.failures >= 3, 20)
+        assert spool.depth == 4 and proxy.refused >= 3  # the second sample stays whole in the spool
+        proxy.set_up(True)
+        assert wait_until(lambda: spool.depth == 0, 20)
+        stop.set()
+        assert uploader.close(5)
+    keys = s3_bucket.keys("field/")
+    assert len(keys) == 10 and all(k.startswith("field/cam-9/2026-12-04/") for k in keys)
+    assert sorted(json.loads(s3_bucket.get(k))["seq"] for k in keys if k.endswith(".json")) == [0, 1, 2, 3, 4]
+    assert puts.count(puts[2]) == 2  # the image that went up just before the cut is sent again with its sidecar
