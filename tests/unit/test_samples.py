@@ -182,3 +182,16 @@ def test_uploader_sends_oldest_first_image_before_sidecar_and_retries_with_backo
     assert putter.keys == ["p/d/2026-12-04/a.jpg", "p/d/2026-12-04/a.json", "p/d/2026-12-04/b.jpg",
                            "p/d/2026-12-04/b.json"]
     assert uploader.failures == 3 and uploader.uploaded == 2
+
+
+def test_an_upload_without_credentials_says_what_the_component_needs(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from edge_runtime.samples.s3put import S3Put, UploadError
+
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no profile
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # and no instance metadata: nothing leaves loopback
+    with pytest.raises(UploadError, match=r"no AWS credentials .* aws\.greengrass\.TokenExchangeService"):
+        S3Put("bkt-x", "us-east-1", "http://127.0.0.1:9").put("k.jpg", b"x", "image/jpeg", 5)
