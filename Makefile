@@ -69,7 +69,8 @@ EDGE_TESTS := tests/unit/test_edge_onnx.py tests/unit/test_edge_config.py tests/
               tests/unit/test_annotate.py tests/unit/test_recommended_thresholds.py \
               tests/unit/test_cloud_cli_edge_install.py tests/unit/test_edge_cli_help.py \
               tests/unit/test_check_config_paths.py tests/unit/test_truncated_image.py \
-              tests/unit/test_events.py
+              tests/unit/test_events.py \
+              tests/unit/test_samples.py
 
 $(EDGE_VENV)/.installed: pyproject.toml
 	rm -rf $(EDGE_VENV)

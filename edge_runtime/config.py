@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.events.config import EventsConfig
+from edge_runtime.samples.config import SamplesConfig
 from edge_runtime.snapshots import SnapshotConfig
 
 ENV_PREFIX = "EDGE_RUNTIME_"
@@ -271,6 +272,7 @@ class RuntimeConfig(_Strict):
     status: StatusConfig = StatusConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
     events: EventsConfig = EventsConfig()
+    samples: SamplesConfig = SamplesConfig()
 
 
 def format_validation_error(error: ValidationError) -> list[str]:

@@ -9,6 +9,7 @@ the 5 s Greengrass and systemd allow before SIGKILL).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable, Optional
@@ -18,7 +19,8 @@ from edge_runtime.detectors import create_detector
 from edge_runtime.errors import EdgeRuntimeError, PublishError
 from edge_runtime.pipeline import Pipeline
 from edge_runtime.publishers.base import Publisher
-from edge_runtime.publishers.registry import PublisherContext, build_publishers
+from edge_runtime.publishers.registry import PublisherContext, build_publishers, state_dir
+from edge_runtime.samples import build_sampler
 from edge_runtime.sources.base import make_source
 from edge_runtime.stop_signals import stop_on_signals
 
@@ -72,6 +74,7 @@ def build_pipeline(config: RuntimeConfig, stop: threading.Event, ipc: Any = None
         reconnect_max_s=config.source.reconnect_max_s,
         snapshots=config.snapshots,
         events=config.events,
+        sampler=build_sampler(config.samples, config.thing_name, detector.info, state_dir(config, os.environ), stop),
     )
     if not source.live:  # a missing file or an empty folder fails here, before any output file or outbox exists
         pipeline.capture.open_now()

@@ -26,6 +26,7 @@ from edge_runtime.frames import Frame, LatestQueue
 from edge_runtime.health import Stats, rss_bytes
 from edge_runtime.messages import detection_message, status_message
 from edge_runtime.publishers.base import Problem, Publisher
+from edge_runtime.samples import Sampler
 from edge_runtime.snapshots import SnapshotConfig, Snapshotter
 from edge_runtime.sources.base import FrameSource
 from edge_runtime.sources.capture import Capture
@@ -105,6 +106,7 @@ class Pipeline:
         reconnect_max_s: float = 30.0,
         snapshots: SnapshotConfig | None = None,
         events: EventsConfig | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
         self.detector = detector
         self.publishers = publishers
@@ -143,6 +145,7 @@ class Pipeline:
                 snapshots=snapshots,
             )
         )
+        self.sampler = sampler  # samples for labeling (edge_runtime/samples): offered every processed frame
 
     def set_inference_interval(self, seconds: float) -> None:
         """A live configuration update: the inference loop reads the interval afresh after each frame."""
@@ -154,6 +157,8 @@ class Pipeline:
             self.capture.open_now()
         self.capture.start()
         self.started = True
+        if self.sampler is not None:
+            self.sampler.start()
         for index in range(self.workers):
             self._spawn(self._inference_loop, "inference" if self.workers == 1 else f"inference-{index + 1}")
         if self.status_interval_s > 0:
@@ -207,6 +212,8 @@ class Pipeline:
     def _publish_result(self, frame: Frame, result: DetectionResult) -> None:
         """Stats and the message for one detected frame; runs in ticket order, one thread at a time."""
         self.stats.frame_done(result.timings_ms.get("inference", 0.0), (d.label for d in result.detections))
+        if self.sampler is not None:
+            self.sampler.offer(frame, result, self.source_uri)
         if self.change_filter and not self.change_filter.should_publish([d.label for d in result.detections]):
             return
         if self.events is not None:  # publish.mode events: what the tracker makes of this frame, instead of the frame
@@ -336,6 +343,8 @@ class Pipeline:
             except PublishError as error:
                 log.error("%s", error)
                 clean = False
+        if self.sampler is not None:  # what is not uploaded stays in the spool for the next run
+            clean = self.sampler.close(max(0.0, deadline - time.monotonic())) and clean
         return clean
 
 

@@ -11,6 +11,7 @@ from cloud_training.commands import (
     evaluate,
     export,
     inspect,
+    label,
     manifest,
     publish,
     synth,
@@ -19,4 +20,4 @@ from cloud_training.commands import (
 )
 
 COMMANDS: list[ModuleType] = [inspect, synth, manifest, augment, train, tune, convert, export, evaluate, compare,
-                             publish]
+                             publish, label]

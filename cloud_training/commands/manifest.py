@@ -96,6 +96,9 @@ def register(subparsers: Any) -> None:
     )
     prepare.add_argument("--force", action="store_true", help="replace existing outputs")
     prepare.set_defaults(handler=run_prepare)
+    from cloud_training.commands.samples import register_action  # issue 24: manifest from-samples
+
+    register_action(actions)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
