@@ -60,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the daemon: capture, detect, publish until stopped (or a file ends)")
     _add_config_flags(run)
-    run.add_argument("--source", metavar="URI", help="video file, image folder, camera index, stream URL, gst pipeline")
+    run.add_argument(
+        "--source",
+        metavar="URI",
+        action="append",
+        help="video file, image folder, camera index, rtsp:// or http:// stream, gst pipeline, libcamera[:N] (a Pi"
+        " camera module) or auto; repeat for several sources in one daemon (sources, one model shared)",
+    )
     run.add_argument("--loop", action="store_true", default=None, help="restart a file source at its end")
     run.add_argument("--max-fps", type=float, metavar="FPS", help="source.max_fps")
     run.add_argument(
@@ -116,7 +122,6 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "model.top_k": args.top_k,
         "model.backend": args.backend,
         "model.precision": args.precision,
-        "source.uri": getattr(args, "source", None),
         "source.loop": getattr(args, "loop", None),
         "source.max_fps": getattr(args, "max_fps", None),
         "publish.targets": getattr(args, "publish", None),
@@ -131,6 +136,11 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     for key, value in named.items():
         if value is not None:
             set_path(overrides, key, value)
+    uris = getattr(args, "source", None) or []
+    if len(uris) == 1:
+        set_path(overrides, "source.uri", uris[0])
+    elif uris:  # several: each its own source, id its uri; the source section's other keys apply to each
+        set_path(overrides, "sources", [{"uri": uri} for uri in uris])
     return overrides
 
 
@@ -147,7 +157,8 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     _configure_logging(config.log_level)
     _require(config.model.path, "model.path", "--model DIR")
-    _require(config.source.uri, "source.uri", "--source URI")
+    if not config.sources:
+        _require(config.source.uri, "source.uri", "--source URI")
     from edge_runtime.daemon import run_daemon
 
     return run_daemon(config)

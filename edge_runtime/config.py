@@ -20,10 +20,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.snapshots import SnapshotConfig
+from edge_runtime.sources.registry import KIND_CHOICES
 
 ENV_PREFIX = "EDGE_RUNTIME_"
 ENV_NESTING = "__"
@@ -92,13 +93,25 @@ class ModelConfig(_Strict):
 
 
 class SourceConfig(_Strict):
+    id: Optional[str] = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="the source's name in messages (their source field), status and {source} in topics;"
+        " default: its uri",
+    )
     uri: Optional[str] = Field(
         default=None,
         description="video file, image folder, camera index (0), rtsp:// or http(s):// stream URL,"
-        " or a GStreamer pipeline (text containing '!' or prefixed 'gst:')",
+        " a GStreamer pipeline (text containing '!' or prefixed 'gst:'), libcamera or libcamera:N (a Raspberry Pi"
+        " camera module), or auto: the first libcamera camera when one is listed, else camera 0 (/dev/video0)",
     )
-    kind: Literal["auto", "file", "folder", "camera", "stream", "gstreamer"] = Field(
-        default="auto", description="what uri is; auto guesses from its form"
+    kind: str = Field(
+        default="auto",
+        description="what uri is: " + ", ".join(KIND_CHOICES) + "; auto guesses from its form",
+    )
+    codec: Literal["yuv420", "mjpeg"] = Field(
+        default="yuv420", description="libcamera: what rpicam-vid writes (yuv420: no encoding cost; mjpeg: less data)"
     )
     loop: bool = Field(default=False, description="restart a file or folder at its end (else drain and exit)")
     max_fps: Optional[float] = Field(
@@ -121,6 +134,13 @@ class SourceConfig(_Strict):
     )
     width: Optional[int] = Field(default=None, ge=16, le=8192, description="requested camera frame width")
     height: Optional[int] = Field(default=None, ge=16, le=8192, description="requested camera frame height")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in KIND_CHOICES:
+            raise ValueError(f"unknown source kind, one of {', '.join(KIND_CHOICES)}")
+        return kind
 
 
 class InferenceConfig(_Strict):
@@ -264,10 +284,46 @@ class RuntimeConfig(_Strict):
     )
     model: ModelConfig = ModelConfig()
     source: SourceConfig = SourceConfig()
+    sources: list[SourceConfig] = Field(
+        default_factory=list,
+        max_length=64,
+        description="several sources in one daemon, one detector shared: each a source section with its own id;"
+        " keys left out take the source section's values (source.uri must then be unset)",
+    )
     inference: InferenceConfig = InferenceConfig()
     publish: PublishConfig = PublishConfig()
     status: StatusConfig = StatusConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
+
+
+    @model_validator(mode="after")
+    def _one_way_to_name_sources(self) -> RuntimeConfig:
+        if self.sources and self.source.uri is not None:
+            raise ValueError(f"source.uri: give one camera in source.uri or several in sources, not both (got"
+                             f" {self.source.uri!r} and {len(self.sources)} sources)")  # fmt: skip
+        for index, entry in enumerate(self.sources):
+            if entry.uri is None:
+                raise ValueError(f"sources.{index}.uri: required")
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(self.sources):
+            name = entry.id or str(entry.uri)
+            if name in seen:
+                raise ValueError(f"sources.{index}.id: duplicate source id, also sources.{seen[name]}'s (got {name!r});"
+                                 " give each source its own id")  # fmt: skip
+            seen[name] = index
+        return self
+
+    def source_list(self) -> list[tuple[str, SourceConfig]]:
+        """Every source to run, as (config key, section): ``sources``' entries with the unset keys taken from
+        ``source``, or ``source`` alone; each with its id filled in (default: its uri)."""
+        if not self.sources:
+            return [("source", self.source.model_copy(update={"id": self.source.id or str(self.source.uri)}))]
+        shared = self.source.model_dump(exclude_unset=True, exclude={"id", "uri"})
+        listed = []
+        for index, entry in enumerate(self.sources):
+            merged = SourceConfig.model_validate({**shared, **entry.model_dump(exclude_unset=True)})
+            listed.append((f"sources.{index}", merged.model_copy(update={"id": entry.id or str(entry.uri)})))
+        return listed
 
 
 def format_validation_error(error: ValidationError) -> list[str]:
@@ -283,6 +339,9 @@ def format_validation_error(error: ValidationError) -> list[str]:
         else:
             problem = str(item["msg"]).replace("Value error, ", "")
         got = "" if kind == "missing" else f" (got {_short(item.get('input'))})"
+        if not item["loc"] and problem.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum():
+            lines.append(problem)  # a check across sections names its own key path and value
+            continue
         lines.append(f"{path}: {problem}{got}")
     return lines
 

@@ -159,7 +159,8 @@ def _checked(bridge: Any, build: Callable[[], RuntimeConfig]) -> RuntimeConfig:
     """A configuration that can run (model and source set), or ERRORED and the one-line reason."""
     try:
         config = build()
-        for value, key in ((config.model.path, "model.path"), (config.source.uri, "source.uri")):
+        sources = config.source.uri or config.sources or None
+        for value, key in ((config.model.path, "model.path"), (sources, "source.uri")):
             if value is None:
                 raise ConfigError(f"{key}: required (set it in the component configuration)")
         return config

@@ -44,6 +44,10 @@ class FrameSource(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def check(self) -> None:  # noqa: B027 - optional hook: most sources have nothing to check before opening
+        """Raise SourceError for what no retry can fix (no such device node, no GStreamer in this OpenCV); called once
+        at start, so the daemon exits 2 with one line instead of reconnecting forever."""
+
     def rewind(self) -> None:
         """Start again from the beginning (files, for ``--loop``)."""
         self.close()
@@ -141,6 +145,16 @@ class OpenCVSource(FrameSource):
         self.read_timeout_s = read_timeout_s
         self.size = size
         self._capture: Any = None
+
+    def check(self) -> None:
+        if self.kind == "camera" and not Path(f"/dev/video{int(self.target)}").exists():
+            raise SourceError(camera_problem(int(self.target)))
+        if self.kind == "gstreamer":
+            import cv2
+
+            if "GStreamer:                   YES" not in cv2.getBuildInformation():
+                raise SourceError(f"{self.name}: this OpenCV build has no GStreamer support (use the system OpenCV"
+                                  " on Jetson, or an rtsp:// uri)")  # fmt: skip
 
     def open(self) -> None:
         import cv2
@@ -331,35 +345,3 @@ class FakeSource(FrameSource):
 
     def close(self) -> None:
         self.is_open = False
-
-
-def source_kind(uri: str, kind: str = "auto") -> str:
-    """What ``uri`` names, when the config leaves ``kind`` as auto."""
-    if kind != "auto":
-        return kind
-    if uri.startswith("gst:") or "!" in uri:
-        return "gstreamer"
-    if uri.isdigit():
-        return "camera"
-    if "://" in uri:
-        return "stream"
-    if Path(uri).is_dir():
-        return "folder"
-    return "file"
-
-
-def make_source(config: Any) -> FrameSource:
-    """The adapter for a :class:`~edge_runtime.config.SourceConfig` (whose ``uri`` is set)."""
-    uri = str(config.uri)
-    kind = source_kind(uri, config.kind)
-    timeout = float(config.stall_timeout_s)
-    if kind == "folder":
-        return ImageFolderSource(uri)
-    if kind == "camera":
-        size = (config.width, config.height) if config.width and config.height else None
-        return OpenCVSource(int(uri), "camera", timeout, size)
-    if kind == "gstreamer":
-        return OpenCVSource(uri[4:] if uri.startswith("gst:") else uri, "gstreamer", timeout)
-    if kind == "stream" and uri.split("://", 1)[0].lower() in ("http", "https"):
-        return MjpegHttpSource(uri, timeout)
-    return OpenCVSource(uri, kind, timeout)
