@@ -203,7 +203,8 @@ class Pipeline:
                 self._problem_since = time.time()
             name = self.uri if self.id == self.uri else f"{self.id} ({self.uri})"
             if stuck:
-                reason = f"source {name}: no connection after {waited:.0f} s (source.stall_timeout_s)"
+                limit = self.settings.source.stall_timeout_s
+                reason = f"source {name}: no connection after {waited:.1f} s (stall_timeout_s {limit:g})"
             else:
                 reason = f"source {name}: {state} ({self.capture.reconnects} reconnects so far)"
             if self.capture.last_error:
