@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -89,7 +90,7 @@ class Daemon:
         settings: DaemonSettings,
         detector: Detector,
         publishers: list[Publisher],
-        sources: list[tuple[PipelineSettings, FrameSource]],
+        sources: Sequence[tuple[PipelineSettings, FrameSource]],
         stop: threading.Event | None = None,
         session: str | None = None,
     ) -> None:
