@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge_runtime import __version__
+from edge_runtime import __version__, stop_signals
 from edge_runtime.bench import register as register_bench
 from edge_runtime.config import RuntimeConfig, load_config, set_overrides, set_path
 from edge_runtime.errors import ConfigError, EdgeRuntimeError
@@ -227,12 +227,33 @@ def _configure_logging(level: str) -> None:
     logging.getLogger().setLevel(level)
 
 
+def _stops_on_signals(args: argparse.Namespace) -> bool:
+    """The long-running commands: SIGTERM / SIGINT end them in one ordered stop, exit 0 (:mod:`stop_signals`)."""
+    return args.command == "run" or (args.command == "review" and getattr(args, "review_action", None) != "report")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The console script (``argv`` None: the signal handlers stay until the process exits) or a caller in-process
+    (``argv`` given: they are given back on return)."""
+    try:
+        return _main(argv)
+    finally:
+        if argv is not None:
+            stop_signals.finish()
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    stop_signals.install()  # first: a signal at any moment from here to exit is one clean stop (or given back below)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not _stops_on_signals(args):
+        stop_signals.release()
     _configure_logging("WARNING")
     try:
         result: int = args.handler(args)
+    except stop_signals.StopRequested as stopped:  # a stop signal before anything ran: nothing to stop
+        print(f"edge-runtime: stopped during start-up ({stopped})", file=sys.stderr)
+        return 0
     except EdgeRuntimeError as error:
         print(f"edge-runtime: error: {error}", file=sys.stderr)
         return EXIT_ERROR

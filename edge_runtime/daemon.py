@@ -69,11 +69,16 @@ def log_recommended_thresholds(detector: Any, config: RuntimeConfig) -> None:
                  " set model.class_thresholds to override", ", ".join(f"{k} {v:g}" for k, v in recommended.items()))
 
 
-def check_first_connections(publishers: list[Publisher], timeout_s: float = FAIL_FAST_WAIT_S) -> None:
-    """``publish.fail_fast``: the first connection attempt of every remote publisher must succeed (PublishError)."""
+def check_first_connections(
+    publishers: list[Publisher], timeout_s: float = FAIL_FAST_WAIT_S, stop: Optional[threading.Event] = None
+) -> None:
+    """``publish.fail_fast``: the first connection attempt of every remote publisher must succeed (PublishError);
+    ``stop`` set (a signal during start-up) ends the wait at once, as connecting no longer matters."""
     deadline = time.monotonic() + timeout_s
     for publisher in publishers:
-        problem = publisher.first_outcome(max(0.1, deadline - time.monotonic()))
+        problem = publisher.first_outcome(max(0.1, deadline - time.monotonic()), stop)
+        if stop is not None and stop.is_set():
+            return
         if problem is not None:
             raise PublishError(f"{problem.reason} (publish.fail_fast: not retrying)")
 
@@ -233,7 +238,7 @@ def build_daemon(config: RuntimeConfig, stop: threading.Event, ipc: Any = None) 
     daemon = Daemon(DaemonSettings.from_config(config), detector, publishers, sources, stop, session)
     if config.publish.fail_fast:
         try:
-            check_first_connections(daemon.publishers)
+            check_first_connections(daemon.publishers, stop=stop)
         except PublishError:
             daemon.stop(1.0)
             raise
@@ -251,11 +256,10 @@ def run_daemon(
 ) -> int:
     """Run until stopped; ``on_running(daemon)`` is called once the threads run (Greengrass: subscribe, report)."""
     stop = threading.Event()
-    daemon = build_daemon(config, stop, ipc)
-
-    with stop_on_signals(stop, "edge-runtime run"):
+    with stop_on_signals(stop, "edge-runtime run"):  # from before the build: a signal during start-up stops too
+        daemon = build_daemon(config, stop, ipc)
         try:
-            daemon.start()
+            daemon.start()  # even when already stopping: the threads end at once and stop() sends `stopped`
         except EdgeRuntimeError:
             daemon.stop(config.shutdown_timeout_s)
             raise
@@ -276,9 +280,11 @@ def run_daemon(
                 daemon.stop(config.shutdown_timeout_s)
                 raise
         daemon.wait()
+        stopping_at = time.monotonic()
         clean = daemon.stop(config.shutdown_timeout_s)
-        if not clean:
-            log.warning("shutdown did not complete within %.1fs", config.shutdown_timeout_s)
+        if not clean:  # the time it really took: stop() gives up on a thread before the whole bound is spent
+            log.warning("shutdown did not complete: gave up after %.1fs (bound %.1fs)",
+                        time.monotonic() - stopping_at, config.shutdown_timeout_s)
     if daemon.fatal_error is not None:  # e.g. every publish refused: one line, exit 2, and ERRORED in Greengrass
         log.info("summary: %s", daemon.stats.summary())
         raise daemon.fatal_error

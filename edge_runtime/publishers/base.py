@@ -56,8 +56,9 @@ class Publisher(abc.ABC):
         """A refusal every later message would meet too (e.g. not authorized): the daemon stops with it."""
         return None
 
-    def first_outcome(self, timeout_s: float) -> Problem | None:
-        """``--fail-fast``: wait up to ``timeout_s`` for the first connection attempt; its problem if it failed."""
+    def first_outcome(self, timeout_s: float, stop: threading.Event | None = None) -> Problem | None:
+        """``--fail-fast``: wait up to ``timeout_s`` (or until ``stop`` is set) for the first connection attempt;
+        its problem if it failed."""
         return None
 
 

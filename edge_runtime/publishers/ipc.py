@@ -414,7 +414,8 @@ class ComponentBridge:
 
     def read_component_configuration(self) -> dict[str, Any]:
         """The whole component configuration, as the nucleus holds it (``accessControl`` included)."""
-        response = wait(self.client.get_configuration_async(key_path=[]), self.timeout_s, "GetConfiguration")
+        response = wait(self.client.get_configuration_async(key_path=[]), self.timeout_s, "GetConfiguration",
+                        self.stop)  # fmt: skip
         value = response.value or {}
         if not isinstance(value, dict):
             raise ConfigError(f"(component configuration): must be an object (got {type(value).__name__})")

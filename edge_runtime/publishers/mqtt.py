@@ -388,9 +388,13 @@ class MqttPublisher(Publisher):
     def connected(self) -> threading.Event:
         return self.transport.connected
 
-    def first_outcome(self, timeout_s: float) -> Problem | None:
-        """Wait for the first connection attempt to end; its problem when it failed (``--fail-fast``)."""
-        self.transport.first_attempt.wait(timeout_s)
+    def first_outcome(self, timeout_s: float, stop: threading.Event | None = None) -> Problem | None:
+        """Wait for the first connection attempt to end; its problem when it failed (``--fail-fast``). Polled, so a
+        stop signal during the wait ends it within ``POLL_S``."""
+        deadline = time.monotonic() + timeout_s
+        while not self.transport.first_attempt.wait(max(0.0, min(POLL_S, deadline - time.monotonic()))):
+            if (stop is not None and stop.is_set()) or time.monotonic() >= deadline:
+                break
         if not self.transport.first_attempt.is_set():
             return Problem("mqtt", f"mqtt: no answer from {self.transport.mqtt.host} within {timeout_s:.0f}s",
                            time.time())  # fmt: skip
