@@ -171,12 +171,18 @@ class MqttConfig(_Strict):
     port: int = Field(default=1883, ge=1, le=65535, description="1883 plain TCP, 8883 mutual TLS")
     client_id: Optional[str] = Field(default=None, description="MQTT client id (default: the thing name)")
     tls: Optional[TlsConfig] = Field(default=None, description="mutual TLS files; required for AWS IoT Core")
-    topic: str = Field(default="edge/{thing_name}/detections", min_length=1, description="detection topic template")
+    topic: str = Field(
+        default="edge/{thing_name}/detections",
+        min_length=1,
+        description="detection topic template: {thing_name}, and {source} (the source id; / + # become _)",
+    )
     status_topic: str = Field(
         default="edge/{thing_name}/status", min_length=1, description="status and last-will topic template"
     )
     snapshot_topic: str = Field(
-        default="edge/{thing_name}/snapshot", min_length=1, description="snapshot topic template (snapshots.enabled)"
+        default="edge/{thing_name}/snapshot",
+        min_length=1,
+        description="snapshot topic template (snapshots.enabled): {thing_name}, {source}",
     )
     qos: Literal[0, 1] = Field(default=1, description="1: at least once, via the on-disk outbox; 0: at most once")
     keep_alive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval")

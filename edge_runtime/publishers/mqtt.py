@@ -38,11 +38,20 @@ TLS_CHECK_AFTER_S = 1.5  # a TLS connection attempt still pending after this lon
 FAILURE_LOG_INTERVAL_S = 60.0  # the same connection failure is logged again at most this often
 
 
-def render_topic(template: str, thing_name: str) -> str:
+def topic_level(text: str) -> str:
+    """``text`` (a source id, which may be a URI or a path) as one MQTT topic level: no ``/``, ``+``, ``#``."""
+    return "".join("_" if char in "/+#\0" else char for char in text) or "_"
+
+
+def render_topic(template: str, thing_name: str, source: str | None = None) -> str:
+    """The topic of ``template``; ``{source}`` (a detection's or snapshot's source id) only where ``source`` is
+    given: a status covers every source."""
+    fields = {"thing_name": thing_name, **({"source": topic_level(source)} if source is not None else {})}
     try:
-        topic = template.format(thing_name=thing_name)
+        topic = template.format(**fields)
     except (KeyError, IndexError, ValueError) as error:
-        raise PublishError(f"topic template {template!r}: only {{thing_name}} may be used ({error})") from None
+        allowed = " and ".join(f"{{{name}}}" for name in fields)
+        raise PublishError(f"topic template {template!r}: only {allowed} may be used ({error})") from None
     if not topic or "#" in topic or "+" in topic:
         raise PublishError(f"topic {topic!r}: a publish topic must be non-empty without wildcards")
     return topic
@@ -349,9 +358,10 @@ class MqttPublisher(Publisher):
         from awscrt import mqtt5
 
         mqtt = config.publish.mqtt
-        self.topic = render_topic(mqtt.topic, config.thing_name)
+        self.thing_name = config.thing_name
+        self._templates = {"detection": mqtt.topic, "snapshot": mqtt.snapshot_topic}
+        self._topics: dict[tuple[str, str], str] = {}  # (kind, source id) -> topic: {source} rendered once each
         self.status_topic = render_topic(mqtt.status_topic, config.thing_name)
-        self.snapshot_topic = render_topic(mqtt.snapshot_topic, config.thing_name)
         self.qos = mqtt.qos if outbox is not None else 0
         self.retain_status = mqtt.retain_status
         self.not_connected_drops = 0  # QoS 0 messages dropped while not connected
@@ -371,8 +381,9 @@ class MqttPublisher(Publisher):
         """Topics and TLS files are checked before the outbox file is made (bad input creates nothing); QoS 0
         needs no outbox."""
         mqtt = config.publish.mqtt
-        for template in (mqtt.topic, mqtt.status_topic, mqtt.snapshot_topic):
-            render_topic(template, config.thing_name)
+        for template in (mqtt.topic, mqtt.snapshot_topic):
+            render_topic(template, config.thing_name, "check")
+        render_topic(mqtt.status_topic, config.thing_name)
         check_tls_files(mqtt)
         box = config.publish.outbox
         outbox = Outbox(outbox_path, box.max_messages, box.max_bytes, box.reserve_bytes) if mqtt.qos == 1 else None
@@ -402,7 +413,7 @@ class MqttPublisher(Publisher):
 
     def publish(self, kind: str, message: dict[str, Any]) -> None:
         payload = encode(message)
-        topic = self.snapshot_topic if kind == "snapshot" else self.topic
+        topic = self.topic_of(kind, str(message.get("source", "")))
         if kind == "status":
             self._publish_status(payload)
         elif self.delivery is not None:
@@ -411,6 +422,15 @@ class MqttPublisher(Publisher):
             self.transport.client.publish(self.transport.packet(topic, payload, 0, False))
         else:
             self.not_connected_drops += 1  # at most once: not connected means not sent; counted as dropped
+
+    def topic_of(self, kind: str, source: str) -> str:
+        """The detection or snapshot topic of a message from ``source`` (``{source}`` filled in)."""
+        key = (kind, source)
+        topic = self._topics.get(key)
+        if topic is None:
+            template = self._templates["snapshot" if kind == "snapshot" else "detection"]
+            topic = self._topics[key] = render_topic(template, self.thing_name, source)
+        return topic
 
     def _publish_status(self, payload: bytes) -> None:
         if not self.transport.ready():

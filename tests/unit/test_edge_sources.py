@@ -122,3 +122,13 @@ def test_a_source_connecting_past_its_stall_timeout_is_degraded_naming_it() -> N
     (problem,) = status["problems"]
     assert problem["part"] == "source" and problem["reason"].startswith("source door: no connection after")
     assert "rtsp://10.0.0.9/cam: cannot open" in problem["reason"]
+
+
+def test_topics_may_name_the_source() -> None:
+    from edge_runtime.errors import PublishError
+    from edge_runtime.publishers.mqtt import render_topic
+
+    assert render_topic("edge/{thing_name}/{source}/detections", "cam-1", "door") == "edge/cam-1/door/detections"
+    assert render_topic("e/{source}", "t", "rtsp://10.0.0.9/live+1#") == "e/rtsp:__10.0.0.9_live_1_"
+    with pytest.raises(PublishError, match=r"only \{thing_name\} may be used"):
+        render_topic("edge/{thing_name}/{source}/status", "cam-1")  # a status covers every source
