@@ -9,13 +9,14 @@ so a stalled stream becomes an error the capture loop can act on rather than a t
 from __future__ import annotations
 
 import abc
+import base64
 import contextlib
+import http.client
 import logging
 import os
 import socket
 import threading
-import urllib.error
-import urllib.request
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
 
@@ -157,6 +158,9 @@ class OpenCVSource(FrameSource):
                                   " on Jetson, or an rtsp:// uri)")  # fmt: skip
 
     def open(self) -> None:
+        # FFmpeg's own log lines ("moov atom not found") would come before ours, unasked: quiet unless the operator
+        # sets OPENCV_FFMPEG_LOGLEVEL (read once, by OpenCV's first FFmpeg capture)
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         import cv2
 
         timeout_ms = int(self.read_timeout_s * 1000)
@@ -180,7 +184,8 @@ class OpenCVSource(FrameSource):
             capture.release()
             if self.kind == "camera":
                 raise SourceError(camera_problem(int(self.target)))
-            raise SourceError(f"{self.name}: cannot open {self.kind} source")
+            problem = " (not a video FFmpeg can read?)" if self.kind == "file" else ""
+            raise SourceError(f"{self.name}: cannot open {self.kind} source{problem}")
         self._capture = capture
 
     def read(self) -> np.ndarray | None:
@@ -218,10 +223,40 @@ class MjpegHttpSource(FrameSource):
         self._late = threading.Event()  # the frame deadline passed and the socket was shut down
 
     def open(self) -> None:
+        """Connect and read the response headers, all within the stall timeout: a server that drips its headers a
+        byte at a time never trips a per-read timeout, so a timer shuts the socket down at the deadline."""
+        parts = urllib.parse.urlsplit(self.url)
+        kind = http.client.HTTPSConnection if parts.scheme.lower() == "https" else http.client.HTTPConnection
         try:
-            response = urllib.request.urlopen(self.url, timeout=self.read_timeout_s)
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise SourceError(f"{self.url}: cannot connect ({getattr(error, 'reason', error)})") from None
+            connection = kind(parts.hostname or "", parts.port, timeout=self.read_timeout_s)
+        except (ValueError, http.client.HTTPException) as error:
+            raise SourceError(f"{self.url}: not a usable URL ({error})") from None
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {}
+        if parts.username is not None:
+            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
+        self._late.clear()
+        deadline = threading.Timer(self.read_timeout_s, self._open_past_deadline, args=(connection,))
+        deadline.daemon = True
+        deadline.start()
+        try:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+        except (OSError, http.client.HTTPException) as error:
+            connection.close()
+            if self._late.is_set():
+                raise SourceError(f"{self.url}: no response within {self.read_timeout_s:g} s"
+                                  " (source.stall_timeout_s)") from None  # fmt: skip
+            raise SourceError(f"{self.url}: cannot connect ({error or type(error).__name__})") from None
+        finally:
+            deadline.cancel()
+        if self._late.is_set():  # the shutdown can end the header read as if the headers were complete
+            connection.close()
+            raise SourceError(f"{self.url}: no response within {self.read_timeout_s:g} s (source.stall_timeout_s)")
+        if response.status != 200:
+            connection.close()
+            raise SourceError(f"{self.url}: HTTP {response.status} {response.reason}")
         content_type = response.headers.get("Content-Type", "")
         if "multipart/x-mixed-replace" not in content_type or "boundary=" not in content_type:
             response.close()
@@ -260,6 +295,13 @@ class MjpegHttpSource(FrameSource):
     def _late_message(self) -> str:
         return (f"{self.url}: no complete frame within {self.read_timeout_s:g} s (stalled, or sending too slowly:"
                 " source.stall_timeout_s)")  # fmt: skip
+
+    def _open_past_deadline(self, connection: http.client.HTTPConnection) -> None:
+        """In the timer's thread: end a connect or header read that is past the deadline."""
+        self._late.set()
+        if connection.sock is not None:
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
 
     def _past_deadline(self) -> None:
         """In the timer's thread: end the blocked read by shutting the connection's socket down."""
