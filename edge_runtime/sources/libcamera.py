@@ -41,6 +41,7 @@ LIST_TIMEOUT_S = 10.0
 DEFAULT_SIZE = (640, 480)
 DEFAULT_FRAMERATE = 30.0
 KILL_WAIT_S = 1.0
+START_GRACE_S = 5.0  # the first frame after a start may take this long even with a shorter stall timeout (sensor start)
 _CAMERA_LINE = re.compile(r"^\s*(\d+)\s*:\s*(\S+)\s*\[(\d+)x(\d+)")
 
 
@@ -115,6 +116,7 @@ class RpicamSource(FrameSource):
         self.name = f"libcamera:{index}"
         self._process: subprocess.Popen[bytes] | None = None
         self._buffer = bytearray()
+        self._started = False  # a frame was asked for since the child started
 
     def check(self) -> None:
         cameras = list_cameras(self.program if os.sep in self.program else None)
@@ -136,24 +138,27 @@ class RpicamSource(FrameSource):
         except OSError as error:
             raise SourceError(f"{self.name}: cannot start {self.program} ({error})") from None
         self._buffer = bytearray()
+        self._started = False
 
     def read(self) -> np.ndarray | None:
         if self._process is None or self._process.stdout is None:
             raise SourceError(f"{self.name}: not open")
-        deadline = time.monotonic() + self.read_timeout_s
+        limit = self.read_timeout_s if self._started else max(self.read_timeout_s, START_GRACE_S)
+        self._started = True
+        deadline = time.monotonic() + limit
         if self.codec == "yuv420":
             size = self.width * self.height * 3 // 2
             while len(self._buffer) < size:
-                self._fill(deadline)
+                self._fill(deadline, limit)
             data = bytes(self._buffer[:size])
             del self._buffer[:size]
             import cv2
 
             planes = np.frombuffer(data, dtype=np.uint8).reshape(self.height * 3 // 2, self.width)
             return np.asarray(cv2.cvtColor(planes, cv2.COLOR_YUV2BGR_I420))
-        return self._read_jpeg(deadline)
+        return self._read_jpeg(deadline, limit)
 
-    def _read_jpeg(self, deadline: float) -> np.ndarray:
+    def _read_jpeg(self, deadline: float, limit: float) -> np.ndarray:
         import cv2
 
         while True:
@@ -166,20 +171,23 @@ class RpicamSource(FrameSource):
                 if image is None:
                     raise SourceError(f"{self.name}: {self.program} wrote a JPEG that does not decode")
                 return np.asarray(image)
-            self._fill(deadline)
+            self._fill(deadline, limit)
 
-    def _fill(self, deadline: float) -> None:
+    def _fill(self, deadline: float, limit: float) -> None:
         """Read what the child has written, waiting at most until ``deadline``; SourceError if it ended or stalled."""
         assert self._process is not None and self._process.stdout is not None
         fd = self._process.stdout.fileno()
         remaining = deadline - time.monotonic()
         ready = select.select([fd], [], [], max(0.0, remaining))[0] if remaining > 0 else []
         if not ready:
-            raise SourceError(f"{self.name}: no frame from {self.program} within {self.read_timeout_s:g} s"
+            raise SourceError(f"{self.name}: no frame from {self.program} within {limit:g} s"
                               " (source.stall_timeout_s)")  # fmt: skip
         chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            code = self._process.poll()
+        if not chunk:  # end of its output: it has ended or is ending; its exit code says how, give it a moment
+            try:
+                code: int | None = self._process.wait(KILL_WAIT_S)
+            except subprocess.TimeoutExpired:
+                code = None
             raise SourceError(f"{self.name}: {self.program} ended (exit code {code})")
         self._buffer += chunk
 

@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
 from edge_helpers import REPO, read_jsonl, start_daemon, wait_for, write_video  # type: ignore[import-not-found]
 
 from edge_runtime.messages import validate_message
@@ -135,3 +136,41 @@ def test_bad_sources_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "camera 7: /dev/video7 does not exist" in line
     line = one_line_failure(start_daemon(*model, "--source", str(video), "--source", "libcamera:1", env=env))
     assert "libcamera:1: no such camera" in line
+
+
+def test_rpicam_source_reads_both_codecs_and_bounds_every_read(tmp_path: Path, monkeypatch: Any) -> None:
+    """The adapter against the stand-in process: I420 and JPEG frames of the asked size; a child that stalls is a
+    SourceError at the deadline, one that dies names its exit code; ``auto`` finds the first listed camera."""
+    from edge_runtime.errors import SourceError
+    from edge_runtime.sources.libcamera import RpicamSource, first_camera_uri
+
+    video = write_video(tmp_path / "v.avi", frames=10)
+    for name, value in standin_env(video, RPICAM_STANDIN_STALL_AFTER="3").items():
+        monkeypatch.setenv(name, value)
+    assert first_camera_uri() == "libcamera:0"
+    program = str(STANDIN_BIN / "rpicam-vid")
+    for codec in ("yuv420", "mjpeg"):
+        source = RpicamSource(0, 320, 240, 30.0, codec, read_timeout_s=1.5, program=program)
+        source.open()
+        try:
+            shapes = [source.read().shape for _ in range(3)]  # type: ignore[union-attr]
+            assert shapes == [(240, 320, 3)] * 3
+            started = time.monotonic()
+            with pytest.raises(SourceError, match=r"libcamera:0: no frame from .*rpicam-vid within 1.5 s"):
+                source.read()
+            assert time.monotonic() - started < 3.0
+        finally:
+            source.close()
+    monkeypatch.delenv("RPICAM_STANDIN_STALL_AFTER")
+    monkeypatch.setenv("RPICAM_STANDIN_DIE_AFTER", "2")
+    source = RpicamSource(0, 320, 240, 30.0, "yuv420", read_timeout_s=5.0, program=program)
+    source.open()
+    try:
+        source.read()
+        source.read()
+        with pytest.raises(SourceError, match=r"rpicam-vid ended \(exit code 1\)"):
+            source.read()
+    finally:
+        source.close()
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    assert first_camera_uri() == "0"
