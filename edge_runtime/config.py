@@ -177,7 +177,8 @@ class OutboxConfig(_Strict):
     path: Optional[str] = Field(
         default=None,
         description="sqlite file of a remote publisher's unacknowledged messages; {publisher} becomes mqtt or"
-        " greengrass (needed when both run). Default: outbox-{publisher}.sqlite3 in state_dir",
+        " greengrass (needed when both run). Default: outbox-{publisher}-{thing_name}.sqlite3 in state_dir; one"
+        " daemon per file (a second one is refused)",
     )
     max_messages: int = Field(default=100_000, ge=1, le=10_000_000, description="oldest dropped (counted) beyond this")
     max_bytes: int = Field(default=50_000_000, ge=1024, le=10_000_000_000, description="oldest dropped beyond this")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from edge_runtime.errors import PublishError
 from edge_runtime.publishers.base import path_problem
+from edge_runtime.publishers.outbox_lock import OutboxLock
 
 log = logging.getLogger(__name__)
 SHRINK_INTERVAL_S = 10.0  # a drained outbox gives its space back at most this often
@@ -75,8 +76,10 @@ class Outbox:
         self.reserve_bytes = reserve_bytes
         self._lock = threading.Lock()
         moved_aside: str | None = None
+        self._owner = OutboxLock(self.path)  # one daemon per outbox, for as long as this one has it open
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._owner.acquire()
             try:
                 self._db, depth, size = self._open()
             except sqlite3.DatabaseError as error:
@@ -86,8 +89,10 @@ class Outbox:
                 moved_aside = self._move_aside(error)
                 self._db, depth, size = self._open()
         except OSError as error:
+            self._owner.release()
             raise PublishError(f"{self.path}: cannot use as the outbox ({path_problem(self.path, error)})") from None
         except sqlite3.Error as error:
+            self._owner.release()
             raise PublishError(f"{self.path}: cannot use as the outbox ({error})") from None
         self._depth = int(depth)
         self._bytes = int(size)
@@ -357,6 +362,7 @@ class Outbox:
         with self._lock:
             self._log_pending_drops(0.0)
             self._db.close()
+            self._owner.release()
 
     def _log_pending_drops(self, interval_s: float) -> None:
         """Log the drops counted since the last drop line, once ``interval_s`` has passed (lock held)."""
