@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from edge_runtime.errors import PublishError
 from edge_runtime.publishers.base import path_problem
@@ -68,9 +69,17 @@ class Outbox:
     """A bounded FIFO of (topic, payload) in a sqlite file; safe to share between threads."""
 
     def __init__(
-        self, path: str | Path, max_messages: int, max_bytes: int, reserve_bytes: int = RESERVE_BYTES
+        self,
+        path: str | Path,
+        max_messages: int,
+        max_bytes: int,
+        reserve_bytes: int = RESERVE_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
+        self.clock = clock  # every interval (a wall clock stepped back 3600 s kept a drop warning for an hour)
+        self.wall_clock = wall_clock  # only for the `since` a status shows
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self.reserve_bytes = reserve_bytes
@@ -104,11 +113,11 @@ class Outbox:
         self._dropped_seen = 0
         self._problem: tuple[str, float] | None = None  # (reason, since): a storage error not yet recovered from
         self._unstored_drops = 0  # dropped while even the counter could not be written
-        self._last_drop: tuple[str, float] | None = None  # (why, when) of the latest drop
+        self._last_drop: tuple[str, float, float] | None = None  # (why, wall time, clock) of the latest drop
         self._drops_unlogged = 0
         self._last_drop_log = -ERROR_LOG_INTERVAL_S
         if moved_aside is not None:
-            self._last_drop = (moved_aside, time.time())
+            self._last_drop = (moved_aside, self.wall_clock(), self.clock())
 
     def _open(self) -> tuple[sqlite3.Connection, int, int]:
         """The connection, set up (WAL, bounds), and the depth and bytes the file holds."""
@@ -217,7 +226,7 @@ class Outbox:
 
     def _note_drops(self, count: int, why: str) -> None:
         """Remember the latest drop (for :meth:`problem`) and log drops at a bounded rate, with the count since."""
-        self._last_drop = (why, time.time())
+        self._last_drop = (why, self.wall_clock(), self.clock())
         self._drops_unlogged += count
         now = time.monotonic()
         if now - self._last_drop_log >= ERROR_LOG_INTERVAL_S:
@@ -354,7 +363,7 @@ class Outbox:
         with self._lock:
             if self._problem is not None:
                 return self._problem
-            if self._last_drop is not None and time.time() - self._last_drop[1] < recent_s:
+            if self._last_drop is not None and self.clock() - self._last_drop[2] < recent_s:
                 return (f"outbox dropping messages ({self._last_drop[0]})", self._last_drop[1])
             return None
 

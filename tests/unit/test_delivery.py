@@ -152,3 +152,23 @@ def test_the_filesystem_reserve_is_a_setting(tmp_path: Path) -> None:
         assert [item.payload for item in outbox.peek(5)] == [b"m2"]  # the newest kept: oldest first out
     finally:
         outbox.close()
+
+
+def test_a_drop_warning_ends_on_time_though_the_wall_clock_steps_back(tmp_path: Path) -> None:
+    """Intervals run on the monotonic clock: a wall clock stepped back 3600 s (NTP, an RTC-less Pi getting its time)
+    kept the drop warning, timed with time.time(), for an hour; the `since` shown stays wall time."""
+    mono, wall = [1000.0], [1_800_000_000.0]
+    outbox = Outbox(tmp_path / "ob.sqlite3", max_messages=1, max_bytes=10**6,
+                    clock=lambda: mono[0], wall_clock=lambda: wall[0])  # fmt: skip
+    try:
+        outbox.put("t", b"m1")
+        outbox.put("t", b"m2")  # beyond max_messages: the oldest dropped
+        problem = outbox.problem()
+        assert problem is not None and problem[1] == 1_800_000_000.0  # since: wall time, for the status message
+        wall[0] -= 3600.0
+        mono[0] += 30.0
+        assert outbox.problem() is not None  # still within the 60 s it is shown for
+        mono[0] += 31.0
+        assert outbox.problem() is None  # 61 s later, whatever the wall clock says
+    finally:
+        outbox.close()
