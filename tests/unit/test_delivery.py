@@ -172,3 +172,19 @@ def test_a_drop_warning_ends_on_time_though_the_wall_clock_steps_back(tmp_path: 
         assert outbox.problem() is None  # 61 s later, whatever the wall clock says
     finally:
         outbox.close()
+
+
+def test_a_message_dropped_at_the_bound_while_in_flight_that_arrives_is_not_counted_lost(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "ob.sqlite3", max_messages=2, max_bytes=10**6)
+    try:
+        first = outbox.put("t", b"m1")
+        (in_flight,) = outbox.peek(1)  # sent, its PUBACK not back yet
+        outbox.put("t", b"m2")
+        outbox.put("t", b"m3")  # beyond the bound: m1 dropped while in flight
+        assert outbox.stats()["dropped"] == 1
+        outbox.ack(in_flight.id)  # ... and then its PUBACK came: it arrived
+        assert in_flight.id == first and outbox.stats() == {"depth": 2, "bytes": 4, "dropped": 0}
+        outbox.ack(outbox.peek(1)[0].id)  # an ordinary delivery changes no count
+        assert outbox.stats() == {"depth": 1, "bytes": 2, "dropped": 0}
+    finally:
+        outbox.close()
