@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.snapshots import SnapshotConfig
@@ -197,13 +197,31 @@ class MqttConfig(_Strict):
     reconnect_min_s: float = Field(default=0.5, gt=0.0, le=60.0, description="first broker reconnect delay")
     reconnect_max_s: float = Field(default=10.0, gt=0.0, le=600.0, description="longest broker reconnect delay")
     retain_status: bool = Field(default=True, description="retain status messages so the last state is visible")
+    username: Optional[str] = Field(
+        default=None, min_length=1, description="MQTT user name, for a broker with users (mosquitto, EMQX, HiveMQ)"
+    )
+    password: Optional[SecretStr] = Field(
+        default=None, description="MQTT password (with username); never logged. Prefer password_file"
+    )
+    password_file: Optional[str] = Field(
+        default=None, min_length=1, description="file holding the MQTT password (one line), read at start"
+    )
+
+    @model_validator(mode="after")
+    def _one_password(self) -> MqttConfig:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        if (self.password is not None or self.password_file is not None) and self.username is None:
+            raise ValueError("a password needs publish.mqtt.username")
+        return self
 
 
 class OutboxConfig(_Strict):
     path: Optional[str] = Field(
         default=None,
         description="sqlite file of a remote publisher's unacknowledged messages; {publisher} becomes mqtt or"
-        " greengrass (needed when both run). Default: outbox-{publisher}.sqlite3 in state_dir",
+        " greengrass (needed when both run). Default: outbox-{publisher}-{thing_name}.sqlite3 in state_dir; one"
+        " daemon per file (a second one is refused)",
     )
     max_messages: int = Field(default=100_000, ge=1, le=10_000_000, description="oldest dropped (counted) beyond this")
     max_bytes: int = Field(default=50_000_000, ge=1024, le=10_000_000_000, description="oldest dropped beyond this")
@@ -344,12 +362,20 @@ def format_validation_error(error: ValidationError) -> list[str]:
             problem = "required"
         else:
             problem = str(item["msg"]).replace("Value error, ", "")
-        got = "" if kind == "missing" else f" (got {_short(item.get('input'))})"
+        secret = any("password" in str(part) for part in item["loc"])
+        got = "" if kind == "missing" else f" (got {'(hidden)' if secret else _short(_hide(item.get('input')))})"
         if not item["loc"] and problem.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum():
             lines.append(problem)  # a check across sections names its own key path and value
             continue
         lines.append(f"{path}: {problem}{got}")
     return lines
+
+
+def _hide(value: Any) -> Any:
+    """``value`` with every password in it hidden: an error message is logged, a password never."""
+    if isinstance(value, Mapping):
+        return {k: "(hidden)" if "password" in str(k) else _hide(v) for k, v in value.items()}
+    return value
 
 
 def _short(value: Any, limit: int = 80) -> str:

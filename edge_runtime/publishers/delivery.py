@@ -88,7 +88,7 @@ class DurableDelivery:
         self._last_error_log = -ERROR_LOG_INTERVAL_S
         self._unanswered_since: float | None = None  # sends time out (a frozen far end) and none succeeded since
         self._refusing: Problem | None = None  # the far end refused a message for good (e.g. not authorized) ...
-        self._last_refusal = 0.0  # ... last at this time: shown for REFUSAL_SHOWN_S after it
+        self._last_refusal = float("-inf")  # ... last at this (monotonic) time: shown for REFUSAL_SHOWN_S after it
         self._failing: Problem | None = None  # sends fail (not a refusal, not a lost connection) and none succeeded
         self._failures: dict[int, int] = {}  # item id -> failed sends in a row
         self._retry_at: dict[int, float] = {}  # item id -> not before (monotonic): a failing message backs off
@@ -115,7 +115,7 @@ class DurableDelivery:
         elif self._unanswered_since is not None:
             reason = f"{self.transport.name}: sent messages are not acknowledged within {self.ack_timeout_s:g}s"
             problems.append(Problem(self.transport.name, reason, self._unanswered_since))
-        if self._refusing is not None and time.time() - self._last_refusal < REFUSAL_SHOWN_S:
+        if self._refusing is not None and time.monotonic() - self._last_refusal < REFUSAL_SHOWN_S:
             problems.append(self._refusing)
         if self._failing is not None:
             problems.append(self._failing)
@@ -196,9 +196,9 @@ class DurableDelivery:
         self.refused += 1
         self.outbox.drop(item_id)
         self._forget_failures(item_id)
-        self._last_refusal = time.time()
+        self._last_refusal = time.monotonic()  # an interval: never the wall clock, which may be stepped
         if self._refusing is None or self._refusing.reason != why:
-            self._refusing = Problem(self.transport.name, why, self._last_refusal)
+            self._refusing = Problem(self.transport.name, why, time.time())
         self._refusals_unlogged += 1
         now = time.monotonic()
         if now - self._last_refusal_log >= ERROR_LOG_INTERVAL_S:

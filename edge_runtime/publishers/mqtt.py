@@ -86,12 +86,16 @@ def build_mqtt5_client(
     behavior = (
         mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS if session_expiry_s > 0 else mqtt5.ClientSessionBehaviorType.CLEAN
     )
+    password = mqtt_password(mqtt)
     common: dict[str, Any] = {
+        "username": mqtt.username,
+        "password": password,
         "endpoint": mqtt.host,
         "port": mqtt.port,
         "client_id": client_id,
         "connect_options": mqtt5.ConnectPacket(
-            keep_alive_interval_sec=mqtt.keep_alive_s, session_expiry_interval_sec=session_expiry_s or None
+            keep_alive_interval_sec=mqtt.keep_alive_s, session_expiry_interval_sec=session_expiry_s or None,
+            username=mqtt.username, password=password,
         ),
         "session_behavior": behavior,
         "offline_queue_behavior": mqtt5.ClientOperationQueueBehaviorType.FAIL_ALL_ON_DISCONNECT,
@@ -117,6 +121,21 @@ def build_mqtt5_client(
         )
     except Exception as error:  # awscrt raises AwsCrtError for unreadable or mismatched PEM files
         raise PublishError(f"publish.mqtt.tls: cannot set up mutual TLS ({error})") from None
+
+
+def mqtt_password(mqtt: MqttConfig) -> str | None:
+    """The MQTT password: ``password``, or the first line of ``password_file`` (PublishError naming the key)."""
+    if mqtt.password is not None:
+        return mqtt.password.get_secret_value()
+    if mqtt.password_file is None:
+        return None
+    try:
+        lines = Path(mqtt.password_file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise PublishError(f"publish.mqtt.password_file: cannot read {mqtt.password_file} ({error})") from None
+    if not lines or not lines[0]:
+        raise PublishError(f"publish.mqtt.password_file: {mqtt.password_file} is empty (the password is line 1)")
+    return lines[0]
 
 
 def check_tls_files(mqtt: MqttConfig) -> None:
@@ -148,6 +167,8 @@ def _plain_client(options: Any, common: dict[str, Any]) -> Any:
     options.on_lifecycle_event_connection_failure_fn = common["on_lifecycle_connection_failure"]
     options.on_lifecycle_event_disconnection_fn = common["on_lifecycle_disconnection"]
     options.on_lifecycle_event_stopped_fn = common["on_lifecycle_stopped"]
+    if hasattr(options, "disable_metrics"):  # else awscrt appends "?SDK=..." to the user name a broker checks
+        options.disable_metrics = True
     return mqtt5.Client(options)
 
 
@@ -157,9 +178,33 @@ PUBACK_REFUSALS = {
     0x83: "implementation specific error",
     0x87: "not authorized (the broker's ACL or the device policy's iot:Publish)",
     0x90: "topic name invalid",
+    0x91: "packet identifier in use",
     0x97: "quota exceeded",
     0x99: "payload format invalid",
 }
+
+
+def puback_refusal(puback: Any, item: OutboxItem) -> str | None:
+    """Why the broker refused ``item`` (one line), or None when its PUBACK says it took it (0x00, 0x10).
+
+    awscrt hands over a reason code it has no name for as ``None``, the raw value lost: mosquitto answers 0x95
+    (packet too large) above its ``message_size_limit``, and None read as 0 counted 600 of 600 refused snapshots as
+    delivered. For a QoS 1 message, then, only a known code below 0x80 is a delivery; anything else is a refusal."""
+    if item.qos < 1:
+        return None  # QoS 0 has no PUBACK
+    code = getattr(puback, "reason_code", None)
+    detail = getattr(puback, "reason_string", None)
+    said = f"; the broker says: {detail}" if detail else ""
+    if code is None:
+        return (f"mqtt: the broker refuses messages on {item.topic}: a PUBACK reason code outside MQTT 5's list for"
+                f" PUBACK, for a message of {len(item.payload)} bytes (mosquitto answers 0x95, packet too large, above"
+                f" its message_size_limit){said}")  # fmt: skip
+    if int(code) >= 0x80:
+        meaning = PUBACK_REFUSALS.get(int(code), "refused")
+        return f"mqtt: the broker refuses messages on {item.topic}: {meaning} (reason code {int(code):#x}){said}"
+    return None
+
+
 # CONNACK reason codes (MQTT 5, 3.2.2.2) that no retry will fix, with what to check
 REFUSALS = {
     0x84: "unsupported protocol version",
@@ -180,7 +225,7 @@ def describe_connection_failure(data: Any, mqtt: MqttConfig) -> str:
     code = int(getattr(connack, "reason_code", 0) or 0) if connack is not None else 0
     where = f"{mqtt.host}:{mqtt.port}"
     if code >= 0x80:
-        return f"mqtt: {where} refused the connection: {REFUSALS.get(code, f'reason code {code:#x}')}"
+        return f"mqtt: {where} refused the connection: {refusal_advice(code, mqtt)}"
     if "DNS" in name:
         return f"mqtt: cannot resolve host {mqtt.host!r} (publish.mqtt.host; {name})"
     if "TLS" in name or "PKI" in name or "X509" in name:
@@ -189,11 +234,50 @@ def describe_connection_failure(data: Any, mqtt: MqttConfig) -> str:
         files = f"ca {mqtt.tls.ca or '(system trust store)'}, cert {mqtt.tls.cert}"
         return f"mqtt: TLS handshake with {where} failed ({name}): check publish.mqtt.tls ({files}) and the port"
     if "CONNACK_TIMEOUT" in name or "SOCKET_CLOSED" in name or "CONNECTION_CLOSED" in name:
-        hint = "a plain MQTT port spoken to with TLS?" if mqtt.tls else "a TLS port spoken to without TLS?"
-        return f"mqtt: {where} accepted the connection but no MQTT answer came ({name}; {hint})"
+        return f"mqtt: {where} accepted the connection but no MQTT answer came ({name}; {_no_answer_hint(name, mqtt)})"
     if "CONNECTION_REFUSED" in name:
         return f"mqtt: nothing listens on {where} ({name})"
     return f"mqtt: cannot connect to {where} ({name}: {error})"
+
+
+TLS_PORTS = (8883, 443, 8443)
+
+
+def _no_answer_hint(name: str, mqtt: MqttConfig) -> str:
+    """What most likely keeps the broker silent. A TLS mismatch makes the far end close the connection at once
+    (or sits on a TLS port); a connection that simply stays silent is more likely a frozen or overloaded broker or
+    a network that drops packets, and was called "a TLS port spoken to without TLS?" before."""
+    plain_to_tls = mqtt.tls is None and mqtt.port in TLS_PORTS
+    tls_to_plain = mqtt.tls is not None and mqtt.port == 1883
+    if plain_to_tls or (mqtt.tls is None and "CLOSED" in name):
+        return "a TLS port spoken to without TLS? set publish.mqtt.tls"
+    if tls_to_plain or (mqtt.tls is not None and "CLOSED" in name):
+        return "a plain MQTT port spoken to with TLS?"
+    return "the broker frozen or overloaded, or a network that drops packets; retrying"
+
+
+def is_aws_iot_core(host: str) -> bool:
+    """An AWS IoT Core data endpoint (``xxxx-ats.iot.REGION.amazonaws.com``): it authenticates by certificate."""
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn")) and ".iot." in host
+
+
+def refusal_advice(code: int, mqtt: MqttConfig) -> str:
+    """A CONNACK refusal and the fix for the broker at hand: AWS IoT Core checks certificates and policies, other
+    brokers (mosquitto, EMQX, HiveMQ) user names, passwords and ACLs."""
+    client = f"client id {mqtt.client_id!r}" if mqtt.client_id else "client id = the thing name"
+    if code in (0x86, 0x87, 0x8C):
+        meaning = REFUSALS[code].split(" (")[0]
+        if is_aws_iot_core(mqtt.host):
+            return (f"{meaning}: AWS IoT Core checks the device certificate (publish.mqtt.tls.cert: ACTIVE, attached to"
+                    f" the thing) and its policy, which must allow iot:Connect for the {client}")  # fmt: skip
+        if mqtt.username is None:
+            return (f"{meaning}: this broker wants a login? set publish.mqtt.username and publish.mqtt.password_file"
+                    " (or password)")  # fmt: skip
+        secret = f"password_file {mqtt.password_file}" if mqtt.password_file else "publish.mqtt.password"
+        # mosquitto answers a wrong password with 0x87 (not authorized), not 0x86: both name the login first
+        return (f"{meaning}: check publish.mqtt.username ({mqtt.username!r}) and the password ({secret}) against"
+                f" the broker's users, and that it lets this user connect ({client})")  # fmt: skip
+    return REFUSALS.get(code, f"reason code {code:#x}")
 
 
 def probe_tls(mqtt: MqttConfig, timeout_s: float = 3.0) -> str | None:
@@ -330,12 +414,9 @@ class MqttTransport(Transport):
                     error = SendRefused(why)
                 acked.set_exception(error)
                 return
-            puback = getattr(sent.result(), "puback", None)
-            code = int(getattr(puback, "reason_code", 0) or 0)
-            if code >= 0x80:
-                meaning = PUBACK_REFUSALS.get(code, "refused")
-                why = f"mqtt: the broker refuses messages on {item.topic}: {meaning} (reason code {code:#x})"
-                acked.set_exception(SendRefused(why))
+            refusal = puback_refusal(getattr(sent.result(), "puback", None), item)
+            if refusal is not None:
+                acked.set_exception(SendRefused(refusal))
             else:
                 acked.set_result(True)
 

@@ -127,7 +127,7 @@ def account(folder: Path, nucleus: Nucleus) -> tuple[set[int], set[int], set[int
     session = made_messages[0]["session"]
     made = {m["seq"] for m in made_messages}
     delivered = {m["seq"] for m in nucleus.delivered() if m["session"] == session}
-    outbox = Outbox(folder / "work" / "outbox-greengrass.sqlite3", 100_000, 50_000_000)
+    outbox = Outbox(folder / "work" / f"outbox-greengrass-{THING}.sqlite3", 100_000, 50_000_000)
     try:
         left = {json.loads(item.payload)["seq"] for item in outbox.peek(100_000)}
         dropped = outbox.stats()["dropped"]
@@ -192,5 +192,5 @@ def test_state_dir_defaults_outside_the_working_directory(folder: Path, model_di
                           "--status-interval", "0", env=env, stdout=subprocess.DEVNULL)  # fmt: skip
     _, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err
-    assert (folder / "state" / "edge-runtime" / "outbox-mqtt.sqlite3").is_file()
+    assert (folder / "state" / "edge-runtime" / "outbox-mqtt-edge-device.sqlite3").is_file()
     assert {path.name for path in REPO.iterdir()} == before
