@@ -4,7 +4,8 @@ On Raspberry Pi OS 12/13 a camera module is not a V4L2 capture device OpenCV can
 gives nothing), so ``libcamera`` / ``libcamera:N`` run rpicam-apps' ``rpicam-vid`` (on every Pi OS) as a child
 process writing raw frames to stdout::
 
-    rpicam-vid --camera N --width W --height H --framerate F --codec yuv420 --timeout 0 --nopreview --output -
+    rpicam-vid --camera N --width W --height H --framerate F --codec yuv420 --timeout 0 --nopreview \
+        --verbose 0 --output -
 
 ``yuv420`` frames are I420 planes of exactly W*H*3/2 bytes (W a multiple of 64 keeps rpicam-vid from padding rows,
 so the width is rounded up to one); ``mjpeg`` frames are whole JPEGs, cut at their end-of-image marker. Every read
@@ -25,6 +26,7 @@ import re
 import select
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +119,7 @@ class RpicamSource(FrameSource):
         self._process: subprocess.Popen[bytes] | None = None
         self._buffer = bytearray()
         self._started = False  # a frame was asked for since the child started
+        self._stderr: Any = None
 
     def check(self) -> None:
         cameras = list_cameras(self.program if os.sep in self.program else None)
@@ -128,13 +131,15 @@ class RpicamSource(FrameSource):
         return [
             self.program, "--camera", str(self.index), "--width", str(self.width), "--height", str(self.height),
             "--framerate", f"{self.framerate:g}", "--codec", self.codec, "--timeout", "0", "--nopreview",
-            "--output", "-",
+            "--verbose", "0", "--output", "-",
         ]  # fmt: skip
 
     def open(self) -> None:
         try:
+            # what it says when it dies (quiet otherwise: --verbose 0); closed in close()
+            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
             self._process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                             stderr=subprocess.DEVNULL)  # fmt: skip
+                                             stderr=self._stderr)  # fmt: skip
         except OSError as error:
             raise SourceError(f"{self.name}: cannot start {self.program} ({error})") from None
         self._buffer = bytearray()
@@ -188,11 +193,27 @@ class RpicamSource(FrameSource):
                 code: int | None = self._process.wait(KILL_WAIT_S)
             except subprocess.TimeoutExpired:
                 code = None
-            raise SourceError(f"{self.name}: {self.program} ended (exit code {code})")
+            said = self._last_words()
+            raise SourceError(f"{self.name}: {self.program} ended (exit code {code}){': ' + said if said else ''}")
         self._buffer += chunk
+
+    def _last_words(self) -> str:
+        """The last line the child wrote on stderr (rpicam-vid's ERROR line), if any."""
+        if self._stderr is None:
+            return ""
+        try:
+            self._stderr.seek(0, os.SEEK_END)
+            self._stderr.seek(max(0, self._stderr.tell() - 512))
+            lines = [line.strip() for line in self._stderr.read().decode("utf-8", "replace").splitlines()]
+        except OSError:
+            return ""
+        return next((line for line in reversed(lines) if line), "")
 
     def close(self) -> None:
         process, self._process = self._process, None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         if process is None:
             return
         if process.poll() is None:
