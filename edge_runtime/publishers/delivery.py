@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05  # how often the sender looks at its window when nothing wakes it
 ERROR_LOG_INTERVAL_S = 30.0
 REFUSAL_SHOWN_S = 60.0  # a refusal keeps the status degraded this long after the last one, though others get through
+FLUSH_STALL_S = 1.0  # stopping: flushing ends once nothing was acknowledged this long (a far end connected but silent)
 MAX_FAILED_SENDS = 6  # a message whose send fails this often in a row while connected is undeliverable: dropped
 
 
@@ -231,9 +232,18 @@ class DurableDelivery:
     def close(self, timeout_s: float) -> None:
         """Send what is stored while the budget allows, stop the sender and the transport; the rest stays on disk."""
         deadline = time.monotonic() + timeout_s
-        while self.outbox.stats()["depth"] and self.transport.ready() and time.monotonic() < deadline - 0.5:
+        depth, progress_at = self.outbox.stats()["depth"], time.monotonic()
+        while depth and self.transport.ready() and time.monotonic() < deadline - 0.5:
+            if time.monotonic() - progress_at > FLUSH_STALL_S:  # connected but silent: waiting more will not help
+                log.info("%s: nothing acknowledged for %.1fs while stopping: not waiting for more",
+                         self.transport.name, FLUSH_STALL_S)  # fmt: skip
+                break
             self._wakeup.set()
             time.sleep(0.02)
+            now_depth = self.outbox.stats()["depth"]
+            if now_depth < depth:
+                progress_at = time.monotonic()
+            depth = now_depth
         self._closing.set()
         self._sender.join(max(0.05, min(1.0, deadline - time.monotonic() - 0.3)))
         left = self.outbox.stats()["depth"]

@@ -267,6 +267,9 @@ class IpcTransport(Transport):
                     f" ({_one_line(error)}): {_fix('PublishToIoTCore')}"
                 self.refused(refused)
                 answered.set_exception(SendRefused(refused))
+            elif type(error).__name__ == "InvalidArgumentsError":  # this message never (too large, bad topic)
+                why = f"greengrass: the nucleus refuses a message of {len(item.payload)} bytes on {item.topic}"
+                answered.set_exception(SendRefused(f"{why} ({_one_line(error)})"))
             else:
                 if is_connection_error(error):
                     self.connection.lost(error)

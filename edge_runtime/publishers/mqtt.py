@@ -35,6 +35,7 @@ POLL_S = 0.2
 # a failure after this long, not after awscrt's default 20 s: the first ERROR line comes within 5 s.
 CONNACK_TIMEOUT_MS = 4000
 TLS_CHECK_AFTER_S = 1.5  # a TLS connection attempt still pending after this long is checked with Python's ssl
+STATUS_ACK_WAIT_S = 0.5  # stopping: how long the last statuses' PUBACKs are waited for, together
 FAILURE_LOG_INTERVAL_S = 60.0  # the same connection failure is logged again at most this often
 
 
@@ -534,9 +535,10 @@ class MqttPublisher(Publisher):
     def close(self, timeout_s: float) -> None:
         """Send what the outbox holds while time allows, then disconnect cleanly; the rest stays on disk."""
         deadline = time.monotonic() + timeout_s
+        status_until = min(time.monotonic() + STATUS_ACK_WAIT_S, deadline - 0.5)  # all of them, not each
         for future in self._pending_status:
             try:
-                future.result(timeout=max(0.0, min(1.0, deadline - time.monotonic() - 0.5)))
+                future.result(timeout=max(0.0, status_until - time.monotonic()))
             except Exception:  # timeout or disconnect: status is best effort
                 break
         if self.delivery is None:

@@ -191,3 +191,36 @@ def _in_main(pid: int) -> bool:
         return False
     caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
     return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+def test_sigterm_with_the_broker_connected_but_silent(onnx_model: Path, video: Path, tmp_path: Path) -> None:
+    """The broker frozen (SIGSTOP) after the daemon connected: the connection stands, nothing is acknowledged. The
+    stop gives up flushing once nothing comes back (it waited out its whole 4 s budget: 3.6-4.1 s measured), keeps
+    what is unsent in the outbox, exits 0."""
+    from edge_helpers import free_port
+    from edge_mqtt_helpers import Broker, require_mosquitto  # type: ignore[import-not-found]
+
+    broker = Broker(require_mosquitto(), tmp_path / "broker", free_port())
+    broker.start()
+    out = tmp_path / "out.jsonl"
+    daemon = file_daemon(onnx_model, video, out, "--publish", "mqtt", "--mqtt-port", str(broker.port),
+                         "--thing-name", "cam-silent")  # fmt: skip
+    try:
+        assert wait_for(lambda: len(read_jsonl(out)) >= 10 or daemon.poll() is not None, timeout=60)
+        assert daemon.poll() is None, daemon.communicate()[1]
+        assert broker.process is not None
+        broker.process.send_signal(signal.SIGSTOP)  # frozen: the TCP connection stays, no PUBACK comes
+        time.sleep(1.0)
+        started = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        code, took, err = stopped_within(daemon, started)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        if broker.process is not None:
+            broker.process.send_signal(signal.SIGCONT)
+        broker.stop()
+    print(f"SIGTERM to exit with the broker frozen: {took:.2f} s")
+    assert code == 0, err
+    assert took < 5.0, f"{took:.2f}s: {err}"
+    assert "left in the outbox" in err and "Traceback" not in err, err

@@ -194,3 +194,31 @@ def test_state_dir_defaults_outside_the_working_directory(folder: Path, model_di
     assert daemon.returncode == 0, err
     assert (folder / "state" / "edge-runtime" / "outbox-mqtt-edge-device.sqlite3").is_file()
     assert {path.name for path in REPO.iterdir()} == before
+
+
+def test_sigterm_within_5s_while_the_nucleus_is_frozen_at_start(folder: Path, model_dir: Path, video: Path) -> None:
+    """Frozen before the component connects (issue 21): the IPC handshake and the configuration read would wait
+    10 s each; SIGTERM ends start-up at once with one line and exit 0 (it was rc -15, no line)."""
+    nucleus = Nucleus(folder, configuration(video, folder))
+    nucleus.start()
+    nucleus.signal(signal.SIGSTOP)
+    daemon = start_component(nucleus, model_dir)
+    try:
+        assert wait_for(lambda: _takes_sigterm(daemon.pid) or daemon.poll() is not None, timeout=60)
+        time.sleep(1.0)  # inside the connection attempt to the frozen nucleus
+        assert daemon.poll() is None
+    finally:
+        code, seconds, err = stop_component(daemon)
+        nucleus.stop()
+    assert code == 0 and seconds < 5.0, (code, seconds, err[-3000:])
+    assert "stopped during start-up" in err and "Traceback" not in err, err[-3000:]
+
+
+def _takes_sigterm(pid: int) -> bool:
+    """The process has its SIGTERM handler (``main`` has begun): ``SigCgt`` in /proc has bit 15."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
