@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup broker console-parts test lint typecheck unit edge-unit demo component clean
+.PHONY: setup broker rtsp-server console-parts test lint typecheck unit edge-unit demo component clean
 
 # The integration tests need a real MQTT broker. Install mosquitto with apt when it is missing and we may;
 # otherwise say so: the broker tests then skip (and fail under CI=true, where a skipped broker test would hide a gap).
@@ -15,6 +15,19 @@ broker:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null 2>&1 || \
 		{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; }; \
 	else echo "mosquitto is not installed and cannot be installed here (needs root and apt-get): broker tests will skip"; fi
+
+# The RTSP tests need a real RTSP server: GStreamer's gst-rtsp-server through Debian's python3-gi, installed with apt like
+# mosquitto; otherwise they skip (fail under CI=true).
+RTSP_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+rtsp-server:
+	@if /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 && \
+		[ -n "$$(ls /usr/lib/*/gstreamer-1.0/libgstrtp.so 2>/dev/null)" ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing gst-rtsp-server (apt-get)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(RTSP_PACKAGES) >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(RTSP_PACKAGES) >/dev/null; }; \
+	else echo "gst-rtsp-server is not installed and cannot be installed here (needs root and apt-get): RTSP tests will skip"; fi
 
 # The console tests need a real browser and a real PostgreSQL: Debian's chromium (driven by Playwright, whose own
 # browsers are never downloaded) and postgresql, installed with apt like mosquitto; otherwise they skip (fail under CI=true).
@@ -57,7 +70,7 @@ unit: setup
 	$(PY) -m pytest tests/unit
 
 # pytest exits 5 when it collects no test: make treats that as a failure, so an empty run never passes.
-test: lint typecheck broker console-parts
+test: lint typecheck broker rtsp-server console-parts
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory edge-unit
 

@@ -35,7 +35,8 @@ from edge_runtime.config import ModelConfig, SourceConfig
 from edge_runtime.errors import BenchError, EdgeRuntimeError, SourceError
 from edge_runtime.health import percentile, rss_bytes
 from edge_runtime.publishers.base import JsonlFilePublisher, Publisher
-from edge_runtime.sources.base import FrameSource, make_source
+from edge_runtime.sources.base import FrameSource
+from edge_runtime.sources.registry import make_source
 
 RUN_TIMEOUT_S = 1800  # one child: model load, warm-up and the timed frames; a stuck child is killed
 
@@ -463,13 +464,15 @@ class Bench:
         return frames / (time.perf_counter() - started), []
 
     def run_pipeline(self, frames: int) -> tuple[float, list[float]]:
-        from edge_runtime.pipeline import Pipeline
+        from edge_runtime.daemon import Daemon, DaemonSettings
+        from edge_runtime.pipeline import PipelineSettings
 
         publisher = self._publisher()
         stop = threading.Event()
-        pipeline = Pipeline(
-            self._source(frames), self.detector, [publisher], stop,
-            queue_size=self.queue_size, status_interval_s=0.0, workers=self.detector.concurrency,
+        part = PipelineSettings(SourceConfig(uri=self.video, kind="file", queue_size=self.queue_size))
+        pipeline = Daemon(
+            DaemonSettings(workers=self.detector.concurrency, status_interval_s=0.0), self.detector, [publisher],
+            [(part, self._source(frames))], stop,
         )  # fmt: skip
         started = time.perf_counter()
         pipeline.start()

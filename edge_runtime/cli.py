@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge_runtime import __version__
+from edge_runtime import __version__, stop_signals
 from edge_runtime.bench import register as register_bench
 from edge_runtime.config import RuntimeConfig, load_config, set_overrides, set_path
 from edge_runtime.errors import ConfigError, EdgeRuntimeError
@@ -117,9 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_flags(run)
-    run.add_argument("--source", metavar="URI",
-                     help="source.uri: video file, image folder, camera index (0), rtsp:// or http(s):// URL, or a"
-                     " GStreamer pipeline")
+    run.add_argument("--source", metavar="URI", action="append",
+                     help="source.uri: video file, image folder, camera index (0), rtsp:// or http(s):// URL, a"
+                     " GStreamer pipeline, libcamera[:N] (a Pi camera module) or auto (the first libcamera camera, else"
+                     " /dev/video0); repeat for several sources in one daemon (sources: one model shared)")
     run.add_argument("--loop", action="store_true", default=None,
                      help="source.loop: restart a file or folder at its end (default: drain it and exit)")
     run.add_argument("--max-fps", type=float, metavar="FPS",
@@ -204,7 +205,6 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "model.top_k": args.top_k,
         "model.backend": args.backend,
         "model.precision": args.precision,
-        "source.uri": getattr(args, "source", None),
         "source.loop": getattr(args, "loop", None),
         "source.max_fps": getattr(args, "max_fps", None),
         "publish.targets": getattr(args, "publish", None),
@@ -219,6 +219,11 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     for key, value in named.items():
         if value is not None:
             set_path(overrides, key, value)
+    uris = getattr(args, "source", None) or []
+    if len(uris) == 1:
+        set_path(overrides, "source.uri", uris[0])
+    elif uris:  # several: each its own source, id its uri; the source section's other keys apply to each
+        set_path(overrides, "sources", [{"uri": uri} for uri in uris])
     return overrides
 
 
@@ -235,7 +240,8 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     _configure_logging(config.log_level)
     _require(config.model.path, "model.path", "--model DIR")
-    _require(config.source.uri, "source.uri", "--source URI")
+    if not config.sources:
+        _require(config.source.uri, "source.uri", "--source URI")
     from edge_runtime.daemon import run_daemon
 
     return run_daemon(config)
@@ -314,12 +320,33 @@ def _configure_logging(level: str) -> None:
     logging.getLogger().setLevel(level)
 
 
+def _stops_on_signals(args: argparse.Namespace) -> bool:
+    """The long-running commands: SIGTERM / SIGINT end them in one ordered stop, exit 0 (:mod:`stop_signals`)."""
+    return args.command == "run" or (args.command == "review" and getattr(args, "review_action", None) != "report")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The console script (``argv`` None: the signal handlers stay until the process exits) or a caller in-process
+    (``argv`` given: they are given back on return)."""
+    try:
+        return _main(argv)
+    finally:
+        if argv is not None:
+            stop_signals.finish()
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    stop_signals.install()  # first: a signal at any moment from here to exit is one clean stop (or given back below)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not _stops_on_signals(args):
+        stop_signals.release()
     _configure_logging("WARNING")
     try:
         result: int = args.handler(args)
+    except stop_signals.StopRequested as stopped:  # a stop signal before anything ran: nothing to stop
+        print(f"edge-runtime: stopped during start-up ({stopped})", file=sys.stderr)
+        return 0
     except EdgeRuntimeError as error:
         print(f"edge-runtime: error: {error}", file=sys.stderr)
         return EXIT_ERROR

@@ -20,12 +20,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.events.config import EventsConfig
 from edge_runtime.samples.config import SamplesConfig
 from edge_runtime.snapshots import SnapshotConfig
+from edge_runtime.sources.registry import KIND_CHOICES
 
 ENV_PREFIX = "EDGE_RUNTIME_"
 ENV_NESTING = "__"
@@ -94,13 +95,25 @@ class ModelConfig(_Strict):
 
 
 class SourceConfig(_Strict):
+    id: Optional[str] = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="the source's name in messages (their source field), status and {source} in topics;"
+        " default: its uri",
+    )
     uri: Optional[str] = Field(
         default=None,
         description="video file, image folder, camera index (0), rtsp:// or http(s):// stream URL,"
-        " or a GStreamer pipeline (text containing '!' or prefixed 'gst:')",
+        " a GStreamer pipeline (text containing '!' or prefixed 'gst:'), libcamera or libcamera:N (a Raspberry Pi"
+        " camera module), or auto: the first libcamera camera when one is listed, else camera 0 (/dev/video0)",
     )
-    kind: Literal["auto", "file", "folder", "camera", "stream", "gstreamer"] = Field(
-        default="auto", description="what uri is; auto guesses from its form"
+    kind: str = Field(
+        default="auto",
+        description="what uri is: " + ", ".join(KIND_CHOICES) + "; auto guesses from its form",
+    )
+    codec: Literal["yuv420", "mjpeg"] = Field(
+        default="yuv420", description="libcamera: what rpicam-vid writes (yuv420: no encoding cost; mjpeg: less data)"
     )
     loop: bool = Field(default=False, description="restart a file or folder at its end (else drain and exit)")
     max_fps: Optional[float] = Field(
@@ -123,6 +136,13 @@ class SourceConfig(_Strict):
     )
     width: Optional[int] = Field(default=None, ge=16, le=8192, description="requested camera frame width")
     height: Optional[int] = Field(default=None, ge=16, le=8192, description="requested camera frame height")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in KIND_CHOICES:
+            raise ValueError(f"unknown source kind, one of {', '.join(KIND_CHOICES)}")
+        return kind
 
 
 class InferenceConfig(_Strict):
@@ -153,12 +173,18 @@ class MqttConfig(_Strict):
     port: int = Field(default=1883, ge=1, le=65535, description="1883 plain TCP, 8883 mutual TLS")
     client_id: Optional[str] = Field(default=None, description="MQTT client id (default: the thing name)")
     tls: Optional[TlsConfig] = Field(default=None, description="mutual TLS files; required for AWS IoT Core")
-    topic: str = Field(default="edge/{thing_name}/detections", min_length=1, description="detection topic template")
+    topic: str = Field(
+        default="edge/{thing_name}/detections",
+        min_length=1,
+        description="detection topic template: {thing_name}, and {source} (the source id; / + # become _)",
+    )
     status_topic: str = Field(
         default="edge/{thing_name}/status", min_length=1, description="status and last-will topic template"
     )
     snapshot_topic: str = Field(
-        default="edge/{thing_name}/snapshot", min_length=1, description="snapshot topic template (snapshots.enabled)"
+        default="edge/{thing_name}/snapshot",
+        min_length=1,
+        description="snapshot topic template (snapshots.enabled): {thing_name}, {source}",
     )
     qos: Literal[0, 1] = Field(default=1, description="1: at least once, via the on-disk outbox; 0: at most once")
     keep_alive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval")
@@ -173,13 +199,31 @@ class MqttConfig(_Strict):
     reconnect_min_s: float = Field(default=0.5, gt=0.0, le=60.0, description="first broker reconnect delay")
     reconnect_max_s: float = Field(default=10.0, gt=0.0, le=600.0, description="longest broker reconnect delay")
     retain_status: bool = Field(default=True, description="retain status messages so the last state is visible")
+    username: Optional[str] = Field(
+        default=None, min_length=1, description="MQTT user name, for a broker with users (mosquitto, EMQX, HiveMQ)"
+    )
+    password: Optional[SecretStr] = Field(
+        default=None, description="MQTT password (with username); never logged. Prefer password_file"
+    )
+    password_file: Optional[str] = Field(
+        default=None, min_length=1, description="file holding the MQTT password (one line), read at start"
+    )
+
+    @model_validator(mode="after")
+    def _one_password(self) -> MqttConfig:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        if (self.password is not None or self.password_file is not None) and self.username is None:
+            raise ValueError("a password needs publish.mqtt.username")
+        return self
 
 
 class OutboxConfig(_Strict):
     path: Optional[str] = Field(
         default=None,
         description="sqlite file of a remote publisher's unacknowledged messages; {publisher} becomes mqtt or"
-        " greengrass (needed when both run). Default: outbox-{publisher}.sqlite3 in state_dir",
+        " greengrass (needed when both run). Default: outbox-{publisher}-{thing_name}.sqlite3 in state_dir; one"
+        " daemon per file (a second one is refused)",
     )
     max_messages: int = Field(default=100_000, ge=1, le=10_000_000, description="oldest dropped (counted) beyond this")
     max_bytes: int = Field(default=50_000_000, ge=1024, le=10_000_000_000, description="oldest dropped beyond this")
@@ -267,12 +311,48 @@ class RuntimeConfig(_Strict):
     )
     model: ModelConfig = ModelConfig()
     source: SourceConfig = SourceConfig()
+    sources: list[SourceConfig] = Field(
+        default_factory=list,
+        max_length=64,
+        description="several sources in one daemon, one detector shared: each a source section with its own id;"
+        " keys left out take the source section's values (source.uri must then be unset)",
+    )
     inference: InferenceConfig = InferenceConfig()
     publish: PublishConfig = PublishConfig()
     status: StatusConfig = StatusConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
     events: EventsConfig = EventsConfig()
     samples: SamplesConfig = SamplesConfig()
+
+
+    @model_validator(mode="after")
+    def _one_way_to_name_sources(self) -> RuntimeConfig:
+        if self.sources and self.source.uri is not None:
+            raise ValueError(f"source.uri: give one camera in source.uri or several in sources, not both (got"
+                             f" {self.source.uri!r} and {len(self.sources)} sources)")  # fmt: skip
+        for index, entry in enumerate(self.sources):
+            if entry.uri is None:
+                raise ValueError(f"sources.{index}.uri: required")
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(self.sources):
+            name = entry.id or str(entry.uri)
+            if name in seen:
+                raise ValueError(f"sources.{index}.id: duplicate source id, also sources.{seen[name]}'s (got {name!r});"
+                                 " give each source its own id")  # fmt: skip
+            seen[name] = index
+        return self
+
+    def source_list(self) -> list[tuple[str, SourceConfig]]:
+        """Every source to run, as (config key, section): ``sources``' entries with the unset keys taken from
+        ``source``, or ``source`` alone; each with its id filled in (default: its uri)."""
+        if not self.sources:
+            return [("source", self.source.model_copy(update={"id": self.source.id or str(self.source.uri)}))]
+        shared = self.source.model_dump(exclude_unset=True, exclude={"id", "uri"})
+        listed = []
+        for index, entry in enumerate(self.sources):
+            merged = SourceConfig.model_validate({**shared, **entry.model_dump(exclude_unset=True)})
+            listed.append((f"sources.{index}", merged.model_copy(update={"id": entry.id or str(entry.uri)})))
+        return listed
 
 
 def format_validation_error(error: ValidationError) -> list[str]:
@@ -287,9 +367,20 @@ def format_validation_error(error: ValidationError) -> list[str]:
             problem = "required"
         else:
             problem = str(item["msg"]).replace("Value error, ", "")
-        got = "" if kind == "missing" else f" (got {_short(item.get('input'))})"
+        secret = any("password" in str(part) for part in item["loc"])
+        got = "" if kind == "missing" else f" (got {'(hidden)' if secret else _short(_hide(item.get('input')))})"
+        if not item["loc"] and problem.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum():
+            lines.append(problem)  # a check across sections names its own key path and value
+            continue
         lines.append(f"{path}: {problem}{got}")
     return lines
+
+
+def _hide(value: Any) -> Any:
+    """``value`` with every password in it hidden: an error message is logged, a password never."""
+    if isinstance(value, Mapping):
+        return {k: "(hidden)" if "password" in str(k) else _hide(v) for k, v in value.items()}
+    return value
 
 
 def _short(value: Any, limit: int = 80) -> str:

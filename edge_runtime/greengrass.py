@@ -20,6 +20,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from edge_runtime import stop_signals
 from edge_runtime.config import RuntimeConfig, env_overrides, merge, validate
 from edge_runtime.errors import ConfigError, EdgeRuntimeError
 
@@ -67,8 +68,9 @@ def run_component(
         return connect_ipc(CONNECT_TIMEOUT_S)
 
     # an injected client (tests) is kept as it is; our own is connected again when the nucleus comes back
-    connection = IpcConnection(connect() if owned else client, factory=connect if owned else None)
+    connection = IpcConnection(_unless_stopped(connect) if owned else client, factory=connect if owned else None)
     bridge = ComponentBridge(connection)
+    bridge.stop = stop_signals.requested()  # start-up reads from a frozen nucleus end on SIGTERM too
     try:
         if args.config:
             raise ConfigError("--config: a component is configured by its recipe and deployments (got a file)")
@@ -83,7 +85,12 @@ def run_component(
                 check_publish_access(bridge.access_control, topics)
             return built
 
-        config = _checked(bridge, build)
+        try:
+            config = _checked(bridge, build)
+        except EdgeRuntimeError as error:
+            if stop_signals.requested().is_set():  # what the stop cut short, not a fault to report
+                raise stop_signals.StopRequested(f"reading the component configuration: {error}") from None
+            raise
         _configure_logging(config.log_level)
         bridge.timeout_s = config.publish.greengrass.timeout_s
         restart = RestartRequest()
@@ -112,7 +119,7 @@ def run_component(
                 _report_quietly(bridge, "ERRORED")
                 raise
             bridge.stop = None
-            if result != 0 or not restart.requested():
+            if result != 0 or not restart.requested() or stop_signals.requested().is_set():
                 break
             restart.config = _checked(bridge, build)  # the new configuration, read afresh from the nucleus
             log.info("restarting the pipeline with the new configuration")
@@ -123,6 +130,29 @@ def run_component(
         bridge.close()
         if owned:
             connection.close()
+
+
+def _unless_stopped(connect: Callable[[], Any]) -> Any:
+    """``connect()``, unless a stop signal comes first (StopRequested): a nucleus frozen at start holds the IPC
+    handshake for ``CONNECT_TIMEOUT_S``, longer than the 5 s a stop may take."""
+    outcome: list[Any] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append((True, connect()))
+        except BaseException as error:  # handed to the caller below
+            outcome.append((False, error))
+
+    thread = threading.Thread(target=attempt, name="ipc-connect", daemon=True)
+    thread.start()
+    while thread.is_alive() and not stop_signals.requested().wait(0.1):
+        thread.join(0.0)
+    if not outcome:
+        raise stop_signals.StopRequested("connecting to the Greengrass nucleus")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 class RestartRequest:
@@ -159,7 +189,8 @@ def _checked(bridge: Any, build: Callable[[], RuntimeConfig]) -> RuntimeConfig:
     """A configuration that can run (model and source set), or ERRORED and the one-line reason."""
     try:
         config = build()
-        for value, key in ((config.model.path, "model.path"), (config.source.uri, "source.uri")):
+        sources = config.source.uri or config.sources or None
+        for value, key in ((config.model.path, "model.path"), (sources, "source.uri")):
             if value is None:
                 raise ConfigError(f"{key}: required (set it in the component configuration)")
         return config

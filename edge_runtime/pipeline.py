@@ -1,31 +1,33 @@
-"""The pipeline: capture -> newest-wins queue -> detector -> publishers, plus periodic status, under one stop event.
+"""One Pipeline per source: capture -> newest-wins queue -> (the shared detector) -> :meth:`Pipeline.handle`.
 
-It knows only the seams (:class:`FrameSource`, :class:`Detector`, :class:`Publisher`), so unit tests run it with
-the fakes. Threads: ``capture`` (see :mod:`edge_runtime.sources.capture`), ``workers`` inference threads (detect, build
-the message, publish) and ``status``. With more than one inference thread, frames are detected side by side but
-published in the order they left the queue (:class:`InOrder`), so subscribers still see ``seq`` ascending. Every
-loop waits on ``get(timeout=...)`` or ``stop.wait(...)``, so setting the event ends them within a poll.
-:meth:`stop` is ordered: capture first (no new frames), then the frames in flight finish, then status, then
-publishers are closed (flushing an outbox) within what remains of the time bound.
+The daemon (:mod:`edge_runtime.daemon`) owns the session, the publishers (behind one
+:class:`~edge_runtime.outlet.Outlet`) and one detector shared by every source
+(:class:`~edge_runtime.scheduler.SharedDetector`); it builds one Pipeline per source. A Pipeline owns what is
+per source: the capture thread (:mod:`edge_runtime.sources.capture`), its frame queue, its frame order, its
+publish-on-change filter and snapshots. Data flows one way: capture puts frames in the queue, the shared detector
+takes them (round-robin over the sources) and hands each frame with its detections to :meth:`Pipeline.handle`,
+which builds the messages and passes them forward to the outlet.
+
+:meth:`Pipeline.handle` is THE place where one processed frame's result (source id, frame, detections) reaches the
+publishing step: a tracker or a frame sampler hooks in there.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-import uuid
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
-from edge_runtime.detectors.base import DetectionResult, Detector
-from edge_runtime.errors import PublishError, PublishRefusedError
+from edge_runtime.config import RuntimeConfig, SourceConfig
+from edge_runtime.detectors.base import DetectionResult
 from edge_runtime.events.builder import EventStream
 from edge_runtime.events.config import EventsConfig
-from edge_runtime.frames import Frame, LatestQueue
-from edge_runtime.health import Stats, rss_bytes
-from edge_runtime.messages import detection_message, status_message
-from edge_runtime.publishers.base import Problem, Publisher
+from edge_runtime.frames import Doorbell, Frame, LatestQueue
+from edge_runtime.messages import detection_message
+from edge_runtime.outlet import Outlet
+from edge_runtime.publishers.base import Problem
 from edge_runtime.samples import Sampler
 from edge_runtime.snapshots import SnapshotConfig, Snapshotter
 from edge_runtime.sources.base import FrameSource
@@ -34,6 +36,38 @@ from edge_runtime.sources.capture import Capture
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class Session:
+    """Who publishes with what: the device (thing name), this run's session id (minted once by the daemon) and the
+    shared detector's model."""
+
+    device: str
+    id: str
+    model_name: str = ""
+    model_version: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything one Pipeline is configured by: its source section (id, uri, pacing, stall, reconnect) and how
+    its results are published."""
+
+    source: SourceConfig
+    key: str = "source"  # where the section is in the config, for errors: source, sources.1
+    publish_mode: str = "frame"
+    heartbeat_s: float = 10.0
+    snapshots: Optional[SnapshotConfig] = None
+    events: Optional[EventsConfig] = None  # publish.mode events: the tracker's and event messages' settings
+
+    @property
+    def source_id(self) -> str:
+        return self.source.id or str(self.source.uri)
+
+    @classmethod
+    def from_config(cls, config: RuntimeConfig, key: str, source: SourceConfig) -> PipelineSettings:
+        return cls(source, key, config.publish.mode, config.publish.heartbeat_s, config.snapshots, config.events)
 
 
 class ChangeFilter:
@@ -56,12 +90,11 @@ class ChangeFilter:
 
 
 class InOrder:
-    """Publishing turns: the holder of ticket ``n`` (the ``n``-th frame taken) goes once tickets ``0..n-1`` are done.
+    """Publishing turns within one source: the holder of ticket ``n`` goes once tickets ``0..n-1`` are done.
 
-    Each inference thread takes a frame with its ticket (:meth:`Pipeline._take`), detects at its own pace, then
-    waits for its turn (:meth:`wait_turn`) to update the stats and publish. A turn always ends (:meth:`done`), even
-    when detection fails, so one failed frame cannot hold back the others; waits poll so a stuck turn never blocks
-    the stop event.
+    Several inference threads may detect frames of one source side by side; each waits for its turn
+    (:meth:`wait_turn`) before publishing, so subscribers see ``seq`` ascending per source. A turn always ends
+    (:meth:`done`), even when detection fails; waits poll so a stuck turn never blocks the stop event.
     """
 
     def __init__(self) -> None:
@@ -69,7 +102,7 @@ class InOrder:
         self._next = 0
 
     def wait_turn(self, ticket: int, give_up: Callable[[], bool]) -> bool:
-        """Block until ``ticket`` is next (True), or ``give_up()`` says the pipeline failed (False)."""
+        """Block until ``ticket`` is next (True), or ``give_up()`` says the daemon failed (False)."""
         with self._turns:
             while self._next != ticket:
                 if give_up():
@@ -78,275 +111,144 @@ class InOrder:
             return True
 
     def done(self, ticket: int) -> None:
-        """``ticket`` has published (or given up): the next one may go."""
         with self._turns:
             self._next = max(self._next, ticket + 1)
             self._turns.notify_all()
 
 
 class Pipeline:
+    """One source's capture, queue, order and publishing; the detector that serves it is shared and outside."""
+
     def __init__(
         self,
+        settings: PipelineSettings,
         source: FrameSource,
-        detector: Detector,
-        publishers: list[Publisher],
+        session: Session,
+        outlet: Outlet,
         stop: threading.Event,
-        *,
-        device: str = "edge-device",
-        source_uri: str | None = None,
-        queue_size: int = 2,
-        loop: bool = False,
-        max_fps: float | None = None,
-        inference_interval_s: float = 0.0,
-        workers: int = 1,
-        publish_mode: str = "frame",
-        heartbeat_s: float = 10.0,
-        status_interval_s: float = 30.0,
-        reconnect_initial_s: float = 0.5,
-        reconnect_max_s: float = 30.0,
-        snapshots: SnapshotConfig | None = None,
-        events: EventsConfig | None = None,
+        doorbell: Doorbell | None = None,
         sampler: Sampler | None = None,
     ) -> None:
-        self.detector = detector
-        self.publishers = publishers
-        self.stop_event = stop
-        self.device = device
-        self.session = uuid.uuid4().hex[:12]
-        self.source_uri = source_uri or source.name
-        self.frames: LatestQueue[Frame] = LatestQueue(queue_size)
-        self.capture = Capture(source, self.frames, stop, loop, max_fps, reconnect_initial_s, reconnect_max_s)
-        self.inference_interval_s = inference_interval_s
-        self.workers = workers
+        self.settings = settings
+        self.id = settings.source_id
+        self.session = session
+        self.outlet = outlet
+        section = settings.source
+        self.frames: LatestQueue[Frame] = LatestQueue(section.queue_size, doorbell)
+        self.capture = Capture(
+            source, self.frames, stop, section.loop, section.max_fps, section.reconnect_initial_s,
+            section.reconnect_max_s, source_id=self.id,
+        )  # fmt: skip
         self.order = InOrder()
-        self._last_take = float("-inf")  # monotonic time a frame was last taken, for the inference interval
+        self.processed = 0
         self._tickets = 0  # frames taken so far: the next frame's ticket
         self._take_lock = threading.Lock()
-        self._running_workers = workers
-        self._workers_lock = threading.Lock()
-        self.change_filter = ChangeFilter(heartbeat_s) if publish_mode == "change" else None
-        self.status_interval_s = status_interval_s
-        self.stats = Stats()
-        self.finished = threading.Event()  # the inference loop has ended (drained, stopped or failed)
-        self.failed = False
-        self.fatal_error: PublishRefusedError | None = None  # a publisher refused for good: the daemon exits with it
-        self.started = False
-        self._threads: list[threading.Thread] = []
-        self._source_problem_since: float | None = None
+        self.change_filter = ChangeFilter(settings.heartbeat_s) if settings.publish_mode == "change" else None
+        snapshots = settings.snapshots
         self.snapshots = Snapshotter(snapshots) if snapshots is not None and snapshots.enabled else None
-        self.events = (
-            None
-            if publish_mode != "events"
-            else EventStream(
-                events or EventsConfig(),
-                device=device,
-                session=self.session,
-                source=self.source_uri,
-                snapshots=snapshots,
-            )
-        )
-        self.sampler = sampler  # samples for labeling (edge_runtime/samples): offered every processed frame
+        self._problem_since: float | None = None
+        self.sampler = sampler  # samples for labeling (edge_runtime/samples), shared by the daemon's sources
+        self.events = (  # publish.mode events: this source's tracker; its messages replace the frames'
+            EventStream(settings.events or EventsConfig(), device=session.device, session=session.id, source=self.id,
+                        snapshots=snapshots)
+            if settings.publish_mode == "events"
+            else None
+        )  # fmt: skip
 
-    def set_inference_interval(self, seconds: float) -> None:
-        """A live configuration update: the inference loop reads the interval afresh after each frame."""
-        self.inference_interval_s = seconds
+    @property
+    def uri(self) -> str:
+        return str(self.settings.source.uri)
 
     def start(self) -> None:
-        """Open a file source now (a missing file is fatal), then start the threads."""
+        """Open a file source now (a missing file is fatal), then start the capture thread."""
         if not self.capture.source.live:
             self.capture.open_now()
-        self.capture.start()
-        self.started = True
-        if self.sampler is not None:
-            self.sampler.start()
-        for index in range(self.workers):
-            self._spawn(self._inference_loop, "inference" if self.workers == 1 else f"inference-{index + 1}")
-        if self.status_interval_s > 0:
-            self._spawn(self._status_loop, "status")
+        self.capture.start(f"capture-{self.id}"[:64])
 
-    def _spawn(self, target: Callable[[], None], name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
-    def _inference_loop(self) -> None:
-        try:
-            while not self.stop_event.is_set():
-                try:
-                    ticket, frame = self._take()
-                except queue.Empty:
-                    if self.capture.ended.is_set() and len(self.frames) == 0:
-                        break  # a file source has ended and everything it gave is processed
-                    continue
-                try:
-                    result = self.detector.detect(frame.image)
-                    if self.order.wait_turn(ticket, lambda: self.failed):
-                        self._publish_result(frame, result)
-                finally:
-                    self.order.done(ticket)
-        except Exception:
-            log.exception("inference thread failed")
-            self.failed = True
-        finally:
-            with self._workers_lock:
-                self._running_workers -= 1
-                last = self._running_workers == 0
-            if last or self.failed:
-                self.stop_event.set()
-            if last:
-                self.finished.set()
-
-    def _take(self) -> tuple[int, Frame]:
-        """The next frame and its ticket, no sooner than ``inference_interval_s`` after the previous take."""
-        with self._take_lock:  # tickets in queue order, and one interval however many threads infer
-            if self.inference_interval_s > 0:
-                wait = self._last_take + self.inference_interval_s - time.monotonic()
-                if wait > 0:
-                    self.stop_event.wait(min(wait, POLL_S))
-                    raise queue.Empty  # back to the loop, which notices a stop, then here again
-            frame = self.frames.get(timeout=POLL_S)
-            self._last_take = time.monotonic()
+    def take(self) -> tuple[int, Frame] | None:
+        """The oldest waiting frame with its publishing ticket, or None when none waits (never blocks)."""
+        with self._take_lock:  # tickets in queue order
+            frame = self.frames.get_nowait()
+            if frame is None:
+                return None
             self._tickets += 1
             return self._tickets - 1, frame
 
-    def _publish_result(self, frame: Frame, result: DetectionResult) -> None:
-        """Stats and the message for one detected frame; runs in ticket order, one thread at a time."""
-        self.stats.frame_done(result.timings_ms.get("inference", 0.0), (d.label for d in result.detections))
-        if self.sampler is not None:
-            self.sampler.offer(frame, result, self.source_uri)
+    @property
+    def exhausted(self) -> bool:
+        """A file source has ended and every frame it gave was taken: nothing more will come."""
+        return self.capture.ended.is_set() and len(self.frames) == 0
+
+    def handle(self, frame: Frame, result: DetectionResult) -> None:
+        """One processed frame of this source -> the publishing step. Runs in frame order, one thread at a time.
+
+        The hook point for what works on each frame's result (an object tracker, a frame sampler): it has the
+        source id (``self.id``, also ``frame.source``), the frame and its detections.
+        """
+        self.processed += 1
+        self.outlet.stats.frame_done(result.timings_ms.get("inference", 0.0), (d.label for d in result.detections))
+        if self.sampler is not None:  # every processed frame, not only the published ones
+            self.sampler.offer(frame, result, self.id)
+        if self.events is not None:  # publish.mode events: what the tracker makes of this frame, instead of the frame
+            for event in self.events.frame(frame, result, self.session.model_name, self.session.model_version,
+                                           time.time()):  # fmt: skip
+                self.outlet.publish("detection", event)
+            return
         if self.change_filter and not self.change_filter.should_publish([d.label for d in result.detections]):
             return
-        if self.events is not None:  # publish.mode events: what the tracker makes of this frame, instead of the frame
-            info = self.detector.info
-            for event in self.events.frame(frame, result, info.name, info.version, time.time()):
-                self._publish("detection", event)
-            return
         message = detection_message(
-            device=self.device,
-            session=self.session,
-            source=self.source_uri,
+            device=self.session.device,
+            session=self.session.id,
+            source=self.id,
             frame=frame,
             result=result,
-            model_name=self.detector.info.name,
-            model_version=self.detector.info.version,
+            model_name=self.session.model_name,
+            model_version=self.session.model_version,
             published_at=time.time(),
         )
-        self._publish("detection", message)
+        self.outlet.publish("detection", message)
         snapshot = self.snapshots.take(frame.image, message) if self.snapshots is not None else None
         if snapshot is not None:
-            self._publish("snapshot", snapshot)
+            self.outlet.publish("snapshot", snapshot)
 
-    def _publish(self, kind: str, message: dict[str, Any]) -> None:
-        """Hand ``message`` to every publisher. Nothing a publisher raises ends the calling thread: a refusal for
-        good (here or later, from a sender thread: :meth:`Publisher.fatal`) stops the pipeline with it, anything
-        else is counted and logged at a bounded rate."""
-        for publisher in self.publishers:
-            try:
-                publisher.publish(kind, message)
-                self.stats.message_published(True)
-            except PublishRefusedError as error:
-                self.stats.message_published(False)
-                self._stop_on_refusal(error)
-            except Exception as error:  # PublishError, or a publisher's bug: never the inference thread's end
-                self.stats.message_published(False)
-                if self.stats.publish_errors % 100 == 1:  # the first, then every 100th: no log flood
-                    text = str(error) if isinstance(error, PublishError) else f"{publisher.name}: {error!r}"
-                    log.error("%s (%d publish errors so far)", text, self.stats.publish_errors)
-            refusal = publisher.fatal()
-            if refusal is not None:
-                self._stop_on_refusal(refusal)
-
-    def _stop_on_refusal(self, error: PublishRefusedError) -> None:
-        if self.fatal_error is None:  # the first refusal stops the pipeline; later ones are the same news
-            self.fatal_error = error
-            log.error("%s; stopping: nothing can be delivered", error)
-            self.failed = True
-            self.stop_event.set()
-
-    def problems(self) -> list[Problem]:
-        """What keeps the device from doing its job now: every publisher's, and a live source that is away."""
-        problems = [problem for publisher in self.publishers for problem in publisher.problems()]
-        if self.capture.state in ("reconnecting", "failed"):
-            if self._source_problem_since is None:
-                self._source_problem_since = time.time()
-            reason = f"source {self.capture.state} ({self.capture.reconnects} reconnects so far)"
-            problems.append(Problem("source", reason, self._source_problem_since))
-        else:
-            self._source_problem_since = None
-        return problems
-
-    def status(self, state: str) -> dict[str, Any]:
-        """The status message; ``running`` becomes ``degraded`` while :meth:`problems` has any."""
-        problems = self.problems()
-        if state == "running" and problems:
-            state = "degraded"
-        p50, p95 = self.stats.inference_percentiles()
-        fps_in, fps_out = self.stats.rates(self.capture.captured)
-        outbox: dict[str, int] | None = None
-        for publisher in self.publishers:  # the sum over every publisher's outbox
-            stats = publisher.outbox_stats()
-            if stats is not None:
-                outbox = {key: (outbox or {}).get(key, 0) + value for key, value in stats.items()}
-        return status_message(
-            device=self.device,
-            session=self.session,
-            state=state,
-            at=time.time(),
-            uptime_s=round(self.stats.uptime_s(), 3),
-            fps_in=round(fps_in, 3),
-            fps_out=round(fps_out, 3),
-            inference_ms={"p50": _round(p50), "p95": _round(p95)},
-            frames={
-                "captured": self.capture.captured,
-                "processed": self.stats.processed,
-                "dropped": self.frames.dropped,
-                "skipped": self.capture.skipped,
-            },
-            messages={"published": self.stats.published, "publish_errors": self.stats.publish_errors},
-            source={"uri": self.source_uri, "state": self.capture.state, "reconnects": self.capture.reconnects},
-            outbox=outbox,
-            rss_bytes=rss_bytes(),
-            **({"problems": [problem.to_dict() for problem in problems]} if problems else {}),
-        )
-
-    def _status_loop(self) -> None:
-        while not self.stop_event.wait(self.status_interval_s):
-            self._publish("status", self.status("running"))
-
-    def wait(self, poll_s: float = 0.5) -> None:
-        """Block (in the main thread, so signal handlers run) until the stop event is set."""
-        while not self.stop_event.wait(poll_s):
-            pass
-
-    def stop(self, timeout_s: float) -> bool:
-        """Ordered shutdown within ``timeout_s``; True when every thread ended and publishers closed in time."""
-        deadline = time.monotonic() + timeout_s
-        self.stop_event.set()
-        clean = self.capture.join(max(0.0, deadline - time.monotonic()) * 0.5)
-        for thread in self._threads:  # inference finishes the frame in flight; status wakes from its wait
-            thread.join(max(0.0, deadline - time.monotonic()) * 0.5)
-            clean = clean and not thread.is_alive()
-        if self.events is not None:  # every open event ends before the publishers flush
+    def finish_events(self) -> None:
+        """The stop: every open event of this source ends (called once the frames in flight are done, before the
+        publishers flush, so the ends reach the outbox)."""
+        if self.events is not None:
             for event in self.events.finish(time.time()):
-                self._publish("detection", event)
-        waiting = self.frames.clear()
-        if waiting:
-            log.info("stopping: %d captured frames not processed", waiting)
-        if self.started and self.status_interval_s > 0:
-            final = self.status("stopped")
-            if self.fatal_error is not None:
-                final["error"] = str(self.fatal_error)
-            self._publish("status", final)
-        for publisher in self.publishers:
-            try:
-                publisher.close(max(0.0, deadline - time.monotonic()))
-            except PublishError as error:
-                log.error("%s", error)
-                clean = False
-        if self.sampler is not None:  # what is not uploaded stays in the spool for the next run
-            clean = self.sampler.close(max(0.0, deadline - time.monotonic())) and clean
-        return clean
+                self.outlet.publish("detection", event)
 
+    def problem(self) -> Problem | None:
+        """Why this source gives no frames now, if it does not: reconnecting, failed, or connecting for longer than
+        its stall timeout (a camera unreachable from the start); the uri is named."""
+        state = self.capture.state
+        waited = self.capture.clock() - self.capture.state_since
+        stuck = state in ("starting", "connecting") and waited > self.settings.source.stall_timeout_s
+        if state in ("reconnecting", "failed") or stuck:
+            if self._problem_since is None:
+                self._problem_since = time.time()
+            name = self.uri if self.id == self.uri else f"{self.id} ({self.uri})"
+            if stuck:
+                limit = self.settings.source.stall_timeout_s
+                reason = f"source {name}: no connection after {waited:.1f} s (stall_timeout_s {limit:g})"
+            else:
+                reason = f"source {name}: {state} ({self.capture.reconnects} reconnects so far)"
+            if self.capture.last_error:
+                reason += f": {self.capture.last_error}"
+            return Problem("source", reason, self._problem_since)
+        self._problem_since = None
+        return None
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+    def status(self) -> dict[str, Any]:
+        """This source's entry in the status message (status.schema.json ``sources``)."""
+        return {
+            "id": self.id,
+            "uri": self.uri,
+            "state": self.capture.state,
+            "reconnects": self.capture.reconnects,
+            "captured": self.capture.captured,
+            "processed": self.processed,
+            "dropped": self.frames.dropped,
+            "skipped": self.capture.skipped,
+        }
+

@@ -56,8 +56,9 @@ class Publisher(abc.ABC):
         """A refusal every later message would meet too (e.g. not authorized): the daemon stops with it."""
         return None
 
-    def first_outcome(self, timeout_s: float) -> Problem | None:
-        """``--fail-fast``: wait up to ``timeout_s`` for the first connection attempt; its problem if it failed."""
+    def first_outcome(self, timeout_s: float, stop: threading.Event | None = None) -> Problem | None:
+        """``--fail-fast``: wait up to ``timeout_s`` (or until ``stop`` is set) for the first connection attempt;
+        its problem if it failed."""
         return None
 
 
@@ -82,7 +83,10 @@ class StdoutPublisher(Publisher):
 
 
 class JsonlFilePublisher(Publisher):
-    """Appends JSON lines to ``path``; at ``max_bytes`` the file is rotated to ``path.1`` (older ones shift up)."""
+    """Appends JSON lines to ``path``; at ``max_bytes`` the file is rotated to ``path.1`` (older ones shift up).
+
+    Whether it can be written is checked at start (a bad path is one line and exit 2), but the file is made with
+    the first message: a run that publishes nothing (a folder of unreadable images) leaves no empty file behind."""
 
     name = "file"
 
@@ -91,15 +95,25 @@ class JsonlFilePublisher(Publisher):
         self.max_bytes = max_bytes
         self.backups = backups
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("ab")
-        except OSError as error:
-            raise PublishError(f"{self.path}: cannot open for writing ({path_problem(self.path, error)})") from None
+        self._file: IO[bytes] | None = None
+        problem = _unwritable(self.path)
+        if problem is not None:
+            raise PublishError(f"{self.path}: cannot open for writing ({problem})")
+
+    def _open(self) -> IO[bytes]:
+        if self._file is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("ab")
+            except OSError as error:
+                raise PublishError(f"{self.path}: cannot open for writing ({path_problem(self.path, error)})") from None
+        return self._file
 
     def publish(self, kind: str, message: dict[str, Any]) -> None:
         data = encode(message) + b"\n"
         with self._lock:
+            self._open()
+            assert self._file is not None
             try:
                 if self._file.tell() > 0 and self._file.tell() + len(data) > self.max_bytes:
                     self._rotate()
@@ -109,7 +123,8 @@ class JsonlFilePublisher(Publisher):
                 raise PublishError(f"{self.path}: cannot write ({error.strerror})") from None
 
     def _rotate(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         if self.backups == 0:
             self.path.unlink()
         else:
@@ -122,7 +137,8 @@ class JsonlFilePublisher(Publisher):
 
     def close(self, timeout_s: float) -> None:
         with self._lock:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
 
 
 class RecordingPublisher(Publisher):
@@ -150,6 +166,20 @@ class RecordingPublisher(Publisher):
 
     def close(self, timeout_s: float) -> None:
         self.closed = True
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` could not be created or appended to by this process (None: it can), making nothing."""
+    if path.exists():
+        if path.is_dir():
+            return "it is a folder"
+        return None if os.access(path, os.W_OK) else path_problem(path, PermissionError())
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file, not a folder"
+            return None if os.access(parent, os.W_OK | os.X_OK) else path_problem(path, PermissionError())
+    return None
 
 
 def path_problem(path: Path, error: OSError) -> str:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05  # how often the sender looks at its window when nothing wakes it
 ERROR_LOG_INTERVAL_S = 30.0
 REFUSAL_SHOWN_S = 60.0  # a refusal keeps the status degraded this long after the last one, though others get through
+FLUSH_STALL_S = 1.0  # stopping: flushing ends once nothing was acknowledged this long (a far end connected but silent)
 MAX_FAILED_SENDS = 6  # a message whose send fails this often in a row while connected is undeliverable: dropped
 
 
@@ -88,7 +89,7 @@ class DurableDelivery:
         self._last_error_log = -ERROR_LOG_INTERVAL_S
         self._unanswered_since: float | None = None  # sends time out (a frozen far end) and none succeeded since
         self._refusing: Problem | None = None  # the far end refused a message for good (e.g. not authorized) ...
-        self._last_refusal = 0.0  # ... last at this time: shown for REFUSAL_SHOWN_S after it
+        self._last_refusal = float("-inf")  # ... last at this (monotonic) time: shown for REFUSAL_SHOWN_S after it
         self._failing: Problem | None = None  # sends fail (not a refusal, not a lost connection) and none succeeded
         self._failures: dict[int, int] = {}  # item id -> failed sends in a row
         self._retry_at: dict[int, float] = {}  # item id -> not before (monotonic): a failing message backs off
@@ -115,7 +116,7 @@ class DurableDelivery:
         elif self._unanswered_since is not None:
             reason = f"{self.transport.name}: sent messages are not acknowledged within {self.ack_timeout_s:g}s"
             problems.append(Problem(self.transport.name, reason, self._unanswered_since))
-        if self._refusing is not None and time.time() - self._last_refusal < REFUSAL_SHOWN_S:
+        if self._refusing is not None and time.monotonic() - self._last_refusal < REFUSAL_SHOWN_S:
             problems.append(self._refusing)
         if self._failing is not None:
             problems.append(self._failing)
@@ -196,9 +197,9 @@ class DurableDelivery:
         self.refused += 1
         self.outbox.drop(item_id)
         self._forget_failures(item_id)
-        self._last_refusal = time.time()
+        self._last_refusal = time.monotonic()  # an interval: never the wall clock, which may be stepped
         if self._refusing is None or self._refusing.reason != why:
-            self._refusing = Problem(self.transport.name, why, self._last_refusal)
+            self._refusing = Problem(self.transport.name, why, time.time())
         self._refusals_unlogged += 1
         now = time.monotonic()
         if now - self._last_refusal_log >= ERROR_LOG_INTERVAL_S:
@@ -231,9 +232,18 @@ class DurableDelivery:
     def close(self, timeout_s: float) -> None:
         """Send what is stored while the budget allows, stop the sender and the transport; the rest stays on disk."""
         deadline = time.monotonic() + timeout_s
-        while self.outbox.stats()["depth"] and self.transport.ready() and time.monotonic() < deadline - 0.5:
+        depth, progress_at = self.outbox.stats()["depth"], time.monotonic()
+        while depth and self.transport.ready() and time.monotonic() < deadline - 0.5:
+            if time.monotonic() - progress_at > FLUSH_STALL_S:  # connected but silent: waiting more will not help
+                log.info("%s: nothing acknowledged for %.1fs while stopping: not waiting for more",
+                         self.transport.name, FLUSH_STALL_S)  # fmt: skip
+                break
             self._wakeup.set()
             time.sleep(0.02)
+            now_depth = self.outbox.stats()["depth"]
+            if now_depth < depth:
+                progress_at = time.monotonic()
+            depth = now_depth
         self._closing.set()
         self._sender.join(max(0.05, min(1.0, deadline - time.monotonic() - 0.3)))
         left = self.outbox.stats()["depth"]

@@ -267,6 +267,9 @@ class IpcTransport(Transport):
                     f" ({_one_line(error)}): {_fix('PublishToIoTCore')}"
                 self.refused(refused)
                 answered.set_exception(SendRefused(refused))
+            elif type(error).__name__ == "InvalidArgumentsError":  # this message never (too large, bad topic)
+                why = f"greengrass: the nucleus refuses a message of {len(item.payload)} bytes on {item.topic}"
+                answered.set_exception(SendRefused(f"{why} ({_one_line(error)})"))
             else:
                 if is_connection_error(error):
                     self.connection.lost(error)
@@ -414,7 +417,8 @@ class ComponentBridge:
 
     def read_component_configuration(self) -> dict[str, Any]:
         """The whole component configuration, as the nucleus holds it (``accessControl`` included)."""
-        response = wait(self.client.get_configuration_async(key_path=[]), self.timeout_s, "GetConfiguration")
+        response = wait(self.client.get_configuration_async(key_path=[]), self.timeout_s, "GetConfiguration",
+                        self.stop)  # fmt: skip
         value = response.value or {}
         if not isinstance(value, dict):
             raise ConfigError(f"(component configuration): must be an object (got {type(value).__name__})")

@@ -35,14 +35,24 @@ POLL_S = 0.2
 # a failure after this long, not after awscrt's default 20 s: the first ERROR line comes within 5 s.
 CONNACK_TIMEOUT_MS = 4000
 TLS_CHECK_AFTER_S = 1.5  # a TLS connection attempt still pending after this long is checked with Python's ssl
+STATUS_ACK_WAIT_S = 0.5  # stopping: how long the last statuses' PUBACKs are waited for, together
 FAILURE_LOG_INTERVAL_S = 60.0  # the same connection failure is logged again at most this often
 
 
-def render_topic(template: str, thing_name: str) -> str:
+def topic_level(text: str) -> str:
+    """``text`` (a source id, which may be a URI or a path) as one MQTT topic level: no ``/``, ``+``, ``#``."""
+    return "".join("_" if char in "/+#\0" else char for char in text) or "_"
+
+
+def render_topic(template: str, thing_name: str, source: str | None = None) -> str:
+    """The topic of ``template``; ``{source}`` (a detection's or snapshot's source id) only where ``source`` is
+    given: a status covers every source."""
+    fields = {"thing_name": thing_name, **({"source": topic_level(source)} if source is not None else {})}
     try:
-        topic = template.format(thing_name=thing_name)
+        topic = template.format(**fields)
     except (KeyError, IndexError, ValueError) as error:
-        raise PublishError(f"topic template {template!r}: only {{thing_name}} may be used ({error})") from None
+        allowed = " and ".join(f"{{{name}}}" for name in fields)
+        raise PublishError(f"topic template {template!r}: only {allowed} may be used ({error})") from None
     if not topic or "#" in topic or "+" in topic:
         raise PublishError(f"topic {topic!r}: a publish topic must be non-empty without wildcards")
     return topic
@@ -77,12 +87,16 @@ def build_mqtt5_client(
     behavior = (
         mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS if session_expiry_s > 0 else mqtt5.ClientSessionBehaviorType.CLEAN
     )
+    password = mqtt_password(mqtt)
     common: dict[str, Any] = {
+        "username": mqtt.username,
+        "password": password,
         "endpoint": mqtt.host,
         "port": mqtt.port,
         "client_id": client_id,
         "connect_options": mqtt5.ConnectPacket(
-            keep_alive_interval_sec=mqtt.keep_alive_s, session_expiry_interval_sec=session_expiry_s or None
+            keep_alive_interval_sec=mqtt.keep_alive_s, session_expiry_interval_sec=session_expiry_s or None,
+            username=mqtt.username, password=password,
         ),
         "session_behavior": behavior,
         "offline_queue_behavior": mqtt5.ClientOperationQueueBehaviorType.FAIL_ALL_ON_DISCONNECT,
@@ -108,6 +122,21 @@ def build_mqtt5_client(
         )
     except Exception as error:  # awscrt raises AwsCrtError for unreadable or mismatched PEM files
         raise PublishError(f"publish.mqtt.tls: cannot set up mutual TLS ({error})") from None
+
+
+def mqtt_password(mqtt: MqttConfig) -> str | None:
+    """The MQTT password: ``password``, or the first line of ``password_file`` (PublishError naming the key)."""
+    if mqtt.password is not None:
+        return mqtt.password.get_secret_value()
+    if mqtt.password_file is None:
+        return None
+    try:
+        lines = Path(mqtt.password_file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise PublishError(f"publish.mqtt.password_file: cannot read {mqtt.password_file} ({error})") from None
+    if not lines or not lines[0]:
+        raise PublishError(f"publish.mqtt.password_file: {mqtt.password_file} is empty (the password is line 1)")
+    return lines[0]
 
 
 def check_tls_files(mqtt: MqttConfig) -> None:
@@ -139,6 +168,8 @@ def _plain_client(options: Any, common: dict[str, Any]) -> Any:
     options.on_lifecycle_event_connection_failure_fn = common["on_lifecycle_connection_failure"]
     options.on_lifecycle_event_disconnection_fn = common["on_lifecycle_disconnection"]
     options.on_lifecycle_event_stopped_fn = common["on_lifecycle_stopped"]
+    if hasattr(options, "disable_metrics"):  # else awscrt appends "?SDK=..." to the user name a broker checks
+        options.disable_metrics = True
     return mqtt5.Client(options)
 
 
@@ -148,9 +179,33 @@ PUBACK_REFUSALS = {
     0x83: "implementation specific error",
     0x87: "not authorized (the broker's ACL or the device policy's iot:Publish)",
     0x90: "topic name invalid",
+    0x91: "packet identifier in use",
     0x97: "quota exceeded",
     0x99: "payload format invalid",
 }
+
+
+def puback_refusal(puback: Any, item: OutboxItem) -> str | None:
+    """Why the broker refused ``item`` (one line), or None when its PUBACK says it took it (0x00, 0x10).
+
+    awscrt hands over a reason code it has no name for as ``None``, the raw value lost: mosquitto answers 0x95
+    (packet too large) above its ``message_size_limit``, and None read as 0 counted 600 of 600 refused snapshots as
+    delivered. For a QoS 1 message, then, only a known code below 0x80 is a delivery; anything else is a refusal."""
+    if item.qos < 1:
+        return None  # QoS 0 has no PUBACK
+    code = getattr(puback, "reason_code", None)
+    detail = getattr(puback, "reason_string", None)
+    said = f"; the broker says: {detail}" if detail else ""
+    if code is None:
+        return (f"mqtt: the broker refuses messages on {item.topic}: a PUBACK reason code outside MQTT 5's list for"
+                f" PUBACK, for a message of {len(item.payload)} bytes (mosquitto answers 0x95, packet too large, above"
+                f" its message_size_limit){said}")  # fmt: skip
+    if int(code) >= 0x80:
+        meaning = PUBACK_REFUSALS.get(int(code), "refused")
+        return f"mqtt: the broker refuses messages on {item.topic}: {meaning} (reason code {int(code):#x}){said}"
+    return None
+
+
 # CONNACK reason codes (MQTT 5, 3.2.2.2) that no retry will fix, with what to check
 REFUSALS = {
     0x84: "unsupported protocol version",
@@ -171,7 +226,7 @@ def describe_connection_failure(data: Any, mqtt: MqttConfig) -> str:
     code = int(getattr(connack, "reason_code", 0) or 0) if connack is not None else 0
     where = f"{mqtt.host}:{mqtt.port}"
     if code >= 0x80:
-        return f"mqtt: {where} refused the connection: {REFUSALS.get(code, f'reason code {code:#x}')}"
+        return f"mqtt: {where} refused the connection: {refusal_advice(code, mqtt)}"
     if "DNS" in name:
         return f"mqtt: cannot resolve host {mqtt.host!r} (publish.mqtt.host; {name})"
     if "TLS" in name or "PKI" in name or "X509" in name:
@@ -180,11 +235,50 @@ def describe_connection_failure(data: Any, mqtt: MqttConfig) -> str:
         files = f"ca {mqtt.tls.ca or '(system trust store)'}, cert {mqtt.tls.cert}"
         return f"mqtt: TLS handshake with {where} failed ({name}): check publish.mqtt.tls ({files}) and the port"
     if "CONNACK_TIMEOUT" in name or "SOCKET_CLOSED" in name or "CONNECTION_CLOSED" in name:
-        hint = "a plain MQTT port spoken to with TLS?" if mqtt.tls else "a TLS port spoken to without TLS?"
-        return f"mqtt: {where} accepted the connection but no MQTT answer came ({name}; {hint})"
+        return f"mqtt: {where} accepted the connection but no MQTT answer came ({name}; {_no_answer_hint(name, mqtt)})"
     if "CONNECTION_REFUSED" in name:
         return f"mqtt: nothing listens on {where} ({name})"
     return f"mqtt: cannot connect to {where} ({name}: {error})"
+
+
+TLS_PORTS = (8883, 443, 8443)
+
+
+def _no_answer_hint(name: str, mqtt: MqttConfig) -> str:
+    """What most likely keeps the broker silent. A TLS mismatch makes the far end close the connection at once
+    (or sits on a TLS port); a connection that simply stays silent is more likely a frozen or overloaded broker or
+    a network that drops packets, and was called "a TLS port spoken to without TLS?" before."""
+    plain_to_tls = mqtt.tls is None and mqtt.port in TLS_PORTS
+    tls_to_plain = mqtt.tls is not None and mqtt.port == 1883
+    if plain_to_tls or (mqtt.tls is None and "CLOSED" in name):
+        return "a TLS port spoken to without TLS? set publish.mqtt.tls"
+    if tls_to_plain or (mqtt.tls is not None and "CLOSED" in name):
+        return "a plain MQTT port spoken to with TLS?"
+    return "the broker frozen or overloaded, or a network that drops packets; retrying"
+
+
+def is_aws_iot_core(host: str) -> bool:
+    """An AWS IoT Core data endpoint (``xxxx-ats.iot.REGION.amazonaws.com``): it authenticates by certificate."""
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn")) and ".iot." in host
+
+
+def refusal_advice(code: int, mqtt: MqttConfig) -> str:
+    """A CONNACK refusal and the fix for the broker at hand: AWS IoT Core checks certificates and policies, other
+    brokers (mosquitto, EMQX, HiveMQ) user names, passwords and ACLs."""
+    client = f"client id {mqtt.client_id!r}" if mqtt.client_id else "client id = the thing name"
+    if code in (0x86, 0x87, 0x8C):
+        meaning = REFUSALS[code].split(" (")[0]
+        if is_aws_iot_core(mqtt.host):
+            return (f"{meaning}: AWS IoT Core checks the device certificate (publish.mqtt.tls.cert: ACTIVE, attached to"
+                    f" the thing) and its policy, which must allow iot:Connect for the {client}")  # fmt: skip
+        if mqtt.username is None:
+            return (f"{meaning}: this broker wants a login? set publish.mqtt.username and publish.mqtt.password_file"
+                    " (or password)")  # fmt: skip
+        secret = f"password_file {mqtt.password_file}" if mqtt.password_file else "publish.mqtt.password"
+        # mosquitto answers a wrong password with 0x87 (not authorized), not 0x86: both name the login first
+        return (f"{meaning}: check publish.mqtt.username ({mqtt.username!r}) and the password ({secret}) against"
+                f" the broker's users, and that it lets this user connect ({client})")  # fmt: skip
+    return REFUSALS.get(code, f"reason code {code:#x}")
 
 
 def probe_tls(mqtt: MqttConfig, timeout_s: float = 3.0) -> str | None:
@@ -321,12 +415,9 @@ class MqttTransport(Transport):
                     error = SendRefused(why)
                 acked.set_exception(error)
                 return
-            puback = getattr(sent.result(), "puback", None)
-            code = int(getattr(puback, "reason_code", 0) or 0)
-            if code >= 0x80:
-                meaning = PUBACK_REFUSALS.get(code, "refused")
-                why = f"mqtt: the broker refuses messages on {item.topic}: {meaning} (reason code {code:#x})"
-                acked.set_exception(SendRefused(why))
+            refusal = puback_refusal(getattr(sent.result(), "puback", None), item)
+            if refusal is not None:
+                acked.set_exception(SendRefused(refusal))
             else:
                 acked.set_result(True)
 
@@ -349,9 +440,10 @@ class MqttPublisher(Publisher):
         from awscrt import mqtt5
 
         mqtt = config.publish.mqtt
-        self.topic = render_topic(mqtt.topic, config.thing_name)
+        self.thing_name = config.thing_name
+        self._templates = {"detection": mqtt.topic, "snapshot": mqtt.snapshot_topic}
+        self._topics: dict[tuple[str, str], str] = {}  # (kind, source id) -> topic: {source} rendered once each
         self.status_topic = render_topic(mqtt.status_topic, config.thing_name)
-        self.snapshot_topic = render_topic(mqtt.snapshot_topic, config.thing_name)
         self.qos = mqtt.qos if outbox is not None else 0
         self.retain_status = mqtt.retain_status
         self.not_connected_drops = 0  # QoS 0 messages dropped while not connected
@@ -371,8 +463,9 @@ class MqttPublisher(Publisher):
         """Topics and TLS files are checked before the outbox file is made (bad input creates nothing); QoS 0
         needs no outbox."""
         mqtt = config.publish.mqtt
-        for template in (mqtt.topic, mqtt.status_topic, mqtt.snapshot_topic):
-            render_topic(template, config.thing_name)
+        for template in (mqtt.topic, mqtt.snapshot_topic):
+            render_topic(template, config.thing_name, "check")
+        render_topic(mqtt.status_topic, config.thing_name)
         check_tls_files(mqtt)
         box = config.publish.outbox
         outbox = Outbox(outbox_path, box.max_messages, box.max_bytes, box.reserve_bytes) if mqtt.qos == 1 else None
@@ -388,9 +481,13 @@ class MqttPublisher(Publisher):
     def connected(self) -> threading.Event:
         return self.transport.connected
 
-    def first_outcome(self, timeout_s: float) -> Problem | None:
-        """Wait for the first connection attempt to end; its problem when it failed (``--fail-fast``)."""
-        self.transport.first_attempt.wait(timeout_s)
+    def first_outcome(self, timeout_s: float, stop: threading.Event | None = None) -> Problem | None:
+        """Wait for the first connection attempt to end; its problem when it failed (``--fail-fast``). Polled, so a
+        stop signal during the wait ends it within ``POLL_S``."""
+        deadline = time.monotonic() + timeout_s
+        while not self.transport.first_attempt.wait(max(0.0, min(POLL_S, deadline - time.monotonic()))):
+            if (stop is not None and stop.is_set()) or time.monotonic() >= deadline:
+                break
         if not self.transport.first_attempt.is_set():
             return Problem("mqtt", f"mqtt: no answer from {self.transport.mqtt.host} within {timeout_s:.0f}s",
                            time.time())  # fmt: skip
@@ -398,7 +495,7 @@ class MqttPublisher(Publisher):
 
     def publish(self, kind: str, message: dict[str, Any]) -> None:
         payload = encode(message)
-        topic = self.snapshot_topic if kind == "snapshot" else self.topic
+        topic = self.topic_of(kind, str(message.get("source", "")))
         if kind == "status":
             self._publish_status(payload)
         elif self.delivery is not None:
@@ -407,6 +504,15 @@ class MqttPublisher(Publisher):
             self.transport.client.publish(self.transport.packet(topic, payload, 0, False))
         else:
             self.not_connected_drops += 1  # at most once: not connected means not sent; counted as dropped
+
+    def topic_of(self, kind: str, source: str) -> str:
+        """The detection or snapshot topic of a message from ``source`` (``{source}`` filled in)."""
+        key = (kind, source)
+        topic = self._topics.get(key)
+        if topic is None:
+            template = self._templates["snapshot" if kind == "snapshot" else "detection"]
+            topic = self._topics[key] = render_topic(template, self.thing_name, source)
+        return topic
 
     def _publish_status(self, payload: bytes) -> None:
         if not self.transport.ready():
@@ -429,9 +535,10 @@ class MqttPublisher(Publisher):
     def close(self, timeout_s: float) -> None:
         """Send what the outbox holds while time allows, then disconnect cleanly; the rest stays on disk."""
         deadline = time.monotonic() + timeout_s
+        status_until = min(time.monotonic() + STATUS_ACK_WAIT_S, deadline - 0.5)  # all of them, not each
         for future in self._pending_status:
             try:
-                future.result(timeout=max(0.0, min(1.0, deadline - time.monotonic() - 0.5)))
+                future.result(timeout=max(0.0, status_until - time.monotonic()))
             except Exception:  # timeout or disconnect: status is best effort
                 break
         if self.delivery is None:

@@ -7,7 +7,10 @@ one name in :data:`edge_runtime.config.Target`. Remote publishers (``mqtt``, ``g
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,8 @@ from typing import Any, Callable
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.errors import ConfigError, PublishError
 from edge_runtime.publishers.base import JsonlFilePublisher, Publisher, StdoutPublisher
+
+log = logging.getLogger(__name__)
 
 DURABLE = ("mqtt", "greengrass")  # the targets that deliver through an outbox
 
@@ -43,8 +48,11 @@ def state_dir(config: RuntimeConfig, environ: Mapping[str, str]) -> Path:
 def outbox_path(context: PublisherContext, publisher: str) -> Path:
     """The outbox file of ``publisher``: ``publish.outbox.path`` (``{publisher}`` filled in), or the state dir's."""
     configured = context.config.publish.outbox.path
-    if configured is None:
-        return state_dir(context.config, context.environ) / f"outbox-{publisher}.sqlite3"
+    if configured is None:  # the thing name in it: two things on one host never share an outbox by default
+        folder = state_dir(context.config, context.environ)
+        path = folder / f"outbox-{publisher}-{_file_safe(context.config.thing_name)}.sqlite3"
+        adopt_legacy_outbox(folder / f"outbox-{publisher}.sqlite3", path)
+        return path
     durable = [target for target in dict.fromkeys(context.config.publish.targets) if target in DURABLE]
     if "{publisher}" not in configured and len(durable) > 1:
         raise ConfigError(
@@ -52,6 +60,38 @@ def outbox_path(context: PublisherContext, publisher: str) -> Path:
             f" path (got {configured!r})"
         )
     return Path(configured.replace("{publisher}", publisher))
+
+
+def _file_safe(name: str) -> str:
+    """``name`` as part of a file name (thing names are [A-Za-z0-9:_-]; anything else becomes ``_``)."""
+    return re.sub(r"[^A-Za-z0-9._:-]", "_", name)
+
+
+def adopt_legacy_outbox(legacy: Path, path: Path) -> None:
+    """An outbox left by a version without the thing name in its file name (``outbox-mqtt.sqlite3``) becomes this
+    thing's, so an upgrade sends what it held instead of leaving it behind. Not when the new file exists already or
+    another daemon holds the old one."""
+    from edge_runtime.publishers.outbox_lock import OutboxLock
+
+    if path.exists() or not legacy.exists():
+        return
+    lock = OutboxLock(legacy)
+    try:
+        lock.acquire()
+    except (OSError, PublishError):
+        return
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            old = legacy.with_name(legacy.name + suffix)
+            if old.exists():
+                os.replace(old, path.with_name(path.name + suffix))
+        log.info("%s: the outbox of an earlier version, now %s", legacy, path.name)
+    except OSError as error:
+        log.warning("%s: could not take over as %s (%s); its messages stay there", legacy, path.name, error)
+    finally:
+        lock.release()
+        with contextlib.suppress(OSError):
+            lock.path.unlink()
 
 
 def _stdout(context: PublisherContext) -> Publisher:

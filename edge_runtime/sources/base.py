@@ -9,13 +9,14 @@ so a stalled stream becomes an error the capture loop can act on rather than a t
 from __future__ import annotations
 
 import abc
+import base64
 import contextlib
+import http.client
 import logging
 import os
 import socket
 import threading
-import urllib.error
-import urllib.request
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +44,10 @@ class FrameSource(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    def check(self) -> None:  # noqa: B027 - optional hook: most sources have nothing to check before opening
+        """Raise SourceError for what no retry can fix (no such device node, no GStreamer in this OpenCV); called once
+        at start, so the daemon exits 2 with one line instead of reconnecting forever."""
 
     def rewind(self) -> None:
         """Start again from the beginning (files, for ``--loop``)."""
@@ -142,7 +147,20 @@ class OpenCVSource(FrameSource):
         self.size = size
         self._capture: Any = None
 
+    def check(self) -> None:
+        if self.kind == "camera" and not Path(f"/dev/video{int(self.target)}").exists():
+            raise SourceError(camera_problem(int(self.target)))
+        if self.kind == "gstreamer":
+            import cv2
+
+            if "GStreamer:                   YES" not in cv2.getBuildInformation():
+                raise SourceError(f"{self.name}: this OpenCV build has no GStreamer support (use the system OpenCV"
+                                  " on Jetson, or an rtsp:// uri)")  # fmt: skip
+
     def open(self) -> None:
+        # FFmpeg's own log lines ("moov atom not found") would come before ours, unasked: quiet unless the operator
+        # sets OPENCV_FFMPEG_LOGLEVEL (read once, by OpenCV's first FFmpeg capture)
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         import cv2
 
         timeout_ms = int(self.read_timeout_s * 1000)
@@ -166,7 +184,8 @@ class OpenCVSource(FrameSource):
             capture.release()
             if self.kind == "camera":
                 raise SourceError(camera_problem(int(self.target)))
-            raise SourceError(f"{self.name}: cannot open {self.kind} source")
+            problem = " (not a video FFmpeg can read?)" if self.kind == "file" else ""
+            raise SourceError(f"{self.name}: cannot open {self.kind} source{problem}")
         self._capture = capture
 
     def read(self) -> np.ndarray | None:
@@ -204,10 +223,40 @@ class MjpegHttpSource(FrameSource):
         self._late = threading.Event()  # the frame deadline passed and the socket was shut down
 
     def open(self) -> None:
+        """Connect and read the response headers, all within the stall timeout: a server that drips its headers a
+        byte at a time never trips a per-read timeout, so a timer shuts the socket down at the deadline."""
+        parts = urllib.parse.urlsplit(self.url)
+        kind = http.client.HTTPSConnection if parts.scheme.lower() == "https" else http.client.HTTPConnection
         try:
-            response = urllib.request.urlopen(self.url, timeout=self.read_timeout_s)
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise SourceError(f"{self.url}: cannot connect ({getattr(error, 'reason', error)})") from None
+            connection = kind(parts.hostname or "", parts.port, timeout=self.read_timeout_s)
+        except (ValueError, http.client.HTTPException) as error:
+            raise SourceError(f"{self.url}: not a usable URL ({error})") from None
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {}
+        if parts.username is not None:
+            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
+        self._late.clear()
+        deadline = threading.Timer(self.read_timeout_s, self._open_past_deadline, args=(connection,))
+        deadline.daemon = True
+        deadline.start()
+        try:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+        except (OSError, http.client.HTTPException) as error:
+            connection.close()
+            if self._late.is_set():
+                raise SourceError(f"{self.url}: no response within {self.read_timeout_s:g} s"
+                                  " (source.stall_timeout_s)") from None  # fmt: skip
+            raise SourceError(f"{self.url}: cannot connect ({error or type(error).__name__})") from None
+        finally:
+            deadline.cancel()
+        if self._late.is_set():  # the shutdown can end the header read as if the headers were complete
+            connection.close()
+            raise SourceError(f"{self.url}: no response within {self.read_timeout_s:g} s (source.stall_timeout_s)")
+        if response.status != 200:
+            connection.close()
+            raise SourceError(f"{self.url}: HTTP {response.status} {response.reason}")
         content_type = response.headers.get("Content-Type", "")
         if "multipart/x-mixed-replace" not in content_type or "boundary=" not in content_type:
             response.close()
@@ -246,6 +295,13 @@ class MjpegHttpSource(FrameSource):
     def _late_message(self) -> str:
         return (f"{self.url}: no complete frame within {self.read_timeout_s:g} s (stalled, or sending too slowly:"
                 " source.stall_timeout_s)")  # fmt: skip
+
+    def _open_past_deadline(self, connection: http.client.HTTPConnection) -> None:
+        """In the timer's thread: end a connect or header read that is past the deadline."""
+        self._late.set()
+        if connection.sock is not None:
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
 
     def _past_deadline(self) -> None:
         """In the timer's thread: end the blocked read by shutting the connection's socket down."""
@@ -331,35 +387,3 @@ class FakeSource(FrameSource):
 
     def close(self) -> None:
         self.is_open = False
-
-
-def source_kind(uri: str, kind: str = "auto") -> str:
-    """What ``uri`` names, when the config leaves ``kind`` as auto."""
-    if kind != "auto":
-        return kind
-    if uri.startswith("gst:") or "!" in uri:
-        return "gstreamer"
-    if uri.isdigit():
-        return "camera"
-    if "://" in uri:
-        return "stream"
-    if Path(uri).is_dir():
-        return "folder"
-    return "file"
-
-
-def make_source(config: Any) -> FrameSource:
-    """The adapter for a :class:`~edge_runtime.config.SourceConfig` (whose ``uri`` is set)."""
-    uri = str(config.uri)
-    kind = source_kind(uri, config.kind)
-    timeout = float(config.stall_timeout_s)
-    if kind == "folder":
-        return ImageFolderSource(uri)
-    if kind == "camera":
-        size = (config.width, config.height) if config.width and config.height else None
-        return OpenCVSource(int(uri), "camera", timeout, size)
-    if kind == "gstreamer":
-        return OpenCVSource(uri[4:] if uri.startswith("gst:") else uri, "gstreamer", timeout)
-    if kind == "stream" and uri.split("://", 1)[0].lower() in ("http", "https"):
-        return MjpegHttpSource(uri, timeout)
-    return OpenCVSource(uri, kind, timeout)

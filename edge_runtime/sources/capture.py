@@ -33,8 +33,10 @@ class Capture:
         reconnect_initial_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        source_id: str = "",
     ) -> None:
         self.source = source
+        self.source_id = source_id or source.name
         self.frames = frames
         self.stop_event = stop
         self.loop = loop
@@ -42,16 +44,29 @@ class Capture:
         self.reconnect_initial_s = reconnect_initial_s
         self.reconnect_max_s = reconnect_max_s
         self.clock = clock
-        self.state = "starting"
+        self._state = "starting"
+        self.state_since = clock()  # monotonic time the state last changed: connecting too long is a problem
         self.ended = threading.Event()  # set when a file source has delivered its last frame
         self.error: SourceError | None = None
+        self.last_error = ""  # the last open or read failure of a live source, for the status's problems
         self.captured = 0
         self.skipped = 0
         self.reconnects = 0
         self._seq = 0
         self._last_accepted = float("-inf")
+        self._next_due = float("-inf")  # live sources under max_fps: when the next frame is due
         self._is_open = False
         self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        if value != self._state:
+            self._state = value
+            self.state_since = self.clock()
 
     def open_now(self) -> None:
         """Open a file source before the daemon starts, so a missing file is a fatal one-line error (once)."""
@@ -59,8 +74,8 @@ class Capture:
             self.source.open()
             self._is_open = True
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+    def start(self, name: str = "capture") -> None:
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def join(self, timeout: float) -> bool:
@@ -127,6 +142,7 @@ class Capture:
                     self.source.open()
                     self._is_open = True
                 except SourceError as error:
+                    self.last_error = str(error)
                     log.warning("%s (retrying in %.1fs)", error, delay)
                     self.stop_event.wait(delay)
                     delay = min(delay * 2, self.reconnect_max_s)
@@ -136,6 +152,7 @@ class Capture:
                 if image is None:
                     raise SourceError(f"{self.source.name}: stream ended")
             except SourceError as error:
+                self.last_error = str(error)
                 log.warning("%s; reconnecting in %.1fs", error, delay)
                 self.source.close()
                 self._is_open = False
@@ -145,12 +162,16 @@ class Capture:
                 delay = min(delay * 2, self.reconnect_max_s)
                 continue
             self.state = "streaming"
+            self.last_error = ""
             delay = self.reconnect_initial_s
             now = self.clock()
-            if now - self._last_accepted < self.min_period:
+            if now < self._next_due:
                 self.skipped += 1
                 continue
-            self._last_accepted = now
+            # due times advance by the period, with half a period of slack after the arrival, so a camera already
+            # running at max_fps (rpicam-vid is asked for that frame rate) loses nothing to jitter, the long-run
+            # rate stays at most max_fps, and a gap never earns a burst
+            self._next_due = max(self._next_due + self.min_period, now + self.min_period / 2)
             self.frames.put(self._frame(image))
         self.state = "stopped"
 
@@ -166,4 +187,4 @@ class Capture:
 
         self._seq += 1
         self.captured += 1
-        return Frame(image=np.asarray(image), seq=self._seq, captured_at=time.time())
+        return Frame(image=np.asarray(image), seq=self._seq, captured_at=time.time(), source=self.source_id)

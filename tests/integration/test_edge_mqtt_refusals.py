@@ -72,6 +72,10 @@ def test_a_broker_refusing_detections_gives_degraded_and_a_bounded_log(
         "--set", f"state_dir={json.dumps(str(tmp_path / 'state'))}",
     )  # fmt: skip
     try:
+        assert daemon.stderr is not None
+        for line in daemon.stderr:  # from `running:` on (a loaded machine may take seconds to load the model)
+            if " running: " in line:
+                break
         time.sleep(6.0)  # ~120 detections, every one refused
     finally:
         daemon.terminate()

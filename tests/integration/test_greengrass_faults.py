@@ -127,7 +127,7 @@ def account(folder: Path, nucleus: Nucleus) -> tuple[set[int], set[int], set[int
     session = made_messages[0]["session"]
     made = {m["seq"] for m in made_messages}
     delivered = {m["seq"] for m in nucleus.delivered() if m["session"] == session}
-    outbox = Outbox(folder / "work" / "outbox-greengrass.sqlite3", 100_000, 50_000_000)
+    outbox = Outbox(folder / "work" / f"outbox-greengrass-{THING}.sqlite3", 100_000, 50_000_000)
     try:
         left = {json.loads(item.payload)["seq"] for item in outbox.peek(100_000)}
         dropped = outbox.stats()["dropped"]
@@ -192,5 +192,33 @@ def test_state_dir_defaults_outside_the_working_directory(folder: Path, model_di
                           "--status-interval", "0", env=env, stdout=subprocess.DEVNULL)  # fmt: skip
     _, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err
-    assert (folder / "state" / "edge-runtime" / "outbox-mqtt.sqlite3").is_file()
+    assert (folder / "state" / "edge-runtime" / "outbox-mqtt-edge-device.sqlite3").is_file()
     assert {path.name for path in REPO.iterdir()} == before
+
+
+def test_sigterm_within_5s_while_the_nucleus_is_frozen_at_start(folder: Path, model_dir: Path, video: Path) -> None:
+    """Frozen before the component connects (issue 21): the IPC handshake and the configuration read would wait
+    10 s each; SIGTERM ends start-up at once with one line and exit 0 (it was rc -15, no line)."""
+    nucleus = Nucleus(folder, configuration(video, folder))
+    nucleus.start()
+    nucleus.signal(signal.SIGSTOP)
+    daemon = start_component(nucleus, model_dir)
+    try:
+        assert wait_for(lambda: _takes_sigterm(daemon.pid) or daemon.poll() is not None, timeout=60)
+        time.sleep(1.0)  # inside the connection attempt to the frozen nucleus
+        assert daemon.poll() is None
+    finally:
+        code, seconds, err = stop_component(daemon)
+        nucleus.stop()
+    assert code == 0 and seconds < 5.0, (code, seconds, err[-3000:])
+    assert "stopped during start-up" in err and "Traceback" not in err, err[-3000:]
+
+
+def _takes_sigterm(pid: int) -> bool:
+    """The process has its SIGTERM handler (``main`` has begun): ``SigCgt`` in /proc has bit 15."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))

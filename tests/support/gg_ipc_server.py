@@ -18,6 +18,7 @@ SubscribeToConfigurationUpdate, UpdateState. Every request is recorded in :attr:
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -141,11 +142,13 @@ class GreengrassIpcServer:
         enforce_access: bool = False,
         interpolate_thing_name: str | None = None,
         record: Path | None = None,
+        max_payload: int | None = None,
     ) -> None:
         """``enforce_access``: refuse PublishToIoTCore/PublishToTopic as the nucleus does, unless the configuration's
         accessControl allows the topic; ``interpolate_thing_name``: the nucleus' interpolateComponentConfiguration
         (``{iot:thingName}`` in the configuration is replaced by it), else it stays literal, as by default."""
         self.enforce_access = enforce_access
+        self.max_payload = max_payload  # PublishToIoTCore above this many bytes: InvalidArgumentsError
         self.record = record  # PublishToIoTCore requests appended here as JSON lines before the answer (a process
         # killed with SIGKILL then leaves exactly what it acknowledged)
         self.interpolate_thing_name = interpolate_thing_name
@@ -288,6 +291,11 @@ class GreengrassIpcServer:
             error = {"message": f"Principal {self.component} is not authorized to perform"
                                 f" aws.greengrass#{name} on resource {topic}"}  # fmt: skip
             self._send(conn, write_lock, stream_id, "UnauthorizedError", error, kind=APPLICATION_ERROR)
+        elif name == "PublishToIoTCore" and self.max_payload is not None and len(
+            base64.b64decode(request.get("payload") or "")
+        ) > self.max_payload:
+            error = {"message": f"payload is larger than {self.max_payload} bytes"}
+            self._send(conn, write_lock, stream_id, "InvalidArgumentsError", error, kind=APPLICATION_ERROR)
         elif name == "PublishToIoTCore":
             if self.record is not None:  # one append-mode write(2) of the whole line: a SIGKILL cannot tear it
                 with self._lock:

@@ -152,3 +152,64 @@ def test_the_filesystem_reserve_is_a_setting(tmp_path: Path) -> None:
         assert [item.payload for item in outbox.peek(5)] == [b"m2"]  # the newest kept: oldest first out
     finally:
         outbox.close()
+
+
+def test_a_drop_warning_ends_on_time_though_the_wall_clock_steps_back(tmp_path: Path) -> None:
+    """Intervals run on the monotonic clock: a wall clock stepped back 3600 s (NTP, an RTC-less Pi getting its time)
+    kept the drop warning, timed with time.time(), for an hour; the `since` shown stays wall time."""
+    mono, wall = [1000.0], [1_800_000_000.0]
+    outbox = Outbox(tmp_path / "ob.sqlite3", max_messages=1, max_bytes=10**6,
+                    clock=lambda: mono[0], wall_clock=lambda: wall[0])  # fmt: skip
+    try:
+        outbox.put("t", b"m1")
+        outbox.put("t", b"m2")  # beyond max_messages: the oldest dropped
+        problem = outbox.problem()
+        assert problem is not None and problem[1] == 1_800_000_000.0  # since: wall time, for the status message
+        wall[0] -= 3600.0
+        mono[0] += 30.0
+        assert outbox.problem() is not None  # still within the 60 s it is shown for
+        mono[0] += 31.0
+        assert outbox.problem() is None  # 61 s later, whatever the wall clock says
+    finally:
+        outbox.close()
+
+
+def test_a_message_dropped_at_the_bound_while_in_flight_that_arrives_is_not_counted_lost(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "ob.sqlite3", max_messages=2, max_bytes=10**6)
+    try:
+        first = outbox.put("t", b"m1")
+        (in_flight,) = outbox.peek(1)  # sent, its PUBACK not back yet
+        outbox.put("t", b"m2")
+        outbox.put("t", b"m3")  # beyond the bound: m1 dropped while in flight
+        assert outbox.stats()["dropped"] == 1
+        outbox.ack(in_flight.id)  # ... and then its PUBACK came: it arrived
+        assert in_flight.id == first and outbox.stats() == {"depth": 2, "bytes": 4, "dropped": 0}
+        outbox.ack(outbox.peek(1)[0].id)  # an ordinary delivery changes no count
+        assert outbox.stats() == {"depth": 1, "bytes": 2, "dropped": 0}
+    finally:
+        outbox.close()
+
+
+def test_a_drained_outbox_gives_its_disk_back_by_close(tmp_path: Path) -> None:
+    """Drained and closed within SHRINK_INTERVAL_S (a daemon stopped soon after an outage), the files shrink too;
+    so does a file made without auto_vacuum (an earlier version's)."""
+    import sqlite3
+
+    path = tmp_path / "ob.sqlite3"
+    from edge_runtime.publishers.outbox import SCHEMA
+
+    legacy = sqlite3.connect(path)  # an earlier version's file: its tables made with auto_vacuum off
+    legacy.execute("PRAGMA journal_mode=WAL")
+    legacy.executescript(SCHEMA)
+    legacy.close()
+    outbox = Outbox(path, max_messages=100_000, max_bytes=10**8)
+    for _ in range(2):  # two rounds: the second drain comes within SHRINK_INTERVAL_S of the first
+        for seq in range(400):
+            outbox.put("t", os.urandom(10_000) + str(seq).encode())
+        while outbox.stats()["depth"]:
+            for item in outbox.peek(100):
+                outbox.ack(item.id)
+    outbox.close()
+    size = sum(path.with_name(path.name + suffix).stat().st_size
+               for suffix in ("", "-wal") if path.with_name(path.name + suffix).exists())  # fmt: skip
+    assert size < 200_000, size  # 4 MB went through it

@@ -115,11 +115,11 @@ def test_publisher_registry_covers_every_target_and_places_outboxes(tmp_path: Pa
     assert set(FACTORIES) == set(get_args(Target))  # a target without a factory (or the reverse) is a bug
     home = {"HOME": str(tmp_path / "home")}
     default = PublisherContext(validate({"publish": {"targets": ["mqtt"]}}), "s", environ=home)
-    assert outbox_path(default, "mqtt") == tmp_path / "home/.local/state/edge-runtime/outbox-mqtt.sqlite3"
+    assert outbox_path(default, "mqtt") == tmp_path / "home/.local/state/edge-runtime/outbox-mqtt-edge-device.sqlite3"
     xdg = PublisherContext(default.config, "s", environ={**home, "XDG_STATE_HOME": str(tmp_path / "xdg")})
-    assert outbox_path(xdg, "mqtt") == tmp_path / "xdg/edge-runtime/outbox-mqtt.sqlite3"
-    state = PublisherContext(validate({"state_dir": str(tmp_path / "work")}), "s", environ=home)
-    assert outbox_path(state, "greengrass") == tmp_path / "work/outbox-greengrass.sqlite3"
+    assert outbox_path(xdg, "mqtt") == tmp_path / "xdg/edge-runtime/outbox-mqtt-edge-device.sqlite3"
+    state = PublisherContext(validate({"state_dir": str(tmp_path / "work"), "thing_name": "cam/1"}), "s", environ=home)
+    assert outbox_path(state, "greengrass") == tmp_path / "work/outbox-greengrass-cam_1.sqlite3"
     both = validate({"publish": {"targets": ["mqtt", "greengrass"], "outbox": {"path": str(tmp_path / "ob.db")}}})
     with pytest.raises(ConfigError, match=r"mqtt and greengrass need one outbox file each: put \{publisher\}"):
         outbox_path(PublisherContext(both, "s", environ=home), "mqtt")

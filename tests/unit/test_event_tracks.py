@@ -28,9 +28,9 @@ from edge_runtime.events.config import EventsConfig
 from edge_runtime.events.tracker import Observation, iou
 from edge_runtime.frames import Frame
 from edge_runtime.messages import validate_message
-from edge_runtime.pipeline import Pipeline
 from edge_runtime.publishers.base import RecordingPublisher
-from edge_runtime.sources.base import make_source
+from edge_runtime.sources.registry import make_source
+from tests.support.assembly import one_source_daemon
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,18 +130,18 @@ def test_the_demo_video_through_the_pipeline_reports_every_class_and_ends_every_
     assert sum(len(boxes) for boxes in truth) > 0
     recorder = RecordingPublisher()
     stop = threading.Event()
-    source = make_source(SourceConfig(uri=str(video)))
+    source = make_source(SourceConfig(uri=str(video)), "source")
     detector = create_detector(ModelConfig(path=str(DEMO_MODEL)))
-    pipeline = Pipeline(
+    daemon = one_source_daemon(
         source, detector, [recorder], stop, publish_mode="events", events=EventsConfig(), status_interval_s=0
     )
-    pipeline.start()
-    assert wait_until(pipeline.finished.is_set, 120.0)
-    assert pipeline.stop(5.0)
+    daemon.start()
+    assert wait_until(daemon.finished.is_set, 120.0)
+    assert daemon.stop(5.0)
     messages = recorder.of_kind("detection")
     for message in messages:
         validate_message(message)
     news = sorted(m["id"] for m in messages if m["event"] == "new")
     assert news and news == sorted(m["id"] for m in messages if m["event"] == "end")
     assert {m["label"] for m in messages} == set(detector.info.class_names or ())
-    assert pipeline.stats.processed == 150 and len(messages) < 150
+    assert daemon.stats.processed == 150 and len(messages) < 150

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.config import load_config
+from edge_runtime.daemon import Daemon
 from edge_runtime.detectors.base import Detection
 from edge_runtime.detectors.fake import FakeDetector
 from edge_runtime.errors import ConfigError
@@ -17,10 +18,10 @@ from edge_runtime.events.builder import EventStream
 from edge_runtime.events.config import EventsConfig
 from edge_runtime.events.tracker import Observation, Tracker, greedy_match, iou
 from edge_runtime.messages import encode, validate_message
-from edge_runtime.pipeline import Pipeline
 from edge_runtime.publishers.base import RecordingPublisher
 from edge_runtime.snapshots import SnapshotConfig
 from edge_runtime.sources.base import FakeSource
+from tests.support.assembly import one_source_daemon
 from tests.support.waiting import wait_until
 
 FPS = 5.0
@@ -196,7 +197,7 @@ def test_the_best_snapshot_rides_on_the_end_within_its_budget() -> None:
     assert len(encode(out[1])) <= 30_000 and snapshot["width"] < 640  # downscaled to fit
 
 
-def run_events_pipeline(count: int, stop_after: int | None = None) -> tuple[Pipeline, RecordingPublisher]:
+def run_events_pipeline(count: int, stop_after: int | None = None) -> tuple[Daemon, RecordingPublisher]:
     def script(call: int) -> list[Detection]:  # one box that stays, one that comes and goes every 20 frames
         boxes = [Detection("thing", 0, 0.9, (6.0, 5.0, 30.0, 40.0), (0.1, 0.1, 0.47, 0.83))]
         if (call // 20) % 2 == 0:
@@ -208,16 +209,16 @@ def run_events_pipeline(count: int, stop_after: int | None = None) -> tuple[Pipe
     source = FakeSource(count=count, live=stop_after is not None)
     detector = FakeDetector(script=script)
     config = EventsConfig(min_hits=2, max_age_s=0.05)
-    pipeline = Pipeline(
+    daemon = one_source_daemon(
         source, detector, [recorder], stop, publish_mode="events", events=config, status_interval_s=0, max_fps=100
     )
-    pipeline.start()
+    daemon.start()
     if stop_after is None:
-        assert wait_until(pipeline.finished.is_set, 20.0)
+        assert wait_until(daemon.finished.is_set, 20.0)
     else:
         assert wait_until(lambda: len(detector.calls) >= stop_after, 20.0)
-    assert pipeline.stop(3.0)
-    return pipeline, recorder
+    assert daemon.stop(3.0)
+    return daemon, recorder
 
 
 def test_events_mode_in_the_pipeline_every_new_has_its_end_through_a_stop() -> None:

@@ -15,7 +15,6 @@ from edge_runtime.config import ConfigError, load_config
 from edge_runtime.detectors.base import Detection
 from edge_runtime.detectors.fake import FakeDetector
 from edge_runtime.messages import encode, validate_message
-from edge_runtime.pipeline import Pipeline
 from edge_runtime.publishers.base import Publisher
 from edge_runtime.snapshots import (
     RateLimiter,
@@ -26,6 +25,7 @@ from edge_runtime.snapshots import (
     fit_snapshot,
 )
 from edge_runtime.sources.base import FakeSource
+from tests.support.assembly import one_source_daemon
 
 
 def detection(seq: int = 7, width: int = 640, height: int = 480, boxes: int = 1) -> dict[str, Any]:
@@ -168,7 +168,7 @@ def boxes_on_odd(call: int) -> list[Detection]:
 def test_pipeline_publishes_a_snapshot_after_a_detection_with_boxes(enabled: bool) -> None:
     out = AnyKind()
     stop = threading.Event()
-    pipeline = Pipeline(FakeSource(count=12), FakeDetector(script=boxes_on_odd), [out], stop, device="dev-1",
+    pipeline = one_source_daemon(FakeSource(count=12), FakeDetector(script=boxes_on_odd), [out], stop, device="dev-1",
                         status_interval_s=0, snapshots=SnapshotConfig(enabled=enabled, per_minute=3))  # fmt: skip
     pipeline.start()
     deadline = time.monotonic() + 10
@@ -184,6 +184,6 @@ def test_pipeline_publishes_a_snapshot_after_a_detection_with_boxes(enabled: boo
     by_seq = {m["seq"]: m for kind, m in out.messages if kind == "detection"}
     for snap in snaps:
         validate_message(snap)
-        assert by_seq[snap["seq"]]["detections"] and snap["session"] == pipeline.session
+        assert by_seq[snap["seq"]]["detections"] and snap["session"] == pipeline.session.id
         # each snapshot follows its own detection message
         assert kinds[out.messages.index(("snapshot", snap)) - 1] == "detection"
