@@ -62,6 +62,7 @@ class SignalWatch:
             self.name = name
         if self.installed or threading.current_thread() is not threading.main_thread():
             return  # signals reach the main thread only: a caller in another thread (tests) keeps what it has
+        self._reset()  # a fresh start: what an earlier install (in-process callers, tests) recorded is not ours
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)  # the C handler must never block on a full pipe
         self._pipe = (read_fd, write_fd)
@@ -95,9 +96,13 @@ class SignalWatch:
         for signum in pending:
             signal.raise_signal(signum)
 
-    def finish(self) -> None:
-        """An in-process caller of ``main`` (tests) is done: the signals and a clean slate back."""
-        self.uninstall(act=False)
+    def finish(self, act: bool = False) -> None:
+        """An in-process caller (``main`` from tests, a block that installed for itself) is done: the signals and
+        a clean slate back."""
+        self.uninstall(act=act)
+        self._reset()
+
+    def _reset(self) -> None:
         with self._lock:
             self.received.clear()
             self._handled = 0
@@ -193,4 +198,4 @@ def stop_on_signals(stop: threading.Event, name: str = "edge-runtime") -> Iterat
     finally:
         WATCH.unbind(stop)
         if own:
-            WATCH.uninstall()
+            WATCH.finish(act=True)

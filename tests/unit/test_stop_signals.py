@@ -47,3 +47,16 @@ def test_release_delivers_a_pending_sigint_the_default_way() -> None:
     with pytest.raises(KeyboardInterrupt):
         watch.release()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_signals_of_an_earlier_block_are_not_delivered_again() -> None:
+    """An in-process caller (tests calling ``main`` one after another): what one run recorded is not the next's."""
+    from edge_runtime.stop_signals import WATCH
+
+    stop = threading.Event()
+    with stop_on_signals(stop, "first"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5)
+    WATCH.install()
+    WATCH.release()  # a command that does not stop on signals: nothing pending, so nothing is raised
+    assert not WATCH.stopping.is_set()
