@@ -1,11 +1,12 @@
-"""The start-up check of a component's accessControl against the topics it will publish to (edge_runtime.access)."""
+"""The start-up check of a component's accessControl against the topics it will publish to
+(edge_runtime.greengrass.access)."""
 
 from __future__ import annotations
 
 import pytest
 
-from edge_runtime.access import check_publish_access, topic_matches
 from edge_runtime.errors import ConfigError
+from edge_runtime.greengrass.access import check_publish_access, topic_matches
 
 TOPIC = "ml/object-detection/cam-1"
 

@@ -25,7 +25,10 @@ from edge_runtime.config import GreengrassConfig, validate
 from edge_runtime.detectors.fake import FakeDetector
 from edge_runtime.errors import PublishError
 from edge_runtime.greengrass import component_config, in_greengrass
-from edge_runtime.publishers.ipc import ComponentBridge, IpcConnection, IpcPublisher, LiveConfig
+from edge_runtime.greengrass.bridge import ComponentBridge
+from edge_runtime.greengrass.live_config import LiveConfig
+from edge_runtime.greengrass.nucleus import IpcConnection
+from edge_runtime.publishers.ipc import IpcPublisher
 from edge_runtime.publishers.outbox import Outbox
 from tests.support.waiting import wait_until
 
@@ -90,7 +93,7 @@ def test_inference_recipe_contract() -> None:
     assert policy["resources"] == [  # no interpolation needed
         "ml/object-detection/+", "ml/object-detection/+/status", "ml/object-detection/+/snapshot"
     ]
-    from edge_runtime.access import check_publish_access
+    from edge_runtime.greengrass.access import check_publish_access
     from edge_runtime.publishers.ipc import GreengrassTopics
 
     # the component's own start-up check passes the recipe's defaults for any thing name (ConfigError otherwise)
