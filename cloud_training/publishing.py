@@ -81,7 +81,7 @@ def runtime_version(explicit: Optional[str], root: Path = REPO) -> str:
     (what ``gdk component build``/``publish`` or ``make component`` wrote), else its gdk-config.json version."""
     if explicit:
         return explicit
-    project = root / "components" / INFERENCE_COMPONENT
+    project = root  # the inference component's gdk project is the repository root
     for recipe in (project / "greengrass-build" / "recipes" / "recipe.json",
                    root / "greengrass-build" / "recipes" / f"{INFERENCE_COMPONENT}.json"):  # fmt: skip
         if recipe.is_file():

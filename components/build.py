@@ -1,14 +1,16 @@
-"""Build the Greengrass components: for gdk (``gdk component build`` in a project) and for ``make component``.
+"""Build the Greengrass components: for gdk (``gdk component build``) and for ``make component``.
 
-The two components are two gdk projects, one component each (gdk handles one per project, as AWS ships its ML
-components), each with its ``gdk-config.json`` and source recipe ``recipe.json`` at the project root:
+The recipes live in ``recipes/`` (``<name>.json``); gdk builds and publishes one component per project, with its
+``gdk-config.json`` and ``recipe.json`` (here a link into ``recipes/``) at the project root:
 
-    components/ssd.ObjectDetector/          the daemon: ssd-object-detector.zip (wheel + install.sh + run.sh)
+    ./                                      the inference component (the repository root, what gdk users type in):
+                                            ssd-object-detector.zip (wheel + install.sh + run.sh) and the wheelhouses
     components/ssd.ObjectDetector.Model/    the model store: model.zip (a deploy model folder's files)
 
-``gdk component build`` there runs this script as its custom build (``python3 ../build.py --project .``), after
-gdk emptied ``greengrass-build/`` and made ``greengrass-build/artifacts/<name>/<version>/`` with the version exactly
-as gdk-config.json states it (``NEXT_PATCH`` included). It writes what ``gdk component publish`` then reads:
+``gdk component build`` there runs this script as its custom build (``python3 components/build.py --project .`` at
+the root, ``python3 ../build.py --project .`` in the model's project), after gdk emptied ``greengrass-build/`` and
+made ``greengrass-build/artifacts/<name>/<version>/`` with the version exactly as gdk-config.json states it
+(``NEXT_PATCH`` included). It writes what ``gdk component publish`` then reads:
 
     greengrass-build/recipes/recipe.json                     the project's recipe file name, filled in
     greengrass-build/artifacts/<name>/<version>/<artifact>   every file here is uploaded to <name>/<resolved version>/
@@ -16,6 +18,8 @@ as gdk-config.json states it (``NEXT_PATCH`` included). It writes what ``gdk com
 gdk publish resolves ``NEXT_PATCH`` (1.0.0, or the account's highest version's next patch), writes the version into
 the recipe and rewrites the artifact URIs ``s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/<artifact>``; so the
 built recipe keeps that URI and states the version as configured, ``NEXT_PATCH`` too, as gdk's own zip build does.
+Run it through ``components/publish.py`` (``make publish``), which refuses a version that exists before gdk
+uploads anything: gdk itself overwrites the live version's artifacts before the service refuses the version.
 
 ``make component`` (no ``--project``) builds both into one ``greengrass-build/`` at the repository root, named
 ``recipes/<name>.json``: the daemon at its gdk-config.json version, the model (from models/demo or ``--model``) at
@@ -61,8 +65,9 @@ class BuildError(Exception):
 
 
 def project_dir(root: Path, name: str) -> Path:
-    """The gdk project of one component: ``components/<name>/``."""
-    return root / "components" / name
+    """The gdk project of one component: the repository root for the inference component (gdk users build there),
+    ``components/<name>/`` for the model."""
+    return root if name == INFERENCE_COMPONENT else root / "components" / name
 
 
 def read_project(project: Path) -> tuple[str, str, str]:
@@ -163,8 +168,8 @@ def _urlsafe_sha256(data: bytes) -> str:
 
 
 def load_template(root: Path, name: str) -> dict[str, Any]:
-    """A component's source recipe: its gdk project's recipe.json."""
-    template: dict[str, Any] = json.loads((project_dir(root, name) / RECIPE_FILE).read_text())
+    """A component's source recipe: ``recipes/<name>.json`` (its gdk project's recipe.json links to it)."""
+    template: dict[str, Any] = json.loads((root / "recipes" / f"{name}.json").read_text())
     return template
 
 

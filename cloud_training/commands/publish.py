@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--runtime-component", default=INFERENCE_COMPONENT,
                         help=f"inference component to deploy with the model (default {INFERENCE_COMPONENT})")
     parser.add_argument("--runtime-version", metavar="X.Y.Z",
-                        help="its version (default: its built recipe's, else components/ssd.ObjectDetector/"
+                        help="its version (default: its built recipe's, else the repository root's "
                              "gdk-config.json's)")
     parser.add_argument("--replace", action="store_true",
                         help="deploy only these two components, dropping the others of the current deployment")

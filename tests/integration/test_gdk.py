@@ -1,7 +1,8 @@
 """The real gdk CLI (1.6.2) on both gdk projects: ``gdk component build`` in a clean clone, ``gdk component publish``.
 
 Build runs gdk's own console script in a separate process, in a ``git clone`` of this repository's committed state,
-exactly as README's Greengrass section says (``cd components/<name> && gdk component build``). Every gdk command
+exactly as README's Greengrass section says (``gdk component build`` at the root for the inference component,
+``cd components/ssd.ObjectDetector.Model && gdk component build`` for the model). Every gdk command
 makes two HTTPS requests with ``requests``: its latest version (raw.githubusercontent.com) and the test framework's
 latest release (api.github.com), and goes on without them when they fail. The subprocess gets a proxy on a closed
 loopback port, so both fail at once and nothing leaves the machine; in process, ``requests.get`` refuses.
@@ -92,12 +93,17 @@ def gdk_env() -> dict[str, str]:
     return env
 
 
+def project_of(root: Path, name: str) -> Path:
+    """The gdk project of a component: the repository root (inference) or components/<name> (model)."""
+    return root if name == RUNTIME else root / "components" / name
+
+
 @pytest.fixture(scope="module")
 def built(clone: Path) -> dict[str, subprocess.CompletedProcess]:
     """``gdk component build`` in each project of the clone, as a user runs it."""
     runs = {}
     for name in (RUNTIME, MODEL):
-        runs[name] = subprocess.run([str(gdk_cli()), "component", "build"], cwd=clone / "components" / name,
+        runs[name] = subprocess.run([str(gdk_cli()), "component", "build"], cwd=project_of(clone, name),
                                     env=gdk_env(), capture_output=True, text=True, timeout=120)
     return runs
 
@@ -108,8 +114,8 @@ def test_gdk_component_build_in_a_clean_clone(clone: Path, built: dict[str, subp
     for name, run in built.items():
         assert run.returncode == 0, f"{name}: {run.stdout[-3000:]}{run.stderr[-3000:]}"
         assert "Using custom build configuration" in run.stderr  # gdk's log (stderr): our build, run by gdk
-    runtime = clone / "components" / RUNTIME / "greengrass-build"
-    model = clone / "components" / MODEL / "greengrass-build"
+    runtime = project_of(clone, RUNTIME) / "greengrass-build"
+    model = project_of(clone, MODEL) / "greengrass-build"
     assert files_under(runtime) == ["artifacts/ssd.ObjectDetector/0.1.0/ssd-object-detector.zip", "recipes/recipe.json"]
     assert files_under(model) == ["artifacts/ssd.ObjectDetector.Model/NEXT_PATCH/model.zip", "recipes/recipe.json"]
 
@@ -193,10 +199,10 @@ def capture_recipes(client: Any) -> list[dict]:
 
 @pytest.fixture
 def projects(built: dict[str, subprocess.CompletedProcess], clone: Path, tmp_path: Path) -> Path:
-    """A copy of the clone's built gdk projects (publish writes its recipe beside the build's)."""
+    """A copy of the clone with its built gdk projects (publish writes its recipe beside the build's)."""
     assert all(run.returncode == 0 for run in built.values()), "gdk component build failed: see the build test"
-    shutil.copytree(clone / "components", tmp_path / "components")
-    return tmp_path / "components"
+    shutil.copytree(clone, tmp_path / "repo", symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    return tmp_path / "repo"
 
 
 def empty_bucket(s3: Any) -> None:
@@ -219,15 +225,15 @@ def test_gdk_component_publish_both(projects: Path, s3_bucket: Any, monkeypatch:
     expect_publish(stub, RUNTIME, [], next_patch=False)
     expect_publish(stub, MODEL, ["1.0.4", "1.0.2"], next_patch=True)  # newest first, as the service
     with stub:
-        publish_project(projects / RUNTIME, monkeypatch, client)
+        publish_project(project_of(projects, RUNTIME), monkeypatch, client)
         assert s3.get_bucket_location(Bucket=BUCKET)["LocationConstraint"] is None  # gdk made it, in us-east-1
-        publish_project(projects / MODEL, monkeypatch, client)  # the bucket exists now: gdk keeps it
+        publish_project(project_of(projects, MODEL), monkeypatch, client)  # the bucket exists now: gdk keeps it
         stub.assert_no_pending_responses()
 
     keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
     assert keys == ["ssd.ObjectDetector.Model/1.0.5/model.zip", "ssd.ObjectDetector/0.1.0/ssd-object-detector.zip"]
-    runtime_build = projects / RUNTIME / "greengrass-build"
-    model_build = projects / MODEL / "greengrass-build"
+    runtime_build = project_of(projects, RUNTIME) / "greengrass-build"
+    model_build = project_of(projects, MODEL) / "greengrass-build"
     runtime_zip = s3.get_object(Bucket=BUCKET, Key=keys[1])["Body"].read()
     model_zip = s3.get_object(Bucket=BUCKET, Key=keys[0])["Body"].read()
     assert runtime_zip == (runtime_build / "artifacts" / RUNTIME / "0.1.0" / "ssd-object-detector.zip").read_bytes()
@@ -259,7 +265,7 @@ def test_gdk_next_patch_starts_at_1_0_0_and_a_refusal_fails(projects: Path, s3_b
     sent = capture_recipes(client)
     expect_publish(stub, MODEL, [], next_patch=True)
     with stub:
-        publish_project(projects / MODEL, monkeypatch, client)
+        publish_project(project_of(projects, MODEL), monkeypatch, client)
         stub.assert_no_pending_responses()
     assert [(r["ComponentName"], r["ComponentVersion"]) for r in sent] == [(MODEL, "1.0.0")]
     assert [i["Key"] for i in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == [f"{MODEL}/1.0.0/model.zip"]
@@ -270,7 +276,7 @@ def test_gdk_next_patch_starts_at_1_0_0_and_a_refusal_fails(projects: Path, s3_b
     stub.add_client_error("create_component_version", service_error_code="ConflictException",
                           service_message="ssd.ObjectDetector 0.1.0 already exists", http_status_code=409)
     with stub, pytest.raises(AssertionError, match="exited 1"):
-        publish_project(projects / RUNTIME, monkeypatch, client, "--bucket", s3_bucket.name)
+        publish_project(project_of(projects, RUNTIME), monkeypatch, client, "--bucket", s3_bucket.name)
     stub.assert_no_pending_responses()
     assert s3_bucket.keys() == [f"{RUNTIME}/0.1.0/ssd-object-detector.zip"]
     empty_bucket(s3)

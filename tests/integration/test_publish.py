@@ -119,8 +119,7 @@ def test_replace_deploys_only_the_two_components(model_dir, s3_bucket, monkeypat
 def test_the_runtime_version_comes_from_the_built_recipe(tmp_path):
     from cloud_training.publishing import runtime_version
 
-    project = tmp_path / "components" / "ssd.ObjectDetector"
-    project.mkdir(parents=True)
+    project = tmp_path  # the inference component's gdk project: the repository root
     (project / "gdk-config.json").write_text(json.dumps(
         {"component": {"ssd.ObjectDetector": {"version": "NEXT_PATCH"}}}))  # fmt: skip
     with pytest.raises(Exception, match="--runtime-version is needed"):

@@ -15,9 +15,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def copy_of_sources(into: Path) -> Path:
-    """What build.py reads for the runtime component: the projects, the package and pyproject.toml."""
-    shutil.copytree(REPO / "components", into / "components", ignore=shutil.ignore_patterns("greengrass-build",
-                                                                                             "__pycache__"))
+    """What build.py reads: the root project (gdk-config.json, recipe.json), recipes/, components/, the package and
+    pyproject.toml."""
+    ignore = shutil.ignore_patterns("greengrass-build", "__pycache__")
+    shutil.copytree(REPO / "components", into / "components", ignore=ignore, symlinks=True)
+    shutil.copytree(REPO / "recipes", into / "recipes")
+    shutil.copy(REPO / "gdk-config.json", into / "gdk-config.json")
+    (into / "recipe.json").symlink_to("recipes/ssd.ObjectDetector.json")
     shutil.copytree(REPO / "edge_runtime", into / "edge_runtime", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", into / "pyproject.toml")
     return into
@@ -36,13 +40,13 @@ def build(project: Path, *args: str) -> subprocess.CompletedProcess:
     command = json.loads((project / "gdk-config.json").read_text())
     ((_, component),) = command["component"].items()
     argv = component["build"]["custom_build_command"]
-    assert argv[:2] == ["python3", "../build.py"]
+    assert argv[:2] in (["python3", "../build.py"], ["python3", "components/build.py"])
     return subprocess.run([sys.executable, *argv[1:], *args], cwd=project, capture_output=True, text=True, timeout=120)
 
 
 def test_next_patch_is_kept_for_gdk_publish(tmp_path: Path) -> None:
     root = copy_of_sources(tmp_path)
-    project = root / "components" / "ssd.ObjectDetector"
+    project = root  # the inference component's gdk project is the repository root
     set_version(project, "NEXT_PATCH")
     run = build(project)
     assert run.returncode == 0, run.stderr
@@ -55,7 +59,7 @@ def test_next_patch_is_kept_for_gdk_publish(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("version", ["1.0", "next_patch", "v1.0.0"])
 def test_a_version_gdk_would_refuse_is_one_line(tmp_path: Path, version: str) -> None:
-    project = copy_of_sources(tmp_path) / "components" / "ssd.ObjectDetector"
+    project = copy_of_sources(tmp_path)
     set_version(project, version)
     run = build(project)
     assert run.returncode == 2

@@ -34,8 +34,8 @@ from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO.parent / "shared" / "schemas" / "gdk"
-PROJECTS = sorted(path.parent for path in (REPO / "components").glob("*/gdk-config.json"))  # one per component
-RECIPES = [project / "recipe.json" for project in PROJECTS]
+PROJECTS = [REPO, REPO / "components" / "ssd.ObjectDetector.Model"]  # gdk projects: one component each
+RECIPES = sorted((REPO / "recipes").glob("*.json"))
 
 
 def lower_keys(value: Any) -> Any:
@@ -54,7 +54,7 @@ def load_build() -> Any:
     return module
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=[path.parent.name for path in RECIPES])
+@pytest.mark.parametrize("recipe", RECIPES, ids=[path.stem for path in RECIPES])
 def test_recipe_is_valid_for_gdk_and_small(recipe: Path) -> None:
     schema = json.loads((SCHEMAS / "recipe_schema.json").read_text())
     jsonschema.validate(lower_keys(json.loads(recipe.read_text())), schema)
@@ -69,17 +69,20 @@ def test_schema_check_can_fail() -> None:
         jsonschema.validate(recipe, schema)
 
 
-@pytest.mark.parametrize("project", PROJECTS, ids=[path.name for path in PROJECTS])
+@pytest.mark.parametrize("project", PROJECTS, ids=["root", "model"])
 def test_gdk_config_is_valid(project: Path) -> None:
+    """Each gdk project: a valid gdk-config.json naming the component of its recipe.json, a link into recipes/."""
     schema = json.loads((SCHEMAS / "config_schema.json").read_text())
-    assert [path.name for path in PROJECTS] == ["ssd.ObjectDetector", "ssd.ObjectDetector.Model"]
     config = json.loads((project / "gdk-config.json").read_text())
     jsonschema.validate(config, schema)
-    assert list(config["component"]) == [json.loads((project / "recipe.json").read_text())["ComponentName"]]
+    (name,) = config["component"]
+    assert (project / "recipe.json").is_symlink()
+    assert (project / "recipe.json").resolve() == REPO / "recipes" / f"{name}.json"
+    assert json.loads((project / "recipe.json").read_text())["ComponentName"] == name
 
 
 def test_inference_recipe_contract() -> None:
-    recipe = json.loads((REPO / "components" / "ssd.ObjectDetector" / "recipe.json").read_text())
+    recipe = json.loads((REPO / "recipes" / "ssd.ObjectDetector.json").read_text())
     assert recipe["ComponentDependencies"]["ssd.ObjectDetector.Model"]["DependencyType"] == "HARD"
     platforms = [manifest["Platform"] for manifest in recipe["Manifests"]]
     assert {p["architecture"] for p in platforms} == {"aarch64", "amd64"}  # no armv7l: no onnxruntime wheel
