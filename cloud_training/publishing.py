@@ -82,12 +82,11 @@ def runtime_version(explicit: Optional[str], root: Path = REPO) -> str:
     if explicit:
         return explicit
     project = root  # the inference component's gdk project is the repository root
-    for recipe in (project / "greengrass-build" / "recipes" / "recipe.json",
-                   root / "greengrass-build" / "recipes" / f"{INFERENCE_COMPONENT}.json"):  # fmt: skip
-        if recipe.is_file():
-            version = str(json.loads(recipe.read_text()).get("ComponentVersion", ""))
-            if VERSION.match(version):
-                return version
+    recipe = root / "greengrass-build" / "recipes" / f"{INFERENCE_COMPONENT}.json"  # gdk's build and make component's
+    if recipe.is_file():
+        version = str(json.loads(recipe.read_text()).get("ComponentVersion", ""))
+        if VERSION.match(version):
+            return version
     config = project / "gdk-config.json"
     if config.is_file():
         version = str(json.loads(config.read_text())["component"][INFERENCE_COMPONENT].get("version", ""))

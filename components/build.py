@@ -12,7 +12,7 @@ the root, ``python3 ../build.py --project .`` in the model's project), after gdk
 made ``greengrass-build/artifacts/<name>/<version>/`` with the version exactly as gdk-config.json states it
 (``NEXT_PATCH`` included). It writes what ``gdk component publish`` then reads:
 
-    greengrass-build/recipes/recipe.json                     the project's recipe file name, filled in
+    greengrass-build/recipes/<name>.json                     the recipe (gdk reads back the name recipe.json links to)
     greengrass-build/artifacts/<name>/<version>/<artifact>   every file here is uploaded to <name>/<resolved version>/
 
 gdk publish resolves ``NEXT_PATCH`` (1.0.0, or the account's highest version's next patch), writes the version into
@@ -51,7 +51,7 @@ from edge_runtime.model_format import MODEL_JSON, shipped_files  # noqa: E402
 INFERENCE_COMPONENT = "ssd.ObjectDetector"
 MODEL_COMPONENT = "ssd.ObjectDetector.Model"
 PROJECT_CONFIG = "gdk-config.json"
-RECIPE_FILE = "recipe.json"  # what gdk looks for at a project root (or recipe.yaml), and reads back from the build
+RECIPE_FILE = "recipe.json"  # what gdk looks for at a project root (here a link into recipes/)
 NEXT_PATCH = "NEXT_PATCH"  # gdk-config.json's version enum: resolved by gdk component publish
 COMPONENT_ZIP = "ssd-object-detector.zip"
 SCRIPTS = ("install.sh", "run.sh")
@@ -273,11 +273,12 @@ def build_project(root: Path, project: Path, out: Path, model_dir: Optional[Path
     name, version, _ = read_project(project)
     if not (project / RECIPE_FILE).is_file():
         raise BuildError(f"{project}: no {RECIPE_FILE} (gdk needs it at the project root)")
+    recipe_file = (project / RECIPE_FILE).resolve().name  # gdk resolves the link and reads the build back by that name
     if name == INFERENCE_COMPONENT:
-        return build_inference(root, out, RECIPE_FILE)
+        return build_inference(root, out, recipe_file)
     if name == MODEL_COMPONENT:
         model = model_dir or root / "models" / "demo"
-        return build_model(root, out, model, version, RECIPE_FILE)
+        return build_model(root, out, model, version, recipe_file)
     raise BuildError(f"{project / PROJECT_CONFIG}: unknown component {name!r} "
                      f"(this build makes {INFERENCE_COMPONENT} and {MODEL_COMPONENT})")
 

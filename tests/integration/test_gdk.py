@@ -116,13 +116,16 @@ def test_gdk_component_build_in_a_clean_clone(clone: Path, built: dict[str, subp
         assert "Using custom build configuration" in run.stderr  # gdk's log (stderr): our build, run by gdk
     runtime = project_of(clone, RUNTIME) / "greengrass-build"
     model = project_of(clone, MODEL) / "greengrass-build"
-    assert files_under(runtime) == ["artifacts/ssd.ObjectDetector/0.1.0/ssd-object-detector.zip", "recipes/recipe.json"]
-    assert files_under(model) == ["artifacts/ssd.ObjectDetector.Model/NEXT_PATCH/model.zip", "recipes/recipe.json"]
+    # the recipe under the name gdk publish reads back: the file recipe.json links to
+    assert files_under(runtime) == ["artifacts/ssd.ObjectDetector/0.1.0/ssd-object-detector.zip",
+                                    "recipes/ssd.ObjectDetector.json"]
+    assert files_under(model) == ["artifacts/ssd.ObjectDetector.Model/NEXT_PATCH/model.zip",
+                                  "recipes/ssd.ObjectDetector.Model.json"]
 
     validator = recipe_validator()
-    runtime_recipe = json.loads((runtime / "recipes" / "recipe.json").read_text())
-    model_recipe = json.loads((model / "recipes" / "recipe.json").read_text())
-    for path in (runtime / "recipes" / "recipe.json", model / "recipes" / "recipe.json"):
+    runtime_recipe = json.loads((runtime / "recipes" / f"{RUNTIME}.json").read_text())
+    model_recipe = json.loads((model / "recipes" / f"{MODEL}.json").read_text())
+    for path in (runtime / "recipes" / f"{RUNTIME}.json", model / "recipes" / f"{MODEL}.json"):
         validator.validate_recipe(json.loads(path.read_text()))
         assert path.stat().st_size <= 16000 and "{COMPONENT" not in path.read_text()
     assert (runtime_recipe["ComponentName"], runtime_recipe["ComponentVersion"]) == (RUNTIME, "0.1.0")

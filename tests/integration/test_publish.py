@@ -126,7 +126,7 @@ def test_the_runtime_version_comes_from_the_built_recipe(tmp_path):
         runtime_version(None, tmp_path)
     built = project / "greengrass-build" / "recipes"
     built.mkdir(parents=True)
-    (built / "recipe.json").write_text(json.dumps({"ComponentVersion": "0.4.2"}))  # what gdk resolved and published
+    (built / "ssd.ObjectDetector.json").write_text(json.dumps({"ComponentVersion": "0.4.2"}))  # gdk resolved it
     assert runtime_version(None, tmp_path) == "0.4.2"
     assert runtime_version("1.0.0", tmp_path) == "1.0.0"
 

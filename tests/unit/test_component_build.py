@@ -52,8 +52,9 @@ def test_next_patch_is_kept_for_gdk_publish(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     out = project / "greengrass-build"
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == ["artifacts/ssd.ObjectDetector/NEXT_PATCH/ssd-object-detector.zip", "recipes/recipe.json"]
-    recipe = json.loads((out / "recipes" / "recipe.json").read_text())
+    assert files == ["artifacts/ssd.ObjectDetector/NEXT_PATCH/ssd-object-detector.zip",
+                     "recipes/ssd.ObjectDetector.json"]  # the name gdk reads back: recipe.json's link target
+    recipe = json.loads((out / "recipes" / "ssd.ObjectDetector.json").read_text())
     assert (recipe["ComponentName"], recipe["ComponentVersion"]) == ("ssd.ObjectDetector", "NEXT_PATCH")
 
 
@@ -73,7 +74,7 @@ def test_model_project_version_comes_from_gdk_config(tmp_path: Path) -> None:
     set_version(project, "2.3.4")
     run = build(project, "--model", str(REPO / "models" / "demo"))  # the last --model wins, as argparse does
     assert run.returncode == 0, run.stderr
-    recipe = json.loads((project / "greengrass-build" / "recipes" / "recipe.json").read_text())
+    recipe = json.loads((project / "greengrass-build" / "recipes" / "ssd.ObjectDetector.Model.json").read_text())
     assert recipe["ComponentVersion"] == "2.3.4"
     assert (project / "greengrass-build" / "artifacts" / "ssd.ObjectDetector.Model" / "2.3.4" / "model.zip").is_file()
     refused = build(project, "--model-version", "1.0.0")
