@@ -283,3 +283,77 @@ def test_gdk_next_patch_starts_at_1_0_0_and_a_refusal_fails(projects: Path, s3_b
     stub.assert_no_pending_responses()
     assert s3_bucket.keys() == [f"{RUNTIME}/0.1.0/ssd-object-detector.zip"]
     empty_bucket(s3)
+
+
+def load_publish(root: Path) -> Any:
+    """components/publish.py of ``root`` (by path: ``components`` is no package)."""
+    spec = importlib.util.spec_from_file_location("component_publish", root / "components" / "publish.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def objects(s3: Any) -> dict[str, tuple[str, Any, bytes]]:
+    """Every object of gdk's bucket: (ETag, LastModified, bytes) by key."""
+    listed = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return {item["Key"]: (item["ETag"], item["LastModified"], s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"]
+                          .read()) for item in listed}
+
+
+@pytest.mark.timeout(300)
+def test_a_second_publish_of_the_same_version_changes_no_s3_object(projects: Path, s3_bucket: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch, capsys: Any
+                                                                   ) -> None:
+    """components/publish.py (make publish) in front of the real gdk publish: the first publish of 0.1.0 runs gdk;
+    a second is refused before any upload (the version exists), and so is a rebuilt artifact whose key holds other
+    bytes; neither changes an S3 object."""
+    import boto3
+
+    s3 = s3_bucket.client
+    empty_bucket(s3)
+    publish = load_publish(projects)
+    root = project_of(projects, RUNTIME)
+    version_arn = f"arn:aws:greengrass:us-east-1:{ACCOUNT}:components:{RUNTIME}:versions:0.1.0"
+    ran: list[Path] = []
+
+    def through(greengrass: Any) -> tuple[Any, Any]:
+        def make(service: str, **kwargs: Any) -> Any:
+            return greengrass if service == "greengrassv2" else boto3.client(service, **kwargs)
+
+        def gdk(project: Path, options: list[str]) -> int:
+            ran.append(project)
+            publish_project(project, monkeypatch, greengrass, *options)
+            return 0
+
+        return make, gdk
+
+    client, stub = stubbed("greengrassv2")
+    stub.add_client_error("describe_component", service_error_code="ResourceNotFoundException", http_status_code=404,
+                          expected_params={"arn": version_arn})
+    expect_publish(stub, RUNTIME, [], next_patch=False)
+    with stub:
+        assert publish.main(["--project", str(root)], *through(client)) == 0
+        stub.assert_no_pending_responses()
+    first = objects(s3)
+    assert list(first) == [f"{RUNTIME}/0.1.0/ssd-object-detector.zip"] and ran == [root]
+
+    client, stub = stubbed("greengrassv2")
+    stub.add_response("describe_component", {"arn": version_arn, "componentName": RUNTIME, "componentVersion": "0.1.0"},
+                      {"arn": version_arn})
+    capsys.readouterr()
+    with stub:
+        assert publish.main(["--project", str(root)], *through(client)) == 2
+    assert capsys.readouterr().err.startswith(f"publish: error: {RUNTIME} 0.1.0 already exists in us-east-1: component "
+                                              "versions are immutable, and gdk would overwrite its artifacts")
+    assert ran == [root] and objects(s3) == first  # gdk never ran: same bytes, same ETag, same LastModified
+
+    built = root / "greengrass-build" / "artifacts" / RUNTIME / "0.1.0" / "ssd-object-detector.zip"
+    built.write_bytes(built.read_bytes() + b"rebuilt")  # another build, and a version Greengrass does not hold
+    client, stub = stubbed("greengrassv2")
+    stub.add_client_error("describe_component", service_error_code="ResourceNotFoundException", http_status_code=404)
+    with stub:
+        assert publish.main(["--project", str(root)], *through(client)) == 2
+    assert f"s3://{BUCKET}/{RUNTIME}/0.1.0/ssd-object-detector.zip exists with other content" in capsys.readouterr().err
+    assert ran == [root] and objects(s3) == first
+    empty_bucket(s3)
