@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from cloud_training import storage
-from cloud_training.aws import greengrass
+from cloud_training.aws import greengrass, session
 from cloud_training.aws.recipes import ARTIFACT_NAME, INFERENCE_COMPONENT, greengrass_digest, model_recipe
 from cloud_training.errors import ArtifactError, AwsError
 from edge_runtime.errors import ModelError
@@ -175,16 +175,45 @@ def plan(folder: Path, bucket: str, name: str, version: Optional[str], deploy_to
     return PublishPlan(uri, artifact, digest, recipe, deployment)
 
 
+def check_unpublished(client: Any, version_arn: str) -> None:
+    """AwsError when the component version exists: its devices download what its recipe names, and an upload now
+    would replace those bytes under them (the service would then refuse the version as a duplicate anyway)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.describe_component(arn=version_arn)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return
+        with session.calling("greengrassv2", "DescribeComponent"):
+            raise
+    name, version = version_arn.split(":components:", 1)[1].split(":versions:")
+    raise AwsError(f"{name} {version} is already published ({version_arn}): component versions are immutable and "
+                   "its artifact is what devices download; choose a new --component-version")
+
+
 def publish(plan_: PublishPlan, client: Any, report: Callable[[str], None], force: bool = False,
-            wait_s: float = 120.0, replace: bool = False) -> dict[str, Any]:
+            wait_s: float = 120.0, replace: bool = False, account: Optional[str] = None) -> dict[str, Any]:
     """Upload, create the component version, and (with a deployment) wait until it is deployable, then deploy:
-    merged into the target's current deployment (its other components kept) unless ``replace``."""
+    merged into the target's current deployment (its other components kept) unless ``replace``.
+
+    Nothing is uploaded when the version exists (with ``account``: asked of Greengrass first) or when the URI holds
+    other bytes (unless ``force``: an unused upload); the same bytes are not uploaded again."""
     uri = plan_.artifact_uri
-    if not force and storage.exists(uri) and storage.read_bytes(uri) != plan_.artifact:
+    if account is not None:
+        name, version = plan_.recipe["ComponentName"], plan_.recipe["ComponentVersion"]
+        region = client.meta.region_name
+        partition = client.meta.partition
+        check_unpublished(client, f"arn:{partition}:greengrass:{region}:{account}:components:{name}:versions:{version}")
+    there = storage.read_bytes(uri) if storage.exists(uri) else None
+    if there is not None and there != plan_.artifact and not force:
         raise AwsError(f"{uri} exists with other content; component versions are immutable: "
                        "choose a new --component-version (or --force to overwrite an unused upload)")
-    storage.write_bytes(plan_.artifact_uri, plan_.artifact)
-    report(f"uploaded {plan_.artifact_uri} ({len(plan_.artifact)} bytes, SHA-256 {plan_.digest})")
+    if there == plan_.artifact:
+        report(f"{uri} holds these bytes already (SHA-256 {plan_.digest}): not uploaded again")
+    else:
+        storage.write_bytes(plan_.artifact_uri, plan_.artifact)
+        report(f"uploaded {plan_.artifact_uri} ({len(plan_.artifact)} bytes, SHA-256 {plan_.digest})")
     created = greengrass.create_component_version(client, plan_.recipe)
     arn = str(created.get("arn"))
     report(f"component {created.get('componentName')} {created.get('componentVersion')} created: {arn}")

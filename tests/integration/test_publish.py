@@ -32,12 +32,19 @@ def model_dir(tmp_path_factory) -> Path:
     return root / "model"
 
 
+def unpublished(stub) -> None:
+    """publish first asks Greengrass whether the version exists: here it does not."""
+    stub.add_client_error("describe_component", service_error_code="ResourceNotFoundException", http_status_code=404,
+                          expected_params={"arn": COMPONENT_ARN})
+
+
 def recipe_of(stub_call: dict) -> dict:
     return json.loads(stub_call["inlineRecipe"])
 
 
 def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_bucket, monkeypatch, capsys):
     client, stub = stubbed("greengrassv2")
+    unpublished(stub)
     sent: dict = {}
 
     def capture(params, **_):  # the Stubber validates the request next; keep the recipe to check it
@@ -96,6 +103,7 @@ def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_b
 
 def test_replace_deploys_only_the_two_components(model_dir, s3_bucket, monkeypatch, capsys):
     client, stub = stubbed("greengrassv2")
+    unpublished(stub)
     stub.add_response("create_component_version", {
         "arn": COMPONENT_ARN, "componentName": "ssd.ObjectDetector.Model", "componentVersion": "1.2.0",
         "creationTimestamp": "2024-01-01T00:00:00Z", "status": {"componentState": "REQUESTED"},
@@ -163,6 +171,7 @@ def test_a_modified_folder_and_bad_arguments_are_refused_before_any_call(model_d
 def test_an_existing_different_upload_is_not_overwritten(model_dir, s3_bucket, monkeypatch, capsys):
     s3_bucket.put("ssd.ObjectDetector.Model/1.2.0/model.zip", b"older model")
     client, stub = stubbed("greengrassv2")
+    unpublished(stub)
     use_client(monkeypatch, "greengrassv2", client)
     with stub:
         assert main(["publish", str(model_dir), "--bucket", s3_bucket.name, "--component-version", "1.2.0"]) == 2
@@ -170,8 +179,27 @@ def test_an_existing_different_upload_is_not_overwritten(model_dir, s3_bucket, m
     assert s3_bucket.get("ssd.ObjectDetector.Model/1.2.0/model.zip") == b"older model"
 
 
+def test_a_published_version_is_refused_before_any_upload(model_dir, s3_bucket, monkeypatch, capsys):
+    """The version exists: one line, exit 2, the S3 object untouched (not even rewritten with the same bytes)."""
+    key = "ssd.ObjectDetector.Model/1.2.0/model.zip"
+    s3_bucket.put(key, b"the live version's model")
+    before = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key=key)["LastModified"]
+    client, stub = stubbed("greengrassv2")
+    stub.add_response("describe_component", {"arn": COMPONENT_ARN, "componentName": "ssd.ObjectDetector.Model",
+                                             "componentVersion": "1.2.0"}, {"arn": COMPONENT_ARN})
+    use_client(monkeypatch, "greengrassv2", client)
+    with stub:
+        assert main(["publish", str(model_dir), "--bucket", s3_bucket.name, "--force"]) == 2  # --force: not this
+    assert capsys.readouterr().err == (
+        f"cloud-training: error: ssd.ObjectDetector.Model 1.2.0 is already published ({COMPONENT_ARN}): component "
+        "versions are immutable and its artifact is what devices download; choose a new --component-version\n")
+    assert s3_bucket.get(key) == b"the live version's model"
+    assert s3_bucket.client.head_object(Bucket=s3_bucket.name, Key=key)["LastModified"] == before
+
+
 def test_a_component_the_service_rejects_is_one_line(model_dir, s3_bucket, monkeypatch, capsys):
     client, stub = stubbed("greengrassv2")
+    unpublished(stub)
     stub.add_response("create_component_version", {
         "arn": COMPONENT_ARN, "componentName": "ssd.ObjectDetector.Model", "componentVersion": "1.2.0",
         "creationTimestamp": "2024-01-01T00:00:00Z", "status": {"componentState": "REQUESTED"}})
@@ -188,6 +216,7 @@ def test_a_component_the_service_rejects_is_one_line(model_dir, s3_bucket, monke
 
 def test_greengrass_access_denied_names_the_iam_action(model_dir, s3_bucket, monkeypatch, capsys):
     client, stub = stubbed("greengrassv2")
+    unpublished(stub)
     stub.add_client_error("create_component_version", service_error_code="AccessDeniedException",
                           service_message="not authorized", http_status_code=403)
     use_client(monkeypatch, "greengrassv2", client)
