@@ -232,8 +232,8 @@ class Pipeline:
 
     def _stop_on_refusal(self, error: PublishRefusedError) -> None:
         if self.fatal_error is None:  # the first refusal stops the pipeline; later ones are the same news
-            self.fatal_error = error
-            log.error("%s; stopping: nothing can be delivered", error)
+            self.fatal_error = error  # not logged here: the CLI's exit line says it, once
+            log.info("publishing is refused for good: stopping")
             self.failed = True
             self.stop_event.set()
 
