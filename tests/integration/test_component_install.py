@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -125,7 +126,29 @@ def test_no_wheelhouse_and_no_network_fails_fast_and_keeps_nothing(can_unshare: 
     print(f"offline install without a wheelhouse failed after {seconds:.1f} s")
     assert done.returncode != 0 and seconds < 120  # the recipe allows 1800 s
     assert "is the device offline? ship a wheelhouse" in done.stderr
-    assert list(work.glob("venv-*")) == []  # no half venv a later Install would trust
+    assert "COMPONENT_WHEELHOUSE=" in done.stderr and "--wheelhouse" not in done.stderr  # options that exist
+    assert list(work.glob("venv-*")) == list(work.glob(".venv-*")) == []  # no half venv a later Install would trust
+
+
+def test_a_killed_install_leaves_no_venv(can_unshare: None, artifact: Path, tmp_path: Path) -> None:
+    """SIGKILL (the nucleus' Timeout) mid-install: no venv-HASH, so Run refuses; the next Install starts clean."""
+    work = tmp_path / "work"
+    work.mkdir()
+    environment = {**os.environ, "PYTHON": sys.executable, **WHEELHOUSE_ENV}
+    started = subprocess.Popen(["sh", str(artifact / "install.sh"), str(artifact), str(work)], env=environment,
+                               cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(work.glob(".venv-*.partial/bin/python")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(work.glob(".venv-*.partial/bin/python")), "install.sh never made its venv"
+    finally:
+        os.killpg(started.pid, signal.SIGKILL)
+        started.wait(30)
+    assert list(work.glob("venv-*")) == []  # nothing run.sh would take
+    done, _ = install(artifact, work)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(work.glob(".venv-*")) == [] and len(list(work.glob("venv-*/.installed"))) == 1
 
 
 def test_previous_venvs_stay_for_a_rollback(can_unshare: None, artifact: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import importlib.util
 import json
+import subprocess
 import threading
 import time
 import zipfile
@@ -85,7 +86,11 @@ def test_inference_recipe_contract() -> None:
     recipe = json.loads((REPO / "recipes" / "ssd.ObjectDetector.json").read_text())
     assert recipe["ComponentDependencies"]["ssd.ObjectDetector.Model"]["DependencyType"] == "HARD"
     platforms = [manifest["Platform"] for manifest in recipe["Manifests"]]
-    assert {p["architecture"] for p in platforms} == {"aarch64", "amd64"}  # no armv7l: no onnxruntime wheel
+    assert {p["architecture"] for p in platforms} == {"aarch64", "amd64", "arm"}
+    (armv7,) = [m for m in recipe["Manifests"] if m["Platform"]["architecture"] == "arm"]  # no onnxruntime wheel:
+    assert armv7["Artifacts"] == [] and "64-bit Raspberry Pi OS" in armv7["Lifecycle"]["Install"]["Script"]
+    done = subprocess.run(["sh", "-c", armv7["Lifecycle"]["Install"]["Script"]], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.startswith("ssd.ObjectDetector: 32-bit ARM (armv7l")
     defaults = recipe["ComponentConfiguration"]["DefaultConfiguration"]
     runtime = {key: value for key, value in defaults.items() if key not in ("accessControl", "install")}
     config = component_config(runtime, {"AWS_IOT_THING_NAME": "cam-1"}, {})  # validates strictly
@@ -102,7 +107,7 @@ def test_inference_recipe_contract() -> None:
     # the component's own start-up check passes the recipe's defaults for any thing name (ConfigError otherwise)
     needed = GreengrassTopics("cam-1", config.publish.greengrass).access_needed(snapshots=True)
     check_publish_access(defaults["accessControl"], needed)
-    for manifest in recipe["Manifests"]:
+    for manifest in (m for m in recipe["Manifests"] if m["Platform"]["architecture"] != "arm"):
         run = manifest["Lifecycle"]["Run"]["Script"]
         assert "{ssd.ObjectDetector.Model:artifacts:decompressedPath}/model" in run
         assert manifest["Lifecycle"]["Install"]["Timeout"] > 0
