@@ -1,6 +1,7 @@
 """Ship a deploy model folder to the fleet: ``model.zip`` on S3, a model component version, optionally a deployment.
 
-The zip holds the files ``model.json`` lists, and ``model.json``, at its root (Greengrass unzips it to
+The zip holds what the device runs (``model.onnx``, not MXNet's graph and weights when it is there) and its
+``model.json`` at its root (Greengrass unzips it to
 ``{artifacts:decompressedPath}/model/``, where the inference component looks). It is built deterministically (sorted
 names, fixed timestamps), so publishing the same folder twice gives the same bytes and the same digest. Before
 anything is uploaded, each file is checked against the SHA-256 that ``model.json`` records: a corrupted folder is
@@ -23,7 +24,7 @@ from cloud_training.aws.recipes import ARTIFACT_NAME, INFERENCE_COMPONENT, green
 from cloud_training.errors import ArtifactError, AwsError
 from edge_runtime.errors import ModelError
 from edge_runtime.model import read_model_info
-from edge_runtime.model_format import MODEL_JSON, shipped_files
+from edge_runtime.model_format import MODEL_JSON, device_files
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout: components/ and greengrass-build/ live there
 VERSION = re.compile(r"^\d+\.\d+\.\d+$")
@@ -47,14 +48,14 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
 def zip_model_folder(folder: Path) -> bytes:
     """The files model.json lists and model.json at the zip's root, in a fixed order with fixed timestamps: same
     folder, same bytes (and the same bytes ``make component`` writes, so both give one digest)."""
-    manifest = json.loads((folder / MODEL_JSON).read_text())
+    files = device_files(folder)  # without MXNet's files when model.onnx is there: the device runs ONNX Runtime
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(shipped_files(manifest["files"])):
+        for name in sorted(files):
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = (0o100000 | 0o644) << 16  # a regular file, rw-r--r--: as components/build.py
-            archive.writestr(info, (folder / name).read_bytes())
+            archive.writestr(info, files[name])
     return buffer.getvalue()
 
 

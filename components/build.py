@@ -46,7 +46,7 @@ from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the deploy folder contract, from the source tree (standard library only)
-from edge_runtime.model_format import MODEL_JSON, shipped_files  # noqa: E402
+from edge_runtime.model_format import MODEL_JSON, device_files, shipped_files  # noqa: E402
 
 INFERENCE_COMPONENT = "ssd.ObjectDetector"
 MODEL_COMPONENT = "ssd.ObjectDetector.Model"
@@ -258,7 +258,7 @@ def build_model(root: Path, out: Path, model_dir: Path, version: Optional[str], 
     _, _, author = read_project(project_dir(root, MODEL_COMPONENT))
     artifacts = out / "artifacts" / MODEL_COMPONENT / version
     artifacts.mkdir(parents=True, exist_ok=True)
-    members = {file: ((model_dir / file).read_bytes(), 0o644) for file in files}
+    members = {file: (data, 0o644) for file, data in device_files(model_dir).items()}  # no MXNet files with ONNX
     archive = write_zip(artifacts / "model.zip", members)
     digest = base64.b64encode(hashlib.sha256(archive.read_bytes()).digest()).decode()
     shown = version if version != NEXT_PATCH else str(info.get("version", ""))  # gdk leaves the description as is

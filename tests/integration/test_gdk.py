@@ -139,7 +139,10 @@ def test_gdk_component_build_in_a_clean_clone(clone: Path, built: dict[str, subp
     assert artifact["Digest"] == digest(model_zip) and artifact["Algorithm"] == "SHA-256"
     assert model_recipe["ComponentDescription"].startswith("SSD model demo 1.0.0: ")  # model.json's version
     with zipfile.ZipFile(model / "artifacts" / MODEL / "NEXT_PATCH" / "model.zip") as archive:
-        assert "model.json" in archive.namelist()
+        assert "model.json" in archive.namelist() and "model.onnx" in archive.namelist()
+        assert not [name for name in archive.namelist() if name.startswith("deploy_model_algo_1")]  # no MXNet files
+        shipped = json.loads(archive.read("model.json"))
+        assert sorted(shipped["files"]) == ["model.onnx"]  # what the device checks matches what it gets
 
     # make component (components/build.py, no --project) in the same clone: the same artifact bytes
     make = subprocess.run([sys.executable, str(clone / "components" / "build.py"), "--out", str(tmp_path / "gg")],

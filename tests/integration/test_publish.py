@@ -42,7 +42,8 @@ def recipe_of(stub_call: dict) -> dict:
     return json.loads(stub_call["inlineRecipe"])
 
 
-def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_bucket, monkeypatch, capsys):
+def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_bucket, monkeypatch, capsys,
+                                                                   tmp_path):
     client, stub = stubbed("greengrassv2")
     unpublished(stub)
     sent: dict = {}
@@ -84,8 +85,11 @@ def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_b
     assert s3_bucket.keys() == ["ssd.ObjectDetector.Model/1.2.0/model.zip"]
     data = s3_bucket.get("ssd.ObjectDetector.Model/1.2.0/model.zip")
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert sorted(archive.namelist()) == MODEL_FILES  # at the root: Greengrass unzips into .../model/
-        assert archive.read("model.json") == (model_dir / "model.json").read_bytes()
+        assert sorted(archive.namelist()) == ["model.json", "model.onnx"]  # at the root, no MXNet files
+        archive.extractall(tmp_path / "model")  # as Greengrass unzips it into .../model/
+    from edge_runtime.model import read_model_info
+
+    assert read_model_info(tmp_path / "model", verify_digests=True).version == "1.2.0"  # the device's own check
     recipe = recipe_of(sent)
     assert recipe["ComponentName"] == "ssd.ObjectDetector.Model" and recipe["ComponentVersion"] == "1.2.0"
     assert recipe["RecipeFormatVersion"] == "2020-01-25" and recipe["ComponentType"] == "aws.greengrass.generic"

@@ -139,7 +139,8 @@ def test_build_layout_and_model_component(tmp_path: Path) -> None:
     assert artifact["Digest"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
     assert (recipe["ComponentName"], recipe["ComponentVersion"]) == ("ssd.ObjectDetector.Model", "1.2.3")
     with zipfile.ZipFile(out / "artifacts/ssd.ObjectDetector.Model/1.2.3/model.zip") as archive:
-        assert sorted(archive.namelist()) == sorted([*listed, "model.json"])  # what model.json lists, and itself
+        assert sorted(archive.namelist()) == ["model.json", "model.onnx"]  # what the device runs: no MXNet files
+        assert list(json.loads(archive.read("model.json"))["files"]) == ["model.onnx"]
     with zipfile.ZipFile(out / "artifacts/ssd.ObjectDetector/0.1.0/ssd-object-detector.zip") as archive:
         assert sorted(archive.namelist()) == ["install.sh", "run.sh", "ssd_greengrass-0.1.0-py3-none-any.whl"]
     schema = json.loads((SCHEMAS / "recipe_schema.json").read_text())
