@@ -204,7 +204,27 @@ def wheelhouses(root: Path, tmp: Path, tags: tuple[str, ...]) -> dict[str, dict[
         if path.is_file():
             tag = path.relative_to(tmp / "wheelhouse").parts[0]
             by_arch.setdefault(tag.split("-", 1)[1], {})[str(path.relative_to(tmp))] = (path.read_bytes(), 0o644)
-    return by_arch
+    return {arch: shared_once(members) for arch, members in by_arch.items()}
+
+
+SHARED = "shared"  # wheelhouse/shared/: the wheels two Pythons of one architecture both use (abi3, pure Python)
+
+
+def shared_once(members: dict[str, tuple[bytes, int]]) -> dict[str, tuple[bytes, int]]:
+    """One architecture's wheelhouse with each wheel once: a wheel (same name, same bytes) that several tags'
+    folders hold moves to ``wheelhouse/shared/`` (install.sh looks there too; each tag's requirements.txt still
+    pins it by hash). measured: 37-59 MB of an architecture's two-Python wheelhouse were such copies."""
+    by_name: dict[str, list[str]] = {}
+    for path in members:
+        if path.endswith(".whl"):
+            by_name.setdefault(path.rsplit("/", 1)[1], []).append(path)
+    out = dict(members)
+    for name, paths in by_name.items():
+        if len(paths) > 1 and len({members[path][0] for path in paths}) == 1:
+            out[f"wheelhouse/{SHARED}/{name}"] = members[paths[0]]
+            for path in paths:
+                del out[path]
+    return out
 
 
 def only_built_artifacts(recipe: dict[str, Any], artifacts: Path) -> dict[str, Any]:

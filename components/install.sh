@@ -5,8 +5,9 @@
 #
 # Offline first: when the component carries wheelhouse/<tag>/ for this device (tag cpXY-ARCH: its Python and
 # uname -m; the recipe's WHEELHOUSE names the folder its architecture's wheelhouse-ARCH.zip unpacks to), everything
-# is installed from there with --no-index and the hashes of its requirements.txt: no network, the same versions on
-# every device, seconds. Otherwise pip uses the index (and PIP_OPTIONS), failing fast when it
+# is installed from there (and wheelhouse/shared/, the wheels every Python of the architecture uses, shipped once)
+# with --no-index and the hashes of its requirements.txt: no network, the same versions on every device, seconds.
+# Otherwise pip uses the index (and PIP_OPTIONS), failing fast when it
 # cannot be reached: 15 s per connection, 2 retries, the whole pip run bounded by PIP_TIME_LIMIT (default 900 s,
 # inside the recipe's 1800 s Timeout).
 #
@@ -59,8 +60,8 @@ started=$(date +%s)
 if [ -f "$HOUSE/requirements.txt" ]; then
     echo "install.sh: installing from the artifact's wheelhouse $TAG (no network)"
     # shellcheck disable=SC2086 # PIP is a command with arguments
-    timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --no-index --find-links "$HOUSE" --require-hashes \
-        -r "$HOUSE/requirements.txt"
+    timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --no-index --find-links "$HOUSE" \
+        --find-links "$(dirname "$HOUSE")/shared" --require-hashes -r "$HOUSE/requirements.txt"
     # shellcheck disable=SC2086
     timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --no-index --no-deps "$WHEEL"
 else
