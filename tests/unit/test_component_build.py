@@ -79,3 +79,20 @@ def test_model_project_version_comes_from_gdk_config(tmp_path: Path) -> None:
     assert (project / "greengrass-build" / "artifacts" / "ssd.ObjectDetector.Model" / "2.3.4" / "model.zip").is_file()
     refused = build(project, "--model-version", "1.0.0")
     assert refused.returncode == 2 and "with --project the version is" in refused.stderr
+
+
+def test_committed_locks_pin_every_edge_requirement_by_hash() -> None:
+    """components/locks/<tag>.txt: what a build downloads; each line name==version with its SHA-256, and every
+    direct requirement of the edge extra is there (a lock that dropped one would install without it)."""
+    import re
+
+    import tomllib
+
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["edge"]
+    wanted = {re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-") for requirement in extra}
+    locks = sorted((REPO / "components" / "locks").glob("*.txt"))
+    assert {lock.stem for lock in locks} >= {"cp311-x86_64", "cp311-aarch64", "cp313-x86_64", "cp313-aarch64"}
+    for lock in locks:
+        lines = lock.read_text().splitlines()
+        assert all(re.fullmatch(r"[a-z0-9][a-z0-9._-]*==\S+ --hash=sha256:[0-9a-f]{64}", line) for line in lines), lock
+        assert wanted <= {line.split("==")[0] for line in lines}, (lock.name, wanted)
