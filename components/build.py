@@ -139,8 +139,10 @@ def build_wheel(root: Path, into: Path) -> Path:
     files: dict[str, bytes] = {}
     package = root / "edge_runtime"
     for path in sorted(package.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
-            files[path.relative_to(root).as_posix()] = path.read_bytes()
+        name = path.relative_to(root).as_posix()
+        if path.is_file() and path.suffix in (".py", ".json") and "__pycache__" not in path.parts \
+                and on_device(name):
+            files[name] = path.read_bytes()
     files[f"{dist}.dist-info/METADATA"] = ("\n".join(metadata) + "\n").encode()
     wheel_file = "Wheel-Version: 1.0\nGenerator: components/build.py\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     files[f"{dist}.dist-info/WHEEL"] = wheel_file.encode()
@@ -152,6 +154,18 @@ def build_wheel(root: Path, into: Path) -> Path:
     files[f"{dist}.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
     wheel = into / f"{dist}-py3-none-any.whl"
     return write_zip(wheel, {path: (data, 0o644) for path, data in files.items()}, sort=False)
+
+
+# What the device artifact leaves out of edge_runtime: the operators' console (it runs off the device; the CLI's
+# ``review`` registration and the payload limit it imports stay, so ``edge-runtime --help`` works) and the fakes
+# the tests use.
+OFF_DEVICE = ("edge_runtime/review/", "edge_runtime/detectors/fake.py")
+KEPT_ON_DEVICE = ("edge_runtime/review/__init__.py", "edge_runtime/review/cli.py", "edge_runtime/review/validation.py")
+
+
+def on_device(name: str) -> bool:
+    """Whether a file of the package goes into the device wheel."""
+    return name in KEPT_ON_DEVICE or not name.startswith(OFF_DEVICE)
 
 
 def _read_pyproject(root: Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.util
+import io
 import json
 import subprocess
 import threading
@@ -143,6 +144,10 @@ def test_build_layout_and_model_component(tmp_path: Path) -> None:
         assert list(json.loads(archive.read("model.json"))["files"]) == ["model.onnx"]
     with zipfile.ZipFile(out / "artifacts/ssd.ObjectDetector/0.1.0/ssd-object-detector.zip") as archive:
         assert sorted(archive.namelist()) == ["install.sh", "run.sh", "ssd_greengrass-0.1.0-py3-none-any.whl"]
+        with zipfile.ZipFile(io.BytesIO(archive.read("ssd_greengrass-0.1.0-py3-none-any.whl"))) as wheel:
+            names = wheel.namelist()
+    assert "edge_runtime/greengrass/nucleus.py" in names and "edge_runtime/review/cli.py" in names  # --help works
+    assert "edge_runtime/review/fleet.py" not in names and "edge_runtime/detectors/fake.py" not in names  # off device
     schema = json.loads((SCHEMAS / "recipe_schema.json").read_text())
     for path in (out / "recipes").iterdir():
         jsonschema.validate(lower_keys(json.loads(path.read_text())), schema)
