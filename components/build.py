@@ -4,7 +4,9 @@ The recipes live in ``recipes/`` (``<name>.json``); gdk builds and publishes one
 ``gdk-config.json`` and ``recipe.json`` (here a link into ``recipes/``) at the project root:
 
     ./                                      the inference component (the repository root, what gdk users type in):
-                                            ssd-object-detector.zip (wheel + install.sh + run.sh) and the wheelhouses
+                                            ssd-object-detector.zip (wheel + install.sh + run.sh), well under 1 MB
+    components/ssd.ObjectDetector.Wheelhouse/  the wheels: wheelhouse-<arch>.zip, versioned by the locks' hash, so
+                                            a code-only update of the runtime re-downloads no wheel
     components/ssd.ObjectDetector.Model/    the model store: model.zip (a deploy model folder's files)
 
 ``gdk component build`` there runs this script as its custom build (``python3 components/build.py --project .`` at
@@ -21,12 +23,12 @@ built recipe keeps that URI and states the version as configured, ``NEXT_PATCH``
 Run it through ``components/publish.py`` (``make publish``), which refuses a version that exists before gdk
 uploads anything: gdk itself overwrites the live version's artifacts before the service refuses the version.
 
-``make component`` (no ``--project``) builds both into one ``greengrass-build/`` at the repository root, named
-``recipes/<name>.json``: the daemon at its gdk-config.json version, the model (from models/demo or ``--model``) at
-``--model-version`` or the model's model.json version. Name, version and author come from the projects'
-gdk-config.json (one source of truth). Zip members carry a fixed timestamp, so the same inputs give the same bytes
-and digest. Standard library only (and the project's own ``edge_runtime.model_format``, which is too): it runs
-before anything is installed.
+``make component`` (no ``--project``) builds all three into one ``greengrass-build/`` at the repository root, named
+``recipes/<name>.json``: the daemon at its gdk-config.json version, the wheelhouse at the locks' version, the model
+(from models/demo or ``--model``) at ``--model-version`` or the model's model.json version. Name, version and
+author come from the projects' gdk-config.json (one source of truth). Zip members carry a fixed timestamp, so the
+same inputs give the same bytes and digest. Standard library only (and the project's own
+``edge_runtime.model_format``, which is too): it runs before anything is installed.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from edge_runtime.model_format import MODEL_JSON, device_files, shipped_files  #
 
 INFERENCE_COMPONENT = "ssd.ObjectDetector"
 MODEL_COMPONENT = "ssd.ObjectDetector.Model"
+WHEELHOUSE_COMPONENT = "ssd.ObjectDetector.Wheelhouse"  # the wheels: a new version only when the locks change
 PROJECT_CONFIG = "gdk-config.json"
 RECIPE_FILE = "recipe.json"  # what gdk looks for at a project root (here a link into recipes/)
 NEXT_PATCH = "NEXT_PATCH"  # gdk-config.json's version enum: resolved by gdk component publish
@@ -66,7 +69,7 @@ class BuildError(Exception):
 
 def project_dir(root: Path, name: str) -> Path:
     """The gdk project of one component: the repository root for the inference component (gdk users build there),
-    ``components/<name>/`` for the model."""
+    ``components/<name>/`` for the model and the wheelhouse."""
     return root if name == INFERENCE_COMPONENT else root / "components" / name
 
 
@@ -188,19 +191,65 @@ def load_template(root: Path, name: str) -> dict[str, Any]:
 
 
 def build_inference(root: Path, out: Path, recipe_file: Optional[str] = None) -> Path:
-    """The daemon component at its gdk-config.json version: ssd-object-detector.zip and the recipe."""
+    """The daemon component at its gdk-config.json version: ssd-object-detector.zip (the wheel and the lifecycle
+    scripts, well under 1 MB: a code-only update downloads only this) and the recipe, which requires the wheelhouse
+    component at exactly the version the locks give (``wheelhouse_version``) and takes WHEELHOUSE from its
+    artifacts. Without wheelhouse tags (COMPONENT_WHEELHOUSE=none) it requires none and Install takes the index."""
     name, version, author = read_project(project_dir(root, INFERENCE_COMPONENT))
     artifacts = out / "artifacts" / name / version
     artifacts.mkdir(parents=True, exist_ok=True)  # gdk made it already
+    tags = wheelhouse_tags()
     with tempfile.TemporaryDirectory() as tmp:
         wheel = build_wheel(root, Path(tmp))
         members = {wheel.name: (wheel.read_bytes(), 0o644)}
         for script in SCRIPTS:
             members[script] = ((root / "components" / script).read_bytes(), 0o755)
-        for arch, files in wheelhouses(root, Path(tmp), wheelhouse_tags()).items():
-            write_zip(artifacts / f"wheelhouse-{arch}.zip", files)  # one per architecture: a device fetches its own
         write_zip(artifacts / COMPONENT_ZIP, members)
-    recipe = fill_recipe(load_template(root, name), name, version, author)
+    recipe = fill_recipe(load_template(root, name), name, version, author,
+                         WHEELHOUSE_VERSION=wheelhouse_version(root, tags)[0] if tags else "0.0.0")
+    if not tags:
+        recipe["ComponentDependencies"].pop(WHEELHOUSE_COMPONENT, None)
+        for manifest in recipe.get("Manifests", []):
+            manifest.get("Lifecycle", {}).get("Install", {}).get("Setenv", {}).pop("WHEELHOUSE", None)
+    return write_recipe(out, only_built_artifacts(recipe, artifacts), recipe_file)
+
+
+def wheelhouse_version(root: Path, tags: tuple[str, ...]) -> tuple[str, str]:
+    """(component version, hex digest) of the wheelhouse component: from the SHA-256 of the built tags' locks
+    (components/locks/<tag>.txt), so it changes when, and only when, the wheels change. ``1.0.N``, N the digest's
+    first 28 bits: a plain x.y.z every tool takes (gdk-config.json, S3 keys, the nucleus' version requirements)."""
+    digest = hashlib.sha256()
+    for tag in sorted(tags):
+        lock = root / "components" / "locks" / f"{tag}.txt"
+        if not lock.is_file():
+            raise BuildError(f"COMPONENT_WHEELHOUSE: no lock for {tag} ({lock} is missing; components/wheelhouse.py "
+                             f"--lock writes it)")
+        digest.update(f"{tag}\n".encode() + lock.read_bytes() + b"\0")
+    hexdigest = digest.hexdigest()
+    return f"1.0.{int(hexdigest[:7], 16)}", hexdigest
+
+
+def build_wheelhouse(root: Path, out: Path, version: Optional[str] = None, recipe_file: Optional[str] = None
+                     ) -> Optional[Path]:
+    """The wheelhouse component: wheelhouse-<arch>.zip per architecture and the recipe, at the version the locks
+    give (``version``, gdk-config.json's, must equal it). None when COMPONENT_WHEELHOUSE=none."""
+    tags = wheelhouse_tags()
+    if not tags:
+        return None
+    locked, hexdigest = wheelhouse_version(root, tags)
+    if version is not None and version != locked:
+        raise BuildError(f"{project_dir(root, WHEELHOUSE_COMPONENT) / PROJECT_CONFIG}: component."
+                         f"{WHEELHOUSE_COMPONENT}.version must be {locked}, the version components/locks give for "
+                         f"{','.join(tags)} (got {version!r}): set it there")
+    _, _, author = read_project(project_dir(root, WHEELHOUSE_COMPONENT))
+    artifacts = out / "artifacts" / WHEELHOUSE_COMPONENT / (version or locked)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch, files in wheelhouses(root, Path(tmp), tags).items():
+            write_zip(artifacts / f"wheelhouse-{arch}.zip", files)  # one per architecture: a device fetches its own
+    description = f"Wheels of ssd.ObjectDetector for {', '.join(tags)} (components/locks sha256 {hexdigest[:12]})"
+    recipe = fill_recipe(load_template(root, WHEELHOUSE_COMPONENT), WHEELHOUSE_COMPONENT, version or locked, author,
+                         WHEELHOUSE_DESCRIPTION=description)
     return write_recipe(out, only_built_artifacts(recipe, artifacts), recipe_file)
 
 
@@ -250,7 +299,7 @@ def only_built_artifacts(recipe: dict[str, Any], artifacts: Path) -> dict[str, A
     return recipe
 
 
-# The wheelhouses the inference artifact ships by default: both Raspberry Pi OS releases' Pythons on both
+# The wheelhouses the wheelhouse component ships by default: both Raspberry Pi OS releases' Pythons on both
 # architectures (~80-110 MB each). COMPONENT_WHEELHOUSE=cp312-x86_64,... chooses others; none ships none, and Install
 # then takes the package index (failing fast without one).
 DEFAULT_WHEELHOUSE = "cp311-x86_64,cp311-aarch64,cp313-x86_64,cp313-aarch64"
@@ -313,8 +362,13 @@ def build_project(root: Path, project: Path, out: Path, model_dir: Optional[Path
     if name == MODEL_COMPONENT:
         model = model_dir or root / "models" / "demo"
         return build_model(root, out, model, version, recipe_file)
+    if name == WHEELHOUSE_COMPONENT:
+        built = build_wheelhouse(root, out, version, recipe_file)
+        if built is None:
+            raise BuildError(f"{WHEELHOUSE_COMPONENT}: COMPONENT_WHEELHOUSE=none builds no wheelhouse")
+        return built
     raise BuildError(f"{project / PROJECT_CONFIG}: unknown component {name!r} "
-                     f"(this build makes {INFERENCE_COMPONENT} and {MODEL_COMPONENT})")
+                     f"(this build makes {INFERENCE_COMPONENT}, {WHEELHOUSE_COMPONENT} and {MODEL_COMPONENT})")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -339,6 +393,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         out = args.out or ROOT / "greengrass-build"
         shutil.rmtree(out, ignore_errors=True)
         print(build_inference(ROOT, out).relative_to(out.parent))
+        wheels = build_wheelhouse(ROOT, out)
+        if wheels is not None:
+            print(wheels.relative_to(out.parent))
         model = args.model or ROOT / "models" / "demo"
         if args.model is not None or (model / MODEL_JSON).is_file():
             print(build_model(ROOT, out, model, args.model_version).relative_to(out.parent))

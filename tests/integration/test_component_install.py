@@ -52,35 +52,43 @@ def load(name: str) -> Any:
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The inference component's artifact as ``make component`` builds it (with this platform's wheelhouse),
-    unpacked as the nucleus unpacks it."""
+    """The inference component's artifact and its wheelhouse component's as ``make component`` builds them (with
+    this platform's wheelhouse), unpacked as the nucleus unpacks them."""
     build = load("build")
     out = tmp_path_factory.mktemp("greengrass-build")
     saved = os.environ.get("COMPONENT_WHEELHOUSE")
     os.environ["COMPONENT_WHEELHOUSE"] = TAG
     try:
         build.build_inference(REPO, out)
+        build.build_wheelhouse(REPO, out)
     finally:
         os.environ["COMPONENT_WHEELHOUSE"] = saved if saved is not None else "none"
     (version_dir,) = out.glob("artifacts/ssd.ObjectDetector/*")
+    (wheels_dir,) = out.glob("artifacts/ssd.ObjectDetector.Wheelhouse/*")
     arch = platform.machine()
-    sizes = {path.name: path.stat().st_size for path in version_dir.iterdir()}
+    sizes = {path.name: path.stat().st_size for path in [*version_dir.iterdir(), *wheels_dir.iterdir()]}
     print(f"artifacts: {', '.join(f'{name} {size / 1e6:.1f} MB' for name, size in sizes.items())}")
-    assert set(sizes) == {"ssd-object-detector.zip", f"wheelhouse-{arch}.zip"}  # only the architecture built
+    assert [path.name for path in version_dir.iterdir()] == ["ssd-object-detector.zip"]  # no wheels: code only
+    assert sizes["ssd-object-detector.zip"] < 1_000_000  # what a code-only update downloads
+    assert [path.name for path in wheels_dir.iterdir()] == [f"wheelhouse-{arch}.zip"]  # only the architecture built
     recipe = json.loads((out / "recipes" / "ssd.ObjectDetector.json").read_text())
+    wheels = json.loads((out / "recipes" / "ssd.ObjectDetector.Wheelhouse.json").read_text())
+    assert recipe["ComponentDependencies"]["ssd.ObjectDetector.Wheelhouse"]["VersionRequirement"] == \
+        f"={wheels['ComponentVersion']}" == f"={wheels_dir.name}"
     manifest = next(m for m in recipe["Manifests"] if m["Platform"]["architecture"] in (arch, "amd64"))
-    assert [a["Uri"].rsplit("/", 1)[-1] for a in manifest["Artifacts"]] == list(sorted(sizes))
+    assert [a["Uri"].rsplit("/", 1)[-1] for a in manifest["Artifacts"]] == ["ssd-object-detector.zip"]
     decompressed = tmp_path_factory.mktemp("artifacts-unarchived")  # as the nucleus unpacks each zip
-    for name in sizes:
-        with zipfile.ZipFile(version_dir / name) as unpacked:
-            unpacked.extractall(decompressed / name.removesuffix(".zip"))
+    for folder in (version_dir, wheels_dir):
+        for name in (path.name for path in folder.iterdir()):
+            with zipfile.ZipFile(folder / name) as unpacked:
+                unpacked.extractall(decompressed / folder.parent.name / name.removesuffix(".zip"))
     WHEELHOUSE_ENV["WHEELHOUSE"] = manifest["Lifecycle"]["Install"]["Setenv"]["WHEELHOUSE"].replace(
-        "{artifacts:decompressedPath}", str(decompressed))  # fmt: skip
+        "{ssd.ObjectDetector.Wheelhouse:artifacts:decompressedPath}", str(decompressed / wheels_dir.parent.name))
     built_lock = (Path(WHEELHOUSE_ENV["WHEELHOUSE"]) / TAG / "requirements.txt").read_text()
     committed = REPO / "components" / "locks" / f"{TAG}.txt"
     if committed.is_file():  # the build ships exactly the pinned wheels: same versions, same hashes
         assert built_lock == committed.read_text()
-    return decompressed / "ssd-object-detector"
+    return decompressed / version_dir.parent.name / "ssd-object-detector"
 
 
 WHEELHOUSE_ENV: dict[str, str] = {}  # the recipe's Setenv, as the nucleus gives it to Install

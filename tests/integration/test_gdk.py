@@ -35,6 +35,7 @@ from tests.integration.sagemaker_helpers import stubbed
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = "ssd.ObjectDetector"
 MODEL = "ssd.ObjectDetector.Model"
+WHEELHOUSE = "ssd.ObjectDetector.Wheelhouse"
 ACCOUNT = "123456789012"  # moto's STS answers get_caller_identity with this account
 BUCKET = f"ssd-greengrass-components-us-east-1-{ACCOUNT}"  # gdk: <publish.bucket>-<region>-<account>
 CLOSED_PORT_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, a connection is refused at once
@@ -103,8 +104,11 @@ def built(clone: Path) -> dict[str, subprocess.CompletedProcess]:
     """``gdk component build`` in each project of the clone, as a user runs it."""
     runs = {}
     for name in (RUNTIME, MODEL):
+        env = gdk_env()
+        if name == RUNTIME:  # the default wheelhouse tags: the recipe requires the wheelhouse component (no download)
+            env.pop("COMPONENT_WHEELHOUSE", None)
         runs[name] = subprocess.run([str(gdk_cli()), "component", "build"], cwd=project_of(clone, name),
-                                    env=gdk_env(), capture_output=True, text=True, timeout=120)
+                                    env=env, capture_output=True, text=True, timeout=120)
     return runs
 
 
@@ -133,6 +137,12 @@ def test_gdk_component_build_in_a_clean_clone(clone: Path, built: dict[str, subp
     assert runtime_recipe["ComponentPublisher"] == model_recipe["ComponentPublisher"] == "ssd-greengrass"
     uris = {a["Uri"] for m in runtime_recipe["Manifests"] for a in m["Artifacts"]}
     assert uris == {"s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/ssd-object-detector.zip"}  # publish fills it
+    wheels_config = json.loads((clone / "components" / WHEELHOUSE / "gdk-config.json").read_text())
+    required = runtime_recipe["ComponentDependencies"][WHEELHOUSE]
+    assert required == {"VersionRequirement": f"={wheels_config['component'][WHEELHOUSE]['version']}",
+                        "DependencyType": "HARD"}  # the wheels' version the locks give, exactly
+    assert [m["Lifecycle"]["Install"]["Setenv"]["WHEELHOUSE"] for m in runtime_recipe["Manifests"][:2]] == [
+        f"{{{WHEELHOUSE}:artifacts:decompressedPath}}/wheelhouse-{arch}/wheelhouse" for arch in ("aarch64", "x86_64")]
     (artifact,) = model_recipe["Manifests"][0]["Artifacts"]
     model_zip = (model / "artifacts" / MODEL / "NEXT_PATCH" / "model.zip").read_bytes()
     assert artifact["Uri"] == "s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/model.zip"

@@ -106,3 +106,65 @@ def test_committed_locks_pin_every_edge_requirement_by_hash() -> None:
         lines = lock.read_text().splitlines()
         assert all(re.fullmatch(r"[a-z0-9][a-z0-9._-]*==\S+ --hash=sha256:[0-9a-f]{64}", line) for line in lines), lock
         assert wanted <= {line.split("==")[0] for line in lines}, (lock.name, wanted)
+
+
+def load_build() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("component_build", REPO / "components" / "build.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_wheelhouse_version_is_the_locks_and_gdk_config_states_it(tmp_path: Path) -> None:
+    """The wheelhouse component's version follows components/locks: the committed gdk-config.json states what the
+    default tags' locks give, a changed lock gives another version, and a stale gdk-config.json is one line."""
+    build = load_build()
+    tags = tuple(build.DEFAULT_WHEELHOUSE.split(","))
+    version, _ = build.wheelhouse_version(REPO, tags)
+    config = json.loads((REPO / "components" / build.WHEELHOUSE_COMPONENT / "gdk-config.json").read_text())
+    assert config["component"][build.WHEELHOUSE_COMPONENT]["version"] == version
+    assert build.SEMVER.match(version)
+    root = copy_of_sources(tmp_path)
+    lock = root / "components" / "locks" / f"{tags[0]}.txt"
+    lock.write_text(lock.read_text().replace("numpy==", "numpy==9", 1))  # a dependency change
+    changed, _ = build.wheelhouse_version(root, tags)
+    assert changed != version and build.SEMVER.match(changed)
+    run = build_cmd(root / "components" / build.WHEELHOUSE_COMPONENT, env={"COMPONENT_WHEELHOUSE": ""})
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert f"version must be {changed}" in run.stderr and f"(got '{version}')" in run.stderr
+
+
+def test_the_runtime_requires_the_wheelhouse_version_and_takes_its_path(tmp_path: Path) -> None:
+    """The root build with the default tags: no wheels in the runtime's artifact (a code-only update stays small),
+    the wheelhouse component required at exactly the locks' version, WHEELHOUSE from that component's artifacts."""
+    build = load_build()
+    root = copy_of_sources(tmp_path)
+    run = build_cmd(root, env={"COMPONENT_WHEELHOUSE": ""})
+    assert run.returncode == 0, run.stderr
+    out = root / "greengrass-build"
+    assert [p.name for p in (out / "artifacts" / "ssd.ObjectDetector" / "0.1.0").iterdir()] == [
+        "ssd-object-detector.zip"]
+    assert (out / "artifacts" / "ssd.ObjectDetector" / "0.1.0" / "ssd-object-detector.zip").stat().st_size < 1e6
+    recipe = json.loads((out / "recipes" / "ssd.ObjectDetector.json").read_text())
+    version, _ = build.wheelhouse_version(REPO, tuple(build.DEFAULT_WHEELHOUSE.split(",")))
+    assert recipe["ComponentDependencies"][build.WHEELHOUSE_COMPONENT]["VersionRequirement"] == f"={version}"
+    install = recipe["Manifests"][1]["Lifecycle"]["Install"]
+    assert install["Setenv"]["WHEELHOUSE"] == \
+        "{ssd.ObjectDetector.Wheelhouse:artifacts:decompressedPath}/wheelhouse-x86_64/wheelhouse"
+
+
+def build_cmd(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``build`` with environment overrides (an empty COMPONENT_WHEELHOUSE: the default tags)."""
+    import os
+
+    command = json.loads((project / "gdk-config.json").read_text())
+    ((_, component),) = command["component"].items()
+    argv = component["build"]["custom_build_command"]
+    environment = {**os.environ, **env}
+    if env.get("COMPONENT_WHEELHOUSE") == "":
+        environment.pop("COMPONENT_WHEELHOUSE")
+    return subprocess.run([sys.executable, *argv[1:]], cwd=project, capture_output=True, text=True, timeout=120,
+                          env=environment)  # fmt: skip

@@ -36,7 +36,8 @@ from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO.parent / "shared" / "schemas" / "gdk"
-PROJECTS = [REPO, REPO / "components" / "ssd.ObjectDetector.Model"]  # gdk projects: one component each
+PROJECTS = [REPO, REPO / "components" / "ssd.ObjectDetector.Model",
+            REPO / "components" / "ssd.ObjectDetector.Wheelhouse"]  # gdk projects: one component each
 RECIPES = sorted((REPO / "recipes").glob("*.json"))
 
 
@@ -71,7 +72,7 @@ def test_schema_check_can_fail() -> None:
         jsonschema.validate(recipe, schema)
 
 
-@pytest.mark.parametrize("project", PROJECTS, ids=["root", "model"])
+@pytest.mark.parametrize("project", PROJECTS, ids=["root", "model", "wheelhouse"])
 def test_gdk_config_is_valid(project: Path) -> None:
     """Each gdk project: a valid gdk-config.json naming the component of its recipe.json, a link into recipes/."""
     schema = json.loads((SCHEMAS / "config_schema.json").read_text())
@@ -86,6 +87,10 @@ def test_gdk_config_is_valid(project: Path) -> None:
 def test_inference_recipe_contract() -> None:
     recipe = json.loads((REPO / "recipes" / "ssd.ObjectDetector.json").read_text())
     assert recipe["ComponentDependencies"]["ssd.ObjectDetector.Model"]["DependencyType"] == "HARD"
+    assert recipe["ComponentDependencies"]["ssd.ObjectDetector.Wheelhouse"] == {  # the build fills the version
+        "VersionRequirement": "={WHEELHOUSE_VERSION}", "DependencyType": "HARD"}
+    wheels = json.loads((REPO / "recipes" / "ssd.ObjectDetector.Wheelhouse.json").read_text())
+    assert wheels["Manifests"][-1]["Platform"] == {"os": "linux"}  # 32-bit ARM resolves it: its Install says why
     platforms = [manifest["Platform"] for manifest in recipe["Manifests"]]
     assert {p["architecture"] for p in platforms} == {"aarch64", "amd64", "arm"}
     (armv7,) = [m for m in recipe["Manifests"] if m["Platform"]["architecture"] == "arm"]  # no onnxruntime wheel:
