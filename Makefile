@@ -90,9 +90,9 @@ demo: setup
 	$(VENV)/bin/cloud-training synth --out $(DEMO)/synth --images 0 --seed 1 --video $(DEMO)/boxes.mp4 --frames 150 --force
 	$(VENV)/bin/edge-runtime run --model models/demo --source $(DEMO)/boxes.mp4
 
-# Both Greengrass components into one greengrass-build/ here: the inference component (wheel + lifecycle scripts
-# zipped) and, from models/demo/, the model component. gdk builds the inference component at the root (gdk component
-# build) and the model in components/ssd.ObjectDetector.Model/: components/README.md.
+# The three Greengrass components into one greengrass-build/ here: the inference component (wheel + lifecycle
+# scripts zipped), the wheelhouse component (its wheels) and, from models/demo/, the model component. gdk builds the
+# inference component at the root (gdk component build), the others in components/<name>/: components/README.md.
 component: setup
 	$(PY) components/build.py
 

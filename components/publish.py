@@ -139,7 +139,7 @@ def main(argv: Optional[list[str]] = None, client: Callable[..., Any] | None = N
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", type=Path, default=ROOT,
                         help="the gdk project (default: the repository root, the inference component; "
-                             "components/ssd.ObjectDetector.Model for the model)")
+                             "components/ssd.ObjectDetector.Wheelhouse, components/ssd.ObjectDetector.Model)")
     parser.add_argument("--bucket", help="gdk publish --bucket: the bucket as named (default: gdk-config.json's "
                                          "publish.bucket-<region>-<account>)")
     parser.add_argument("--region", help="gdk publish --region (default: gdk-config.json's publish.region)")

@@ -370,3 +370,23 @@ def test_a_second_publish_of_the_same_version_changes_no_s3_object(projects: Pat
     assert f"s3://{BUCKET}/{RUNTIME}/0.1.0/ssd-object-detector.zip exists with other content" in capsys.readouterr().err
     assert ran == [root] and objects(s3) == first
     empty_bucket(s3)
+
+
+@pytest.mark.timeout(120)
+def test_gdk_runs_the_wheelhouse_build_and_a_stale_version_is_one_line(clone: Path, tmp_path: Path) -> None:
+    """gdk component build in the wheelhouse project runs our build (no download before the version check): a
+    gdk-config.json version other than the locks' fails the build with the line naming the version to set."""
+    project = tmp_path / "repo"
+    shutil.copytree(clone, project, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    config_path = project / "components" / WHEELHOUSE / "gdk-config.json"
+    config = json.loads(config_path.read_text())
+    wanted = config["component"][WHEELHOUSE]["version"]
+    config["component"][WHEELHOUSE]["version"] = "1.0.0"
+    config_path.write_text(json.dumps(config))
+    env = gdk_env()
+    env.pop("COMPONENT_WHEELHOUSE", None)  # the default tags: the committed version is theirs
+    run = subprocess.run([str(gdk_cli()), "component", "build"], cwd=config_path.parent, env=env,
+                         capture_output=True, text=True, timeout=100)  # fmt: skip
+    assert run.returncode != 0
+    assert f"version must be {wanted}, the version components/locks give" in run.stdout + run.stderr
+    assert not list((config_path.parent / "greengrass-build" / "artifacts").rglob("*.zip"))
