@@ -133,13 +133,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--tags", default=",".join(DEFAULT_TAGS), help="cpXY-ARCH,... (default: %(default)s)")
     parser.add_argument("--cache", type=Path, help="pip's cache folder (e.g. build/pip-cache)")
     parser.add_argument("--lock", action="store_true", help="resolve the edge extra afresh and rewrite "
-                        "components/locks/<tag>.txt (a dependency change: devices download it)")
+                        "components/locks/<tag>.txt (a dependency change: devices download it, as a new version of "
+                        "ssd.ObjectDetector.Wheelhouse)")
     args = parser.parse_args(argv)
     try:
         tags = tuple(tag.strip() for tag in args.tags.split(",") if tag.strip())
         for tag in tags:
             parse_tag(tag)
         build(args.out, tags, args.cache, relock=args.lock)
+        if args.lock:  # the wheelhouse component's version is the locks' hash: a changed lock is a new version
+            print("wheelhouse: locks written; ssd.ObjectDetector.Wheelhouse's version follows them: the build in "
+                  "components/ssd.ObjectDetector.Wheelhouse (gdk component build) names the version its "
+                  "gdk-config.json must state", file=sys.stderr)
     except WheelhouseError as error:
         print(f"wheelhouse: error: {error}", file=sys.stderr)
         return 2
