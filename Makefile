@@ -107,11 +107,19 @@ demo: setup
 	$(VENV)/bin/cloud-training synth --out $(DEMO)/synth --images 0 --seed 1 --video $(DEMO)/boxes.mp4 --frames 150 --force
 	$(VENV)/bin/edge-runtime run --model models/demo --source $(DEMO)/boxes.mp4
 
-# Both Greengrass components into one greengrass-build/ here: the inference component (wheel + lifecycle scripts
-# zipped) and, from models/demo/, the model component. gdk builds each in its own project instead
-# (cd components/<name> && gdk component build): components/README.md.
+# The three Greengrass components into one greengrass-build/ here: the inference component (wheel + lifecycle
+# scripts zipped), the wheelhouse component (its wheels) and, from models/demo/, the model component. gdk builds the
+# inference component at the root (gdk component build), the others in components/<name>/: components/README.md.
 component: setup
 	$(PY) components/build.py
+
+# The inference component with the real gdk CLI, built and published from the root; components/publish.py first
+# refuses (exit 2) a version that exists or an artifact key holding other bytes, which gdk would overwrite.
+# PUBLISH_ARGS="--bucket B --region R" passes gdk's options on.
+.PHONY: publish
+publish: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/gdk component build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) components/publish.py $(PUBLISH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(EDGE_VENV) .mypy_cache .pytest_cache .ruff_cache greengrass-build components/*/greengrass-build \

@@ -1,6 +1,7 @@
 """Ship a deploy model folder to the fleet: ``model.zip`` on S3, a model component version, optionally a deployment.
 
-The zip holds the files ``model.json`` lists, and ``model.json``, at its root (Greengrass unzips it to
+The zip holds what the device runs (``model.onnx``, not MXNet's graph and weights when it is there) and its
+``model.json`` at its root (Greengrass unzips it to
 ``{artifacts:decompressedPath}/model/``, where the inference component looks). It is built deterministically (sorted
 names, fixed timestamps), so publishing the same folder twice gives the same bytes and the same digest. Before
 anything is uploaded, each file is checked against the SHA-256 that ``model.json`` records: a corrupted folder is
@@ -18,12 +19,12 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from cloud_training import storage
-from cloud_training.aws import greengrass
+from cloud_training.aws import greengrass, session
 from cloud_training.aws.recipes import ARTIFACT_NAME, INFERENCE_COMPONENT, greengrass_digest, model_recipe
 from cloud_training.errors import ArtifactError, AwsError
 from edge_runtime.errors import ModelError
 from edge_runtime.model import read_model_info
-from edge_runtime.model_format import MODEL_JSON, shipped_files
+from edge_runtime.model_format import MODEL_JSON, device_files
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout: components/ and greengrass-build/ live there
 VERSION = re.compile(r"^\d+\.\d+\.\d+$")
@@ -47,14 +48,14 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
 def zip_model_folder(folder: Path) -> bytes:
     """The files model.json lists and model.json at the zip's root, in a fixed order with fixed timestamps: same
     folder, same bytes (and the same bytes ``make component`` writes, so both give one digest)."""
-    manifest = json.loads((folder / MODEL_JSON).read_text())
+    files = device_files(folder)  # without MXNet's files when model.onnx is there: the device runs ONNX Runtime
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(shipped_files(manifest["files"])):
+        for name in sorted(files):
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = (0o100000 | 0o644) << 16  # a regular file, rw-r--r--: as components/build.py
-            archive.writestr(info, (folder / name).read_bytes())
+            archive.writestr(info, files[name])
     return buffer.getvalue()
 
 
@@ -81,13 +82,12 @@ def runtime_version(explicit: Optional[str], root: Path = REPO) -> str:
     (what ``gdk component build``/``publish`` or ``make component`` wrote), else its gdk-config.json version."""
     if explicit:
         return explicit
-    project = root / "components" / INFERENCE_COMPONENT
-    for recipe in (project / "greengrass-build" / "recipes" / "recipe.json",
-                   root / "greengrass-build" / "recipes" / f"{INFERENCE_COMPONENT}.json"):  # fmt: skip
-        if recipe.is_file():
-            version = str(json.loads(recipe.read_text()).get("ComponentVersion", ""))
-            if VERSION.match(version):
-                return version
+    project = root  # the inference component's gdk project is the repository root
+    recipe = root / "greengrass-build" / "recipes" / f"{INFERENCE_COMPONENT}.json"  # gdk's build and make component's
+    if recipe.is_file():
+        version = str(json.loads(recipe.read_text()).get("ComponentVersion", ""))
+        if VERSION.match(version):
+            return version
     config = project / "gdk-config.json"
     if config.is_file():
         version = str(json.loads(config.read_text())["component"][INFERENCE_COMPONENT].get("version", ""))
@@ -176,16 +176,45 @@ def plan(folder: Path, bucket: str, name: str, version: Optional[str], deploy_to
     return PublishPlan(uri, artifact, digest, recipe, deployment)
 
 
+def check_unpublished(client: Any, version_arn: str) -> None:
+    """AwsError when the component version exists: its devices download what its recipe names, and an upload now
+    would replace those bytes under them (the service would then refuse the version as a duplicate anyway)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.describe_component(arn=version_arn)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return
+        with session.calling("greengrassv2", "DescribeComponent"):
+            raise
+    name, version = version_arn.split(":components:", 1)[1].split(":versions:")
+    raise AwsError(f"{name} {version} is already published ({version_arn}): component versions are immutable and "
+                   "its artifact is what devices download; choose a new --component-version")
+
+
 def publish(plan_: PublishPlan, client: Any, report: Callable[[str], None], force: bool = False,
-            wait_s: float = 120.0, replace: bool = False) -> dict[str, Any]:
+            wait_s: float = 120.0, replace: bool = False, account: Optional[str] = None) -> dict[str, Any]:
     """Upload, create the component version, and (with a deployment) wait until it is deployable, then deploy:
-    merged into the target's current deployment (its other components kept) unless ``replace``."""
+    merged into the target's current deployment (its other components kept) unless ``replace``.
+
+    Nothing is uploaded when the version exists (with ``account``: asked of Greengrass first) or when the URI holds
+    other bytes (unless ``force``: an unused upload); the same bytes are not uploaded again."""
     uri = plan_.artifact_uri
-    if not force and storage.exists(uri) and storage.read_bytes(uri) != plan_.artifact:
+    if account is not None:
+        name, version = plan_.recipe["ComponentName"], plan_.recipe["ComponentVersion"]
+        region = client.meta.region_name
+        partition = client.meta.partition
+        check_unpublished(client, f"arn:{partition}:greengrass:{region}:{account}:components:{name}:versions:{version}")
+    there = storage.read_bytes(uri) if storage.exists(uri) else None
+    if there is not None and there != plan_.artifact and not force:
         raise AwsError(f"{uri} exists with other content; component versions are immutable: "
                        "choose a new --component-version (or --force to overwrite an unused upload)")
-    storage.write_bytes(plan_.artifact_uri, plan_.artifact)
-    report(f"uploaded {plan_.artifact_uri} ({len(plan_.artifact)} bytes, SHA-256 {plan_.digest})")
+    if there == plan_.artifact:
+        report(f"{uri} holds these bytes already (SHA-256 {plan_.digest}): not uploaded again")
+    else:
+        storage.write_bytes(plan_.artifact_uri, plan_.artifact)
+        report(f"uploaded {plan_.artifact_uri} ({len(plan_.artifact)} bytes, SHA-256 {plan_.digest})")
     created = greengrass.create_component_version(client, plan_.recipe)
     arn = str(created.get("arn"))
     report(f"component {created.get('componentName')} {created.get('componentVersion')} created: {arn}")

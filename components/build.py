@@ -1,28 +1,34 @@
-"""Build the Greengrass components: for gdk (``gdk component build`` in a project) and for ``make component``.
+"""Build the Greengrass components: for gdk (``gdk component build``) and for ``make component``.
 
-The two components are two gdk projects, one component each (gdk handles one per project, as AWS ships its ML
-components), each with its ``gdk-config.json`` and source recipe ``recipe.json`` at the project root:
+The recipes live in ``recipes/`` (``<name>.json``); gdk builds and publishes one component per project, with its
+``gdk-config.json`` and ``recipe.json`` (here a link into ``recipes/``) at the project root:
 
-    components/ssd.ObjectDetector/          the daemon: ssd-object-detector.zip (wheel + install.sh + run.sh)
+    ./                                      the inference component (the repository root, what gdk users type in):
+                                            ssd-object-detector.zip (wheel + install.sh + run.sh), well under 1 MB
+    components/ssd.ObjectDetector.Wheelhouse/  the wheels: wheelhouse-<arch>.zip, versioned by the locks' hash, so
+                                            a code-only update of the runtime re-downloads no wheel
     components/ssd.ObjectDetector.Model/    the model store: model.zip (a deploy model folder's files)
 
-``gdk component build`` there runs this script as its custom build (``python3 ../build.py --project .``), after
-gdk emptied ``greengrass-build/`` and made ``greengrass-build/artifacts/<name>/<version>/`` with the version exactly
-as gdk-config.json states it (``NEXT_PATCH`` included). It writes what ``gdk component publish`` then reads:
+``gdk component build`` there runs this script as its custom build (``python3 components/build.py --project .`` at
+the root, ``python3 ../build.py --project .`` in the model's project), after gdk emptied ``greengrass-build/`` and
+made ``greengrass-build/artifacts/<name>/<version>/`` with the version exactly as gdk-config.json states it
+(``NEXT_PATCH`` included). It writes what ``gdk component publish`` then reads:
 
-    greengrass-build/recipes/recipe.json                     the project's recipe file name, filled in
+    greengrass-build/recipes/<name>.json                     the recipe (gdk reads back the name recipe.json links to)
     greengrass-build/artifacts/<name>/<version>/<artifact>   every file here is uploaded to <name>/<resolved version>/
 
 gdk publish resolves ``NEXT_PATCH`` (1.0.0, or the account's highest version's next patch), writes the version into
 the recipe and rewrites the artifact URIs ``s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/<artifact>``; so the
 built recipe keeps that URI and states the version as configured, ``NEXT_PATCH`` too, as gdk's own zip build does.
+Run it through ``components/publish.py`` (``make publish``), which refuses a version that exists before gdk
+uploads anything: gdk itself overwrites the live version's artifacts before the service refuses the version.
 
-``make component`` (no ``--project``) builds both into one ``greengrass-build/`` at the repository root, named
-``recipes/<name>.json``: the daemon at its gdk-config.json version, the model (from models/demo or ``--model``) at
-``--model-version`` or the model's model.json version. Name, version and author come from the projects'
-gdk-config.json (one source of truth). Zip members carry a fixed timestamp, so the same inputs give the same bytes
-and digest. Standard library only (and the project's own ``edge_runtime.model_format``, which is too): it runs
-before anything is installed.
+``make component`` (no ``--project``) builds all three into one ``greengrass-build/`` at the repository root, named
+``recipes/<name>.json``: the daemon at its gdk-config.json version, the wheelhouse at the locks' version, the model
+(from models/demo or ``--model``) at ``--model-version`` or the model's model.json version. Name, version and
+author come from the projects' gdk-config.json (one source of truth). Zip members carry a fixed timestamp, so the
+same inputs give the same bytes and digest. Standard library only (and the project's own
+``edge_runtime.model_format``, which is too): it runs before anything is installed.
 """
 
 from __future__ import annotations
@@ -42,12 +48,13 @@ from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the deploy folder contract, from the source tree (standard library only)
-from edge_runtime.model_format import MODEL_JSON, shipped_files  # noqa: E402
+from edge_runtime.model_format import MODEL_JSON, device_files, shipped_files  # noqa: E402
 
 INFERENCE_COMPONENT = "ssd.ObjectDetector"
 MODEL_COMPONENT = "ssd.ObjectDetector.Model"
+WHEELHOUSE_COMPONENT = "ssd.ObjectDetector.Wheelhouse"  # the wheels: a new version only when the locks change
 PROJECT_CONFIG = "gdk-config.json"
-RECIPE_FILE = "recipe.json"  # what gdk looks for at a project root (or recipe.yaml), and reads back from the build
+RECIPE_FILE = "recipe.json"  # what gdk looks for at a project root (here a link into recipes/)
 NEXT_PATCH = "NEXT_PATCH"  # gdk-config.json's version enum: resolved by gdk component publish
 COMPONENT_ZIP = "ssd-object-detector.zip"
 SCRIPTS = ("install.sh", "run.sh")
@@ -61,8 +68,9 @@ class BuildError(Exception):
 
 
 def project_dir(root: Path, name: str) -> Path:
-    """The gdk project of one component: ``components/<name>/``."""
-    return root / "components" / name
+    """The gdk project of one component: the repository root for the inference component (gdk users build there),
+    ``components/<name>/`` for the model and the wheelhouse."""
+    return root if name == INFERENCE_COMPONENT else root / "components" / name
 
 
 def read_project(project: Path) -> tuple[str, str, str]:
@@ -134,8 +142,10 @@ def build_wheel(root: Path, into: Path) -> Path:
     files: dict[str, bytes] = {}
     package = root / "edge_runtime"
     for path in sorted(package.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
-            files[path.relative_to(root).as_posix()] = path.read_bytes()
+        name = path.relative_to(root).as_posix()
+        if path.is_file() and path.suffix in (".py", ".json") and "__pycache__" not in path.parts \
+                and on_device(name):
+            files[name] = path.read_bytes()
     files[f"{dist}.dist-info/METADATA"] = ("\n".join(metadata) + "\n").encode()
     wheel_file = "Wheel-Version: 1.0\nGenerator: components/build.py\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     files[f"{dist}.dist-info/WHEEL"] = wheel_file.encode()
@@ -147,6 +157,18 @@ def build_wheel(root: Path, into: Path) -> Path:
     files[f"{dist}.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
     wheel = into / f"{dist}-py3-none-any.whl"
     return write_zip(wheel, {path: (data, 0o644) for path, data in files.items()}, sort=False)
+
+
+# What the device artifact leaves out of edge_runtime: the operators' console (it runs off the device; the CLI's
+# ``review`` registration and the payload limit it imports stay, so ``edge-runtime --help`` works) and the fakes
+# the tests use.
+OFF_DEVICE = ("edge_runtime/review/", "edge_runtime/detectors/fake.py")
+KEPT_ON_DEVICE = ("edge_runtime/review/__init__.py", "edge_runtime/review/cli.py", "edge_runtime/review/validation.py")
+
+
+def on_device(name: str) -> bool:
+    """Whether a file of the package goes into the device wheel."""
+    return name in KEPT_ON_DEVICE or not name.startswith(OFF_DEVICE)
 
 
 def _read_pyproject(root: Path) -> dict[str, Any]:
@@ -163,25 +185,71 @@ def _urlsafe_sha256(data: bytes) -> str:
 
 
 def load_template(root: Path, name: str) -> dict[str, Any]:
-    """A component's source recipe: its gdk project's recipe.json."""
-    template: dict[str, Any] = json.loads((project_dir(root, name) / RECIPE_FILE).read_text())
+    """A component's source recipe: ``recipes/<name>.json`` (its gdk project's recipe.json links to it)."""
+    template: dict[str, Any] = json.loads((root / "recipes" / f"{name}.json").read_text())
     return template
 
 
 def build_inference(root: Path, out: Path, recipe_file: Optional[str] = None) -> Path:
-    """The daemon component at its gdk-config.json version: ssd-object-detector.zip and the recipe."""
+    """The daemon component at its gdk-config.json version: ssd-object-detector.zip (the wheel and the lifecycle
+    scripts, well under 1 MB: a code-only update downloads only this) and the recipe, which requires the wheelhouse
+    component at exactly the version the locks give (``wheelhouse_version``) and takes WHEELHOUSE from its
+    artifacts. Without wheelhouse tags (COMPONENT_WHEELHOUSE=none) it requires none and Install takes the index."""
     name, version, author = read_project(project_dir(root, INFERENCE_COMPONENT))
     artifacts = out / "artifacts" / name / version
     artifacts.mkdir(parents=True, exist_ok=True)  # gdk made it already
+    tags = wheelhouse_tags()
     with tempfile.TemporaryDirectory() as tmp:
         wheel = build_wheel(root, Path(tmp))
         members = {wheel.name: (wheel.read_bytes(), 0o644)}
         for script in SCRIPTS:
             members[script] = ((root / "components" / script).read_bytes(), 0o755)
-        for arch, files in wheelhouses(root, Path(tmp), wheelhouse_tags()).items():
-            write_zip(artifacts / f"wheelhouse-{arch}.zip", files)  # one per architecture: a device fetches its own
         write_zip(artifacts / COMPONENT_ZIP, members)
-    recipe = fill_recipe(load_template(root, name), name, version, author)
+    recipe = fill_recipe(load_template(root, name), name, version, author,
+                         WHEELHOUSE_VERSION=wheelhouse_version(root, tags)[0] if tags else "0.0.0")
+    if not tags:
+        recipe["ComponentDependencies"].pop(WHEELHOUSE_COMPONENT, None)
+        for manifest in recipe.get("Manifests", []):
+            manifest.get("Lifecycle", {}).get("Install", {}).get("Setenv", {}).pop("WHEELHOUSE", None)
+    return write_recipe(out, only_built_artifacts(recipe, artifacts), recipe_file)
+
+
+def wheelhouse_version(root: Path, tags: tuple[str, ...]) -> tuple[str, str]:
+    """(component version, hex digest) of the wheelhouse component: from the SHA-256 of the built tags' locks
+    (components/locks/<tag>.txt), so it changes when, and only when, the wheels change. ``1.0.N``, N the digest's
+    first 28 bits: a plain x.y.z every tool takes (gdk-config.json, S3 keys, the nucleus' version requirements)."""
+    digest = hashlib.sha256()
+    for tag in sorted(tags):
+        lock = root / "components" / "locks" / f"{tag}.txt"
+        if not lock.is_file():
+            raise BuildError(f"COMPONENT_WHEELHOUSE: no lock for {tag} ({lock} is missing; components/wheelhouse.py "
+                             f"--lock writes it)")
+        digest.update(f"{tag}\n".encode() + lock.read_bytes() + b"\0")
+    hexdigest = digest.hexdigest()
+    return f"1.0.{int(hexdigest[:7], 16)}", hexdigest
+
+
+def build_wheelhouse(root: Path, out: Path, version: Optional[str] = None, recipe_file: Optional[str] = None
+                     ) -> Optional[Path]:
+    """The wheelhouse component: wheelhouse-<arch>.zip per architecture and the recipe, at the version the locks
+    give (``version``, gdk-config.json's, must equal it). None when COMPONENT_WHEELHOUSE=none."""
+    tags = wheelhouse_tags()
+    if not tags:
+        return None
+    locked, hexdigest = wheelhouse_version(root, tags)
+    if version is not None and version != locked:
+        raise BuildError(f"{project_dir(root, WHEELHOUSE_COMPONENT) / PROJECT_CONFIG}: component."
+                         f"{WHEELHOUSE_COMPONENT}.version must be {locked}, the version components/locks give for "
+                         f"{','.join(tags)} (got {version!r}): set it there")
+    _, _, author = read_project(project_dir(root, WHEELHOUSE_COMPONENT))
+    artifacts = out / "artifacts" / WHEELHOUSE_COMPONENT / (version or locked)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch, files in wheelhouses(root, Path(tmp), tags).items():
+            write_zip(artifacts / f"wheelhouse-{arch}.zip", files)  # one per architecture: a device fetches its own
+    description = f"Wheels of ssd.ObjectDetector for {', '.join(tags)} (components/locks sha256 {hexdigest[:12]})"
+    recipe = fill_recipe(load_template(root, WHEELHOUSE_COMPONENT), WHEELHOUSE_COMPONENT, version or locked, author,
+                         WHEELHOUSE_DESCRIPTION=description)
     return write_recipe(out, only_built_artifacts(recipe, artifacts), recipe_file)
 
 
@@ -199,7 +267,27 @@ def wheelhouses(root: Path, tmp: Path, tags: tuple[str, ...]) -> dict[str, dict[
         if path.is_file():
             tag = path.relative_to(tmp / "wheelhouse").parts[0]
             by_arch.setdefault(tag.split("-", 1)[1], {})[str(path.relative_to(tmp))] = (path.read_bytes(), 0o644)
-    return by_arch
+    return {arch: shared_once(members) for arch, members in by_arch.items()}
+
+
+SHARED = "shared"  # wheelhouse/shared/: the wheels two Pythons of one architecture both use (abi3, pure Python)
+
+
+def shared_once(members: dict[str, tuple[bytes, int]]) -> dict[str, tuple[bytes, int]]:
+    """One architecture's wheelhouse with each wheel once: a wheel (same name, same bytes) that several tags'
+    folders hold moves to ``wheelhouse/shared/`` (install.sh looks there too; each tag's requirements.txt still
+    pins it by hash). measured: 37-59 MB of an architecture's two-Python wheelhouse were such copies."""
+    by_name: dict[str, list[str]] = {}
+    for path in members:
+        if path.endswith(".whl"):
+            by_name.setdefault(path.rsplit("/", 1)[1], []).append(path)
+    out = dict(members)
+    for name, paths in by_name.items():
+        if len(paths) > 1 and len({members[path][0] for path in paths}) == 1:
+            out[f"wheelhouse/{SHARED}/{name}"] = members[paths[0]]
+            for path in paths:
+                del out[path]
+    return out
 
 
 def only_built_artifacts(recipe: dict[str, Any], artifacts: Path) -> dict[str, Any]:
@@ -211,7 +299,7 @@ def only_built_artifacts(recipe: dict[str, Any], artifacts: Path) -> dict[str, A
     return recipe
 
 
-# The wheelhouses the inference artifact ships by default: both Raspberry Pi OS releases' Pythons on both
+# The wheelhouses the wheelhouse component ships by default: both Raspberry Pi OS releases' Pythons on both
 # architectures (~80-110 MB each). COMPONENT_WHEELHOUSE=cp312-x86_64,... chooses others; none ships none, and Install
 # then takes the package index (failing fast without one).
 DEFAULT_WHEELHOUSE = "cp311-x86_64,cp311-aarch64,cp313-x86_64,cp313-aarch64"
@@ -253,7 +341,7 @@ def build_model(root: Path, out: Path, model_dir: Path, version: Optional[str], 
     _, _, author = read_project(project_dir(root, MODEL_COMPONENT))
     artifacts = out / "artifacts" / MODEL_COMPONENT / version
     artifacts.mkdir(parents=True, exist_ok=True)
-    members = {file: ((model_dir / file).read_bytes(), 0o644) for file in files}
+    members = {file: (data, 0o644) for file, data in device_files(model_dir).items()}  # no MXNet files with ONNX
     archive = write_zip(artifacts / "model.zip", members)
     digest = base64.b64encode(hashlib.sha256(archive.read_bytes()).digest()).decode()
     shown = version if version != NEXT_PATCH else str(info.get("version", ""))  # gdk leaves the description as is
@@ -268,13 +356,19 @@ def build_project(root: Path, project: Path, out: Path, model_dir: Optional[Path
     name, version, _ = read_project(project)
     if not (project / RECIPE_FILE).is_file():
         raise BuildError(f"{project}: no {RECIPE_FILE} (gdk needs it at the project root)")
+    recipe_file = (project / RECIPE_FILE).resolve().name  # gdk resolves the link and reads the build back by that name
     if name == INFERENCE_COMPONENT:
-        return build_inference(root, out, RECIPE_FILE)
+        return build_inference(root, out, recipe_file)
     if name == MODEL_COMPONENT:
         model = model_dir or root / "models" / "demo"
-        return build_model(root, out, model, version, RECIPE_FILE)
+        return build_model(root, out, model, version, recipe_file)
+    if name == WHEELHOUSE_COMPONENT:
+        built = build_wheelhouse(root, out, version, recipe_file)
+        if built is None:
+            raise BuildError(f"{WHEELHOUSE_COMPONENT}: COMPONENT_WHEELHOUSE=none builds no wheelhouse")
+        return built
     raise BuildError(f"{project / PROJECT_CONFIG}: unknown component {name!r} "
-                     f"(this build makes {INFERENCE_COMPONENT} and {MODEL_COMPONENT})")
+                     f"(this build makes {INFERENCE_COMPONENT}, {WHEELHOUSE_COMPONENT} and {MODEL_COMPONENT})")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -299,6 +393,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         out = args.out or ROOT / "greengrass-build"
         shutil.rmtree(out, ignore_errors=True)
         print(build_inference(ROOT, out).relative_to(out.parent))
+        wheels = build_wheelhouse(ROOT, out)
+        if wheels is not None:
+            print(wheels.relative_to(out.parent))
         model = args.model or ROOT / "models" / "demo"
         if args.model is not None or (model / MODEL_JSON).is_file():
             print(build_model(ROOT, out, model, args.model_version).relative_to(out.parent))

@@ -5,15 +5,18 @@
 #
 # Offline first: when the component carries wheelhouse/<tag>/ for this device (tag cpXY-ARCH: its Python and
 # uname -m; the recipe's WHEELHOUSE names the folder its architecture's wheelhouse-ARCH.zip unpacks to), everything
-# is installed from there with --no-index and the hashes of its requirements.txt: no network, the same versions on
-# every device, seconds. Otherwise pip uses the index (and PIP_OPTIONS), failing fast when it
+# is installed from there (and wheelhouse/shared/, the wheels every Python of the architecture uses, shipped once)
+# with --no-index and the hashes of its requirements.txt: no network, the same versions on every device, seconds.
+# Otherwise pip uses the index (and PIP_OPTIONS), failing fast when it
 # cannot be reached: 15 s per connection, 2 retries, the whole pip run bounded by PIP_TIME_LIMIT (default 900 s,
 # inside the recipe's 1800 s Timeout).
 #
-# Idempotent and side by side: the venv is named after the wheel's SHA-256 and a stamp is written only when
-# everything succeeded, so a second run for the same artifact does nothing, a failed run leaves nothing a later
-# Install trusts (its venv is removed), and the newest KEEP_VENVS (default 3) stamped venvs are kept, so a rollback
-# to a previous artifact finds its venv ready and needs no network.
+# Idempotent and side by side: the venv is named after the wheel's SHA-256; it is made as WORK/.venv-HASH.partial and
+# renamed to WORK/venv-HASH only when everything succeeded (stamped), so a second run for the same artifact does
+# nothing, a failed or killed run (the nucleus' Timeout, SIGKILL) leaves no venv-HASH at all (the next run removes
+# the .partial), and the newest KEEP_VENVS (default 3) stamped venvs are kept, so a rollback to a previous artifact
+# finds its venv ready and needs no network. Before the rename the scripts pip wrote (their #! line) are pointed at
+# the final path; the venv's python finds its venv by its own location.
 # Environment: PYTHON (default python3), PIP_OPTIONS (extra pip arguments for the network path, from the component
 # configuration install.pip_options, e.g. "--find-links /opt/wheels"), SYSTEM_SITE_PACKAGES=1 (see the OS's
 # packages), WHEELHOUSE (default ARTIFACT_DIR/wheelhouse), PIP_TIME_LIMIT, KEEP_VENVS.
@@ -44,20 +47,21 @@ fi
 TAG=$("$PYTHON" -c 'import platform, sys; print("cp%d%d-%s" % (sys.version_info[0], sys.version_info[1], platform.machine()))')
 HOUSE="${WHEELHOUSE:-$ARTIFACTS/wheelhouse}/$TAG"  # the recipe points WHEELHOUSE at its architecture's artifact
 
-rm -rf "$VENV"  # a previous attempt that did not finish
-trap 'status=$?; if [ "$status" -ne 0 ]; then rm -rf "$VENV"; echo "install.sh: failed (exit $status); nothing kept" >&2; fi' EXIT
+PARTIAL="$WORK/.venv-$HASH.partial"
+rm -rf "$VENV" "$WORK"/.venv-*.partial  # an unstamped venv (made before .partial existed); killed attempts
+trap 'status=$?; if [ "$status" -ne 0 ]; then rm -rf "$PARTIAL"; echo "install.sh: failed (exit $status); nothing kept" >&2; fi' EXIT
 if [ "${SYSTEM_SITE_PACKAGES:-0}" = 1 ]; then
-    "$PYTHON" -m venv --system-site-packages "$VENV"
+    "$PYTHON" -m venv --system-site-packages "$PARTIAL"
 else
-    "$PYTHON" -m venv "$VENV"
+    "$PYTHON" -m venv "$PARTIAL"
 fi
-PIP="$VENV/bin/python -m pip --disable-pip-version-check --no-input"
+PIP="$PARTIAL/bin/python -m pip --disable-pip-version-check --no-input"
 started=$(date +%s)
 if [ -f "$HOUSE/requirements.txt" ]; then
     echo "install.sh: installing from the artifact's wheelhouse $TAG (no network)"
     # shellcheck disable=SC2086 # PIP is a command with arguments
-    timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --no-index --find-links "$HOUSE" --require-hashes \
-        -r "$HOUSE/requirements.txt"
+    timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --no-index --find-links "$HOUSE" \
+        --find-links "$(dirname "$HOUSE")/shared" --require-hashes -r "$HOUSE/requirements.txt"
     # shellcheck disable=SC2086
     timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --no-index --no-deps "$WHEEL"
 else
@@ -65,11 +69,18 @@ else
     # shellcheck disable=SC2086 # PIP and PIP_OPTIONS are lists of arguments on purpose
     if ! timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --timeout 15 --retries 2 ${PIP_OPTIONS:-} \
         "$WHEEL[edge]"; then
-        echo "install.sh: pip could not install from the index in $(( $(date +%s) - started )) s: is the device offline? ship a wheelhouse for $TAG (components/build.py --wheelhouse) or set install.pip_options" >&2
+        echo "install.sh: pip could not install from the index in $(( $(date +%s) - started )) s: is the device offline? ship a wheelhouse for $TAG (build the component with COMPONENT_WHEELHOUSE=$TAG, components/README.md) or set the component configuration's install.pip_options (e.g. --find-links DIR)" >&2
         exit 1
     fi
 fi
-date -u +%Y-%m-%dT%H:%M:%SZ > "$STAMP"
+# the scripts pip wrote (edge-runtime, activate) name the venv's path: point them at the final one, then rename
+for script in "$PARTIAL"/bin/*; do
+    if [ -f "$script" ] && [ ! -L "$script" ] && grep -qF "$PARTIAL" "$script" 2>/dev/null; then
+        sed -i "s|$PARTIAL|$VENV|g" "$script"
+    fi
+done
+date -u +%Y-%m-%dT%H:%M:%SZ > "$PARTIAL/.installed"
+mv "$PARTIAL" "$VENV"  # one rename: venv-HASH is there complete, or not at all
 trap - EXIT
 
 # keep the newest KEEP_VENVS stamped venvs (this one included); unstamped ones are leftovers of failed runs

@@ -8,6 +8,13 @@ For each tag ``cpXY-ARCH`` (a device's Python and ``uname -m``) it runs ``pip do
 into ``DIR/wheelhouse/<tag>/`` and writes ``DIR/wheelhouse/<tag>/requirements.txt``: ``name==version
 --hash=sha256:...`` for each wheel, what ``install.sh`` installs with ``--no-index --require-hashes``. Standard
 library only, plus pip (run as ``python -m pip``), like ``build.py``.
+
+The versions are pinned in the repository: ``components/locks/<tag>.txt`` (the same format) is what a build
+downloads, ``--no-deps --require-hashes``, so a rebuild next month ships the same wheels, byte for byte. A tag without
+a lock is resolved from pyproject.toml's ``edge`` extra. ``--lock`` resolves afresh and rewrites the locks (review
+the diff: that is a dependency change, and devices will download it):
+
+    python components/wheelhouse.py --out build/lock --lock [--tags ...]
 """
 
 from __future__ import annotations
@@ -89,15 +96,31 @@ def write_lock(wheels: list[Path], path: Path) -> Path:
     return path
 
 
-def build(out: Path, tags: tuple[str, ...] = DEFAULT_TAGS, cache: Optional[Path] = None) -> dict[str, int]:
-    """Every tag's wheelhouse under ``out/wheelhouse/``; returns bytes per tag."""
+LOCKS = ROOT / "components" / "locks"
+
+
+def lock_file(tag: str) -> Path:
+    return LOCKS / f"{tag}.txt"
+
+
+def build(out: Path, tags: tuple[str, ...] = DEFAULT_TAGS, cache: Optional[Path] = None, relock: bool = False
+          ) -> dict[str, int]:
+    """Every tag's wheelhouse under ``out/wheelhouse/`` (from its committed lock unless ``relock``, which resolves
+    the ``edge`` extra and writes the lock); returns bytes per tag."""
     requirements = edge_requirements()
     sizes: dict[str, int] = {}
     for tag in tags:
         folder = out / "wheelhouse" / tag
         started = time.monotonic()
-        wheels = download(tag, folder, requirements, cache)
+        locked = lock_file(tag)
+        if locked.is_file() and not relock:
+            wheels = download(tag, folder, ["--no-deps", "--require-hashes", "-r", str(locked)], cache)
+        else:
+            wheels = download(tag, folder, requirements, cache)
         write_lock(wheels, folder / "requirements.txt")
+        if relock:
+            LOCKS.mkdir(exist_ok=True)
+            locked.write_text((folder / "requirements.txt").read_text())
         sizes[tag] = sum(wheel.stat().st_size for wheel in wheels)
         print(f"wheelhouse {tag}: {len(wheels)} wheels, {sizes[tag] / 1e6:.1f} MB in"
               f" {time.monotonic() - started:.0f} s", file=sys.stderr)  # fmt: skip
@@ -109,12 +132,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the artifact folder; wheelhouse/ is made in it")
     parser.add_argument("--tags", default=",".join(DEFAULT_TAGS), help="cpXY-ARCH,... (default: %(default)s)")
     parser.add_argument("--cache", type=Path, help="pip's cache folder (e.g. build/pip-cache)")
+    parser.add_argument("--lock", action="store_true", help="resolve the edge extra afresh and rewrite "
+                        "components/locks/<tag>.txt (a dependency change: devices download it, as a new version of "
+                        "ssd.ObjectDetector.Wheelhouse)")
     args = parser.parse_args(argv)
     try:
         tags = tuple(tag.strip() for tag in args.tags.split(",") if tag.strip())
         for tag in tags:
             parse_tag(tag)
-        build(args.out, tags, args.cache)
+        build(args.out, tags, args.cache, relock=args.lock)
+        if args.lock:  # the wheelhouse component's version is the locks' hash: a changed lock is a new version
+            print("wheelhouse: locks written; ssd.ObjectDetector.Wheelhouse's version follows them: the build in "
+                  "components/ssd.ObjectDetector.Wheelhouse (gdk component build) names the version its "
+                  "gdk-config.json must state", file=sys.stderr)
     except WheelhouseError as error:
         print(f"wheelhouse: error: {error}", file=sys.stderr)
         return 2

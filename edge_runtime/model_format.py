@@ -19,6 +19,9 @@ The ONNX graph has one input, ``data`` (1, 3, S, S), and the three tensors the M
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 MODEL_FORMAT = "ssd-deploy-model/1"
 MODEL_JSON = "model.json"
 HYPERPARAMS_JSON = "hyperparams.json"  # the plain pair's (and SageMaker's) hyperparameters
@@ -50,6 +53,25 @@ DEFAULT_DETECTION_THRESHOLD = 0.01
 DEFAULT_NMS_THRESHOLD = 0.45
 DEFAULT_NMS_TOPK = 400
 DEFAULT_VARIANCES = (0.1, 0.1, 0.2, 0.2)
+
+
+def device_files(folder: Path) -> dict[str, bytes]:
+    """What the model component ships of a deploy folder, by name: the files the device runs and ``model.json``.
+
+    With ``model.onnx`` listed, MXNet's graph and weights stay off the device (it runs ONNX Runtime; they are half
+    the demo's bytes and ~110 MB of a resnet-50/512 model): they are left out, and so is their entry in the shipped
+    ``model.json`` (which the device checks every listed file against). A folder without ``model.onnx`` ships
+    whole, its ``model.json`` as it is. ``components/build.py`` and ``cloud-training publish`` both zip this, so
+    both give the same bytes and digest."""
+    raw = (folder / MODEL_JSON).read_bytes()
+    manifest = json.loads(raw)
+    listed: dict[str, object] = manifest.get("files", {})
+    if ONNX_FILE in listed and any(name in listed for name in MXNET_FILES):
+        manifest["files"] = {name: entry for name, entry in listed.items() if name not in MXNET_FILES}
+        raw = (json.dumps(manifest, indent=2) + "\n").encode()
+    shipped = {name: (folder / name).read_bytes() for name in sorted(manifest.get("files", {}))}
+    shipped[MODEL_JSON] = raw
+    return shipped
 
 
 def shipped_files(manifest_files: dict[str, object]) -> tuple[str, ...]:

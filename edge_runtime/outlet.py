@@ -48,8 +48,8 @@ class Outlet:
 
     def _stop_on_refusal(self, error: PublishRefusedError) -> None:
         if self.fatal_error is None:  # the first refusal stops the daemon; later ones are the same news
-            self.fatal_error = error
-            log.error("%s; stopping: nothing can be delivered", error)
+            self.fatal_error = error  # not logged as the error here: the CLI's exit line says it, once
+            log.info("publishing is refused for good: stopping (nothing can be delivered)")
             self.stop_event.set()
 
     def problems(self) -> list[Problem]:

@@ -1,5 +1,5 @@
-"""The model component's Greengrass recipe: the template in ``components/ssd.ObjectDetector.Model/recipe.json`` (the
-model's gdk project), filled in.
+"""The model component's Greengrass recipe: the template in ``recipes/ssd.ObjectDetector.Model.json`` (the
+model's gdk project links its recipe.json to it), filled in.
 
 The template is the one ``gdk component build`` and ``make component`` (``components/build.py``) fill, so
 ``publish`` and a gdk build register the same recipe. As ``components/README.md`` documents: ComponentName,
@@ -28,7 +28,7 @@ INFERENCE_COMPONENT = "ssd.ObjectDetector"
 MODEL_COMPONENT = "ssd.ObjectDetector.Model"
 ARTIFACT_NAME = "model.zip"
 PUBLISHER = "ssd-greengrass"  # components/*/gdk-config.json's author
-TEMPLATE = Path(__file__).resolve().parents[2] / "components" / MODEL_COMPONENT / "recipe.json"
+TEMPLATE = Path(__file__).resolve().parents[2] / "recipes" / f"{MODEL_COMPONENT}.json"
 GDK_URI = f"s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/{ARTIFACT_NAME}"
 BUILT_IN_TEMPLATE: dict[str, Any] = {
     "RecipeFormatVersion": "2020-01-25",

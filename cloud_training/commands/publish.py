@@ -46,12 +46,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--runtime-component", default=INFERENCE_COMPONENT,
                         help=f"inference component to deploy with the model (default {INFERENCE_COMPONENT})")
     parser.add_argument("--runtime-version", metavar="X.Y.Z",
-                        help="its version (default: its built recipe's, else components/ssd.ObjectDetector/"
+                        help="its version (default: its built recipe's, else the repository root's "
                              "gdk-config.json's)")
     parser.add_argument("--replace", action="store_true",
                         help="deploy only these two components, dropping the others of the current deployment")
     parser.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / your profile)")
-    parser.add_argument("--force", action="store_true", help="overwrite a different model.zip already at the URI")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite a different model.zip already at the URI, when no published version uses it")
     parser.add_argument("--dry-run", action="store_true", help="print what would be done; call nothing")
     parser.set_defaults(handler=run)
 
@@ -75,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     assert region is not None
     client = session.client("greengrassv2", region)
-    publishing.publish(planned, client, print, force=args.force, replace=args.replace)
+    account = session.call(session.client("sts", region), "GetCallerIdentity")["Account"]  # the version's ARN
+    publishing.publish(planned, client, print, force=args.force, replace=args.replace, account=account)
     return 0

@@ -202,6 +202,8 @@ class DurableDelivery:
             self._refusing = Problem(self.transport.name, why, time.time())
         self._refusals_unlogged += 1
         now = time.monotonic()
+        if self.transport.fatal() is not None:  # the daemon stops on it and says it once, at exit
+            return
         if now - self._last_refusal_log >= ERROR_LOG_INTERVAL_S:
             self._last_refusal_log = now
             log.error("%s; dropped (%d message(s) since the last such line, %d in all)", why,

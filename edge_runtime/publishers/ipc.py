@@ -1,10 +1,11 @@
-"""Greengrass IPC: the publisher (PublishToIoTCore, PublishToTopic) and the component-configuration bridge.
+"""Greengrass IPC: the publisher (PublishToIoTCore, PublishToTopic), the transport only.
 
 Inside a Greengrass component the nucleus is the only way out: it holds the device certificate and the
 connection to AWS IoT Core, and lets a component publish only on the topics its recipe's ``accessControl``
 allows. The nucleus starts each component with ``AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT`` and
 ``SVCUID`` (the socket and the auth token), so their presence is how the daemon knows it runs in Greengrass
-(:func:`edge_runtime.greengrass.in_greengrass`).
+(:func:`edge_runtime.greengrass.in_greengrass`). The connection, the configuration bridge and live
+configuration live in :mod:`edge_runtime.greengrass`.
 
 The IPC client is injected (a ``GreengrassCoreIPCClientV2`` or anything with its ``*_async`` methods), every
 future is waited on with a bound, and every failure becomes a :class:`~edge_runtime.errors.PublishError`
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edge_runtime.config import GreengrassConfig, RuntimeConfig
-from edge_runtime.errors import ConfigError, EdgeRuntimeError, PublishError, PublishRefusedError
+from edge_runtime.errors import PublishRefusedError
+from edge_runtime.greengrass.nucleus import IpcConnection, _fix, _one_line, is_connection_error
 from edge_runtime.messages import encode
 from edge_runtime.publishers.base import Problem, Publisher
 from edge_runtime.publishers.delivery import DurableDelivery, SendRefused, Transport
@@ -30,164 +32,7 @@ from edge_runtime.publishers.outbox import Outbox, OutboxItem
 
 log = logging.getLogger(__name__)
 
-RECONNECT_INITIAL_S = 0.5  # first wait before connecting to a nucleus that went away, doubling ...
-RECONNECT_MAX_S = 5.0  # ... up to this: a restarted nucleus is back within seconds
 QOS_AT_LEAST_ONCE = "1"  # awsiot.greengrasscoreipc.model.QOS.AT_LEAST_ONCE
-# Component configuration keys that are not daemon settings: the nucleus' authorization policies, and the
-# Install script's options (read by the recipe through {configuration:/install/...}).
-NOT_RUNTIME_KEYS = ("accessControl", "install")
-
-
-def connect(timeout_s: float) -> Any:
-    """A connected ``GreengrassCoreIPCClientV2`` (socket and token from the environment), or PublishError."""
-    try:
-        from awsiot.greengrasscoreipc import connect as ipc_connect
-        from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
-
-        return GreengrassCoreIPCClientV2(client=ipc_connect(timeout=timeout_s))
-    except Exception as error:  # KeyError (no env), TimeoutError, awscrt.exceptions.AwsCrtError
-        raise PublishError(f"greengrass: cannot connect to the nucleus IPC socket ({_one_line(error)})") from None
-
-
-# What to change when the nucleus refuses an operation: the recipe's accessControl policy that allows it.
-ACCESS_HINTS = {
-    "PublishToIoTCore": "aws.greengrass.ipc.mqttproxy",
-    "PublishToTopic": "aws.greengrass.ipc.pubsub",
-}
-
-
-def wait(future: Any, timeout_s: float, what: str, stop: threading.Event | None = None) -> Any:
-    """The result of an IPC future within ``timeout_s``, or a PublishError saying which request failed.
-
-    The nucleus' UnauthorizedError becomes :class:`PublishRefusedError`, with the setting to fix: every later
-    request of that kind would be refused too. With ``stop``, the wait also ends (PublishError) once it is set: a
-    frozen nucleus cannot hold SIGTERM past its budget."""
-    try:
-        if stop is not None:
-            deadline = time.monotonic() + timeout_s
-            while not future.done() and time.monotonic() < deadline:
-                if stop.is_set():
-                    raise PublishError(f"greengrass: {what} abandoned: stopping")
-                time.sleep(0.05)
-        return future.result(timeout=timeout_s if stop is None else 0.0)
-    except Exception as error:  # concurrent.futures.TimeoutError, the model's ServiceError/UnauthorizedError, ...
-        reason = f"no answer in {timeout_s:.1f}s" if _is_timeout(error) else _one_line(error)
-        if type(error).__name__ == "UnauthorizedError":
-            refused = f"greengrass: {what} was refused, not authorized ({reason}): {_fix(what)}"
-            raise PublishRefusedError(refused) from None
-        raise PublishError(f"greengrass: {what} failed ({reason})") from None
-
-
-def _fix(what: str) -> str:
-    operation = what.split()[0]
-    service = ACCESS_HINTS.get(operation)
-    if service is None:
-        return "the component's accessControl does not allow this operation"
-    return (
-        f"the recipe's accessControl ({service}) must allow aws.greengrass#{operation} on this topic (MQTT wildcards"
-        " + and # match); a resource with {iot:thingName} is only expanded when the nucleus runs with"
-        " interpolateComponentConfiguration: true"
-    )
-
-
-class IpcConnection:
-    """The nucleus' IPC client, connected again with bounded backoff when the nucleus goes away.
-
-    A nucleus restart (or a kill) closes the socket: the next request raises at once. The publisher and the
-    component bridge then share one reconnect, in a thread of its own (``ipc-reconnect``), never the inference
-    thread; hooks (:meth:`on_reconnect`) run on the new client, e.g. to subscribe to configuration updates again.
-    Without a ``factory`` (a client injected by a test) the same client is kept.
-    """
-
-    def __init__(
-        self,
-        client: Any,
-        factory: Callable[[], Any] | None = None,
-        initial_s: float = RECONNECT_INITIAL_S,
-        max_s: float = RECONNECT_MAX_S,
-    ) -> None:
-        self._client = client
-        self.factory = factory
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self.ready = threading.Event()
-        self.ready.set()
-        self.reconnects = 0
-        self.problem: Problem | None = None
-        self._hooks: list[Callable[[Any], None]] = []
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def client(self) -> Any:
-        with self._lock:
-            return self._client
-
-    def on_reconnect(self, hook: Callable[[Any], None]) -> None:
-        self._hooks.append(hook)
-
-    def lost(self, error: BaseException) -> None:
-        """A request found the connection gone: reconnect in the background (once, however many callers)."""
-        if self.factory is None or self._closed.is_set():
-            return
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self.ready.clear()
-            self.problem = Problem("greengrass", f"greengrass: lost the nucleus IPC connection ({_one_line(error)});"
-                                   " reconnecting", time.time())  # fmt: skip
-            log.error("%s", self.problem.reason)
-            self._thread = threading.Thread(target=self._reconnect, name="ipc-reconnect", daemon=True)
-            self._thread.start()
-
-    def _reconnect(self) -> None:
-        assert self.factory is not None
-        delay = self.initial_s
-        while not self._closed.wait(delay):
-            try:
-                client = self.factory()
-            except Exception as error:  # PublishError from connect(): the nucleus is not back yet
-                log.warning("greengrass: nucleus not reachable yet (%s); next try in %.1fs", error, delay)
-                delay = min(self.max_s, delay * 2)
-                continue
-            with self._lock:
-                if self._closed.is_set():  # closed while connecting: this client is nobody's
-                    _close_quietly(client)
-                    return
-                old, self._client = self._client, client
-            _close_quietly(old)
-            self.reconnects += 1
-            for hook in self._hooks:
-                try:
-                    hook(client)
-                except Exception as error:
-                    log.error("greengrass: after reconnecting: %s", _one_line(error))
-            self.problem = None
-            self.ready.set()
-            log.info("greengrass: reconnected to the nucleus")
-            return
-
-    def close(self) -> None:
-        self._closed.set()
-        if self._thread is not None:
-            self._thread.join(1.0)
-        _close_quietly(self.client)
-
-
-def _close_quietly(client: Any) -> None:
-    try:
-        client.close(executor_wait=False)
-    except Exception as error:  # already closed with its connection
-        log.debug("closing an IPC client: %s", error)
-
-
-def is_connection_error(error: BaseException) -> bool:
-    """awsiotsdk's errors for a connection that is closed or was never there (not a refusal, not a timeout)."""
-    name = type(error).__name__
-    return name in ("ConnectionClosedError", "StreamClosedError") or (
-        name == "AwsCrtError" and "CONNECTION_CLOSED" in str(getattr(error, "name", error))
-    )
 
 
 class GreengrassTopics:
@@ -224,7 +69,7 @@ class GreengrassTopics:
     def access_needed(self, status: bool = True, snapshots: bool = False) -> list[tuple[str, str, str]]:
         """(IPC service, operation, topic) for every topic this publisher will publish to (``status``: the status
         topics too, unless ``status.interval_s`` is 0; ``snapshots``: the snapshot topics, when enabled)."""
-        from edge_runtime.access import MQTT_PROXY, PUBSUB
+        from edge_runtime.greengrass.access import MQTT_PROXY, PUBSUB
 
         needed = []
         for kind, (iot_topic, local_topic) in self.all().items():
@@ -397,172 +242,3 @@ class IpcPublisher(Publisher):
                 break
         self.delivery.close(max(0.0, deadline - time.monotonic()))
 
-
-class ComponentBridge:
-    """The component's side of the nucleus besides publishing: its configuration and its reported state."""
-
-    def __init__(self, connection: IpcConnection | Any, timeout_s: float = 10.0) -> None:
-        """``connection``: an :class:`IpcConnection` (or a bare client, kept as it is)."""
-        self.connection = connection if isinstance(connection, IpcConnection) else IpcConnection(connection)
-        self.timeout_s = timeout_s
-        self.access_control: dict[str, Any] = {}  # the nucleus' policies for this component, as last read
-        self._subscription: Any = None
-        self._on_change: Callable[[list[str]], None] | None = None
-        self.stop: threading.Event | None = None  # the running pipeline's stop event: waits end when it is set
-        self.connection.on_reconnect(self._resubscribe)
-
-    @property
-    def client(self) -> Any:
-        return self.connection.client
-
-    def read_component_configuration(self) -> dict[str, Any]:
-        """The whole component configuration, as the nucleus holds it (``accessControl`` included)."""
-        response = wait(self.client.get_configuration_async(key_path=[]), self.timeout_s, "GetConfiguration",
-                        self.stop)  # fmt: skip
-        value = response.value or {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"(component configuration): must be an object (got {type(value).__name__})")
-        self.access_control = value.get("accessControl") or {}
-        return value
-
-    def read_tree(self) -> dict[str, Any]:
-        """The component configuration as a daemon config tree (``accessControl`` and ``install`` left out)."""
-        value = self.read_component_configuration()
-        return {key: item for key, item in value.items() if key not in NOT_RUNTIME_KEYS}
-
-    def subscribe(self, on_change: Callable[[list[str]], None]) -> None:
-        """Call ``on_change(key_path)`` (in the client's executor) whenever a deployment changes the configuration."""
-
-        def on_event(event: Any) -> None:
-            update = event.configuration_update_event
-            key_path = list(update.key_path or []) if update is not None else []
-            try:
-                on_change(key_path)
-            except Exception:  # an exception here would only reach the executor's void
-                log.exception("configuration update %s could not be applied", "/".join(key_path))
-
-        def on_error(error: Exception) -> bool:
-            log.error("configuration update stream: %s", _one_line(error))
-            return False  # keep listening
-
-        self._on_change = on_change
-        future, self._subscription = self.client.subscribe_to_configuration_update_async(
-            key_path=[], on_stream_event=on_event, on_stream_error=on_error
-        )
-        wait(future, self.timeout_s, "SubscribeToConfigurationUpdate", self.stop)
-
-    def _resubscribe(self, _client: Any) -> None:
-        """After a reconnect: the old subscription died with the old connection."""
-        if self._on_change is not None:
-            self._subscription = None
-            self.subscribe(self._on_change)
-            log.info("greengrass: subscribed to configuration updates again")
-
-    def report_state(self, state: str) -> None:
-        """``RUNNING`` or ``ERRORED``, shown by the nucleus (and the console) as the component's state."""
-        wait(self.client.update_state_async(state=state), self.timeout_s, f"UpdateState {state}", self.stop)
-
-    def close(self) -> None:
-        if self._subscription is not None:
-            try:
-                self._subscription.close()
-            except Exception as error:  # already closed with the connection
-                log.debug("closing the configuration subscription: %s", error)
-            self._subscription = None
-
-
-class LiveConfig:
-    """Applies a new configuration to a running pipeline: thresholds, inference interval and topics, no restart.
-
-    Everything else (source, model, targets...) is read when a pipeline is built: a change there calls
-    ``on_restart(keys)`` (the component rebuilds its pipeline, :class:`edge_runtime.greengrass.RestartRequest`), or,
-    without one, is logged as waiting for the next start. A configuration that does not validate is refused as a
-    whole and the daemon keeps the old one.
-    """
-
-    LIVE = ("model.score_threshold", "model.class_thresholds", "inference.interval_s", "publish.greengrass")
-
-    def __init__(
-        self,
-        config: RuntimeConfig,
-        pipeline: Any,
-        publisher: IpcPublisher | None,
-        on_restart: Callable[[list[str]], None] | None = None,
-    ) -> None:
-        self.config = config
-        self.pipeline = pipeline
-        self.publisher = publisher
-        self.on_restart = on_restart
-        self._lock = threading.Lock()
-
-    def apply(self, new: RuntimeConfig) -> list[str]:
-        """Apply ``new`` where it differs; returns the dotted keys applied live."""
-        with self._lock:
-            old = self.config
-            applied: list[str] = []
-            if (new.model.score_threshold, new.model.class_thresholds) != (
-                old.model.score_threshold,
-                old.model.class_thresholds,
-            ):
-                self.pipeline.detector.set_thresholds(new.model.score_threshold, new.model.class_thresholds)
-                applied += ["model.score_threshold", "model.class_thresholds"]
-            if new.inference.interval_s != old.inference.interval_s:
-                self.pipeline.set_inference_interval(new.inference.interval_s)
-                applied.append("inference.interval_s")
-            if new.publish.greengrass != old.publish.greengrass and self.publisher is not None:
-                self.publisher.set_topics(new.publish.greengrass)
-                applied.append("publish.greengrass")
-            later = _changed_keys(_without_live(old), _without_live(new))
-            if later and self.on_restart is not None:
-                self.on_restart(later)
-            elif later:
-                log.warning("configuration changed for %s: applied at the next start", ", ".join(later))
-            if applied:
-                log.info("configuration applied live: %s", ", ".join(applied))
-            self.config = new if not later else _merge_live(old, new)
-            return applied
-
-    def apply_tree(self, build: Callable[[], RuntimeConfig]) -> list[str]:
-        """Build the new config (from the nucleus) and apply it; a bad one is logged and nothing changes."""
-        try:
-            return self.apply(build())
-        except EdgeRuntimeError as error:
-            log.error("configuration update refused, keeping the running configuration: %s", error)
-            return []
-
-
-def _without_live(config: RuntimeConfig) -> dict[str, Any]:
-    tree = config.model_dump(mode="json")
-    for dotted in LiveConfig.LIVE:
-        section, key = dotted.split(".")
-        tree[section].pop(key, None)
-    return tree
-
-
-def _merge_live(old: RuntimeConfig, new: RuntimeConfig) -> RuntimeConfig:
-    """``old`` with ``new``'s live keys: what is running now."""
-    model = old.model.model_copy(
-        update={"score_threshold": new.model.score_threshold, "class_thresholds": new.model.class_thresholds}
-    )
-    publish = old.publish.model_copy(update={"greengrass": new.publish.greengrass})
-    return old.model_copy(update={"model": model, "inference": new.inference, "publish": publish})
-
-
-def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        keys: list[str] = []
-        for key in sorted(set(old) | set(new)):
-            keys += _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")
-        return keys
-    return [] if old == new else [prefix.rstrip(".")]
-
-
-def _is_timeout(error: BaseException) -> bool:
-    import concurrent.futures
-
-    return isinstance(error, (TimeoutError, concurrent.futures.TimeoutError))
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

@@ -31,7 +31,7 @@ class PublisherContext:
 
     config: RuntimeConfig
     session: str
-    ipc: Any = None  # an edge_runtime.publishers.ipc.IpcConnection inside Greengrass, else None
+    ipc: Any = None  # an edge_runtime.greengrass.nucleus.IpcConnection inside Greengrass, else None
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
 

@@ -7,7 +7,7 @@
 #   tests/device_os/run.sh --arch arm64 --nucleus-sim                   (make nucleus-sim-arm64)
 #
 # --nucleus-sim: instead, a simulated nucleus run of the built component in the same root (tests/support/nucleus_sim.py):
-# components/build.py with the root's wheelhouse only, Install as ggc_user from it (cwd the work path, stdin closed),
+# components/build.py with the root's wheelhouse only (the wheelhouse component), Install as ggc_user from it (cwd the work path, stdin closed),
 # Run against the test IPC server (on this machine, its socket inside the root), SIGTERM, the stop timed (< 5 s).
 #
 # Needs root, mmdebstrap, chroot and mount (arm64: qemu-user-static with binfmt_misc); as root with apt-get it

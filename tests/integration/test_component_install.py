@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -51,32 +52,43 @@ def load(name: str) -> Any:
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The inference component's artifact as ``make component`` builds it (with this platform's wheelhouse),
-    unpacked as the nucleus unpacks it."""
+    """The inference component's artifact and its wheelhouse component's as ``make component`` builds them (with
+    this platform's wheelhouse), unpacked as the nucleus unpacks them."""
     build = load("build")
     out = tmp_path_factory.mktemp("greengrass-build")
     saved = os.environ.get("COMPONENT_WHEELHOUSE")
     os.environ["COMPONENT_WHEELHOUSE"] = TAG
     try:
         build.build_inference(REPO, out)
+        build.build_wheelhouse(REPO, out)
     finally:
         os.environ["COMPONENT_WHEELHOUSE"] = saved if saved is not None else "none"
     (version_dir,) = out.glob("artifacts/ssd.ObjectDetector/*")
+    (wheels_dir,) = out.glob("artifacts/ssd.ObjectDetector.Wheelhouse/*")
     arch = platform.machine()
-    sizes = {path.name: path.stat().st_size for path in version_dir.iterdir()}
+    sizes = {path.name: path.stat().st_size for path in [*version_dir.iterdir(), *wheels_dir.iterdir()]}
     print(f"artifacts: {', '.join(f'{name} {size / 1e6:.1f} MB' for name, size in sizes.items())}")
-    assert set(sizes) == {"ssd-object-detector.zip", f"wheelhouse-{arch}.zip"}  # only the architecture built
+    assert [path.name for path in version_dir.iterdir()] == ["ssd-object-detector.zip"]  # no wheels: code only
+    assert sizes["ssd-object-detector.zip"] < 1_000_000  # what a code-only update downloads
+    assert [path.name for path in wheels_dir.iterdir()] == [f"wheelhouse-{arch}.zip"]  # only the architecture built
     recipe = json.loads((out / "recipes" / "ssd.ObjectDetector.json").read_text())
+    wheels = json.loads((out / "recipes" / "ssd.ObjectDetector.Wheelhouse.json").read_text())
+    assert recipe["ComponentDependencies"]["ssd.ObjectDetector.Wheelhouse"]["VersionRequirement"] == \
+        f"={wheels['ComponentVersion']}" == f"={wheels_dir.name}"
     manifest = next(m for m in recipe["Manifests"] if m["Platform"]["architecture"] in (arch, "amd64"))
-    assert [a["Uri"].rsplit("/", 1)[-1] for a in manifest["Artifacts"]] == list(sorted(sizes))
+    assert [a["Uri"].rsplit("/", 1)[-1] for a in manifest["Artifacts"]] == ["ssd-object-detector.zip"]
     decompressed = tmp_path_factory.mktemp("artifacts-unarchived")  # as the nucleus unpacks each zip
-    for name in sizes:
-        with zipfile.ZipFile(version_dir / name) as unpacked:
-            unpacked.extractall(decompressed / name.removesuffix(".zip"))
+    for folder in (version_dir, wheels_dir):
+        for name in (path.name for path in folder.iterdir()):
+            with zipfile.ZipFile(folder / name) as unpacked:
+                unpacked.extractall(decompressed / folder.parent.name / name.removesuffix(".zip"))
     WHEELHOUSE_ENV["WHEELHOUSE"] = manifest["Lifecycle"]["Install"]["Setenv"]["WHEELHOUSE"].replace(
-        "{artifacts:decompressedPath}", str(decompressed))  # fmt: skip
-    assert (Path(WHEELHOUSE_ENV["WHEELHOUSE"]) / TAG / "requirements.txt").is_file()
-    return decompressed / "ssd-object-detector"
+        "{ssd.ObjectDetector.Wheelhouse:artifacts:decompressedPath}", str(decompressed / wheels_dir.parent.name))
+    built_lock = (Path(WHEELHOUSE_ENV["WHEELHOUSE"]) / TAG / "requirements.txt").read_text()
+    committed = REPO / "components" / "locks" / f"{TAG}.txt"
+    if committed.is_file():  # the build ships exactly the pinned wheels: same versions, same hashes
+        assert built_lock == committed.read_text()
+    return decompressed / version_dir.parent.name / "ssd-object-detector"
 
 
 WHEELHOUSE_ENV: dict[str, str] = {}  # the recipe's Setenv, as the nucleus gives it to Install
@@ -125,7 +137,29 @@ def test_no_wheelhouse_and_no_network_fails_fast_and_keeps_nothing(can_unshare: 
     print(f"offline install without a wheelhouse failed after {seconds:.1f} s")
     assert done.returncode != 0 and seconds < 120  # the recipe allows 1800 s
     assert "is the device offline? ship a wheelhouse" in done.stderr
-    assert list(work.glob("venv-*")) == []  # no half venv a later Install would trust
+    assert "COMPONENT_WHEELHOUSE=" in done.stderr and "--wheelhouse" not in done.stderr  # options that exist
+    assert list(work.glob("venv-*")) == list(work.glob(".venv-*")) == []  # no half venv a later Install would trust
+
+
+def test_a_killed_install_leaves_no_venv(can_unshare: None, artifact: Path, tmp_path: Path) -> None:
+    """SIGKILL (the nucleus' Timeout) mid-install: no venv-HASH, so Run refuses; the next Install starts clean."""
+    work = tmp_path / "work"
+    work.mkdir()
+    environment = {**os.environ, "PYTHON": sys.executable, **WHEELHOUSE_ENV}
+    started = subprocess.Popen(["sh", str(artifact / "install.sh"), str(artifact), str(work)], env=environment,
+                               cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(work.glob(".venv-*.partial/bin/python")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(work.glob(".venv-*.partial/bin/python")), "install.sh never made its venv"
+    finally:
+        os.killpg(started.pid, signal.SIGKILL)
+        started.wait(30)
+    assert list(work.glob("venv-*")) == []  # nothing run.sh would take
+    done, _ = install(artifact, work)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(work.glob(".venv-*")) == [] and len(list(work.glob("venv-*/.installed"))) == 1
 
 
 def test_previous_venvs_stay_for_a_rollback(can_unshare: None, artifact: Path, tmp_path: Path) -> None:

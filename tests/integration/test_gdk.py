@@ -1,7 +1,8 @@
 """The real gdk CLI (1.6.2) on both gdk projects: ``gdk component build`` in a clean clone, ``gdk component publish``.
 
 Build runs gdk's own console script in a separate process, in a ``git clone`` of this repository's committed state,
-exactly as README's Greengrass section says (``cd components/<name> && gdk component build``). Every gdk command
+exactly as README's Greengrass section says (``gdk component build`` at the root for the inference component,
+``cd components/ssd.ObjectDetector.Model && gdk component build`` for the model). Every gdk command
 makes two HTTPS requests with ``requests``: its latest version (raw.githubusercontent.com) and the test framework's
 latest release (api.github.com), and goes on without them when they fail. The subprocess gets a proxy on a closed
 loopback port, so both fail at once and nothing leaves the machine; in process, ``requests.get`` refuses.
@@ -34,6 +35,7 @@ from tests.integration.sagemaker_helpers import stubbed
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = "ssd.ObjectDetector"
 MODEL = "ssd.ObjectDetector.Model"
+WHEELHOUSE = "ssd.ObjectDetector.Wheelhouse"
 ACCOUNT = "123456789012"  # moto's STS answers get_caller_identity with this account
 BUCKET = f"ssd-greengrass-components-us-east-1-{ACCOUNT}"  # gdk: <publish.bucket>-<region>-<account>
 CLOSED_PORT_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, a connection is refused at once
@@ -92,13 +94,21 @@ def gdk_env() -> dict[str, str]:
     return env
 
 
+def project_of(root: Path, name: str) -> Path:
+    """The gdk project of a component: the repository root (inference) or components/<name> (model)."""
+    return root if name == RUNTIME else root / "components" / name
+
+
 @pytest.fixture(scope="module")
 def built(clone: Path) -> dict[str, subprocess.CompletedProcess]:
     """``gdk component build`` in each project of the clone, as a user runs it."""
     runs = {}
     for name in (RUNTIME, MODEL):
-        runs[name] = subprocess.run([str(gdk_cli()), "component", "build"], cwd=clone / "components" / name,
-                                    env=gdk_env(), capture_output=True, text=True, timeout=120)
+        env = gdk_env()
+        if name == RUNTIME:  # the default wheelhouse tags: the recipe requires the wheelhouse component (no download)
+            env.pop("COMPONENT_WHEELHOUSE", None)
+        runs[name] = subprocess.run([str(gdk_cli()), "component", "build"], cwd=project_of(clone, name),
+                                    env=env, capture_output=True, text=True, timeout=120)
     return runs
 
 
@@ -108,15 +118,18 @@ def test_gdk_component_build_in_a_clean_clone(clone: Path, built: dict[str, subp
     for name, run in built.items():
         assert run.returncode == 0, f"{name}: {run.stdout[-3000:]}{run.stderr[-3000:]}"
         assert "Using custom build configuration" in run.stderr  # gdk's log (stderr): our build, run by gdk
-    runtime = clone / "components" / RUNTIME / "greengrass-build"
-    model = clone / "components" / MODEL / "greengrass-build"
-    assert files_under(runtime) == ["artifacts/ssd.ObjectDetector/0.1.0/ssd-object-detector.zip", "recipes/recipe.json"]
-    assert files_under(model) == ["artifacts/ssd.ObjectDetector.Model/NEXT_PATCH/model.zip", "recipes/recipe.json"]
+    runtime = project_of(clone, RUNTIME) / "greengrass-build"
+    model = project_of(clone, MODEL) / "greengrass-build"
+    # the recipe under the name gdk publish reads back: the file recipe.json links to
+    assert files_under(runtime) == ["artifacts/ssd.ObjectDetector/0.1.0/ssd-object-detector.zip",
+                                    "recipes/ssd.ObjectDetector.json"]
+    assert files_under(model) == ["artifacts/ssd.ObjectDetector.Model/NEXT_PATCH/model.zip",
+                                  "recipes/ssd.ObjectDetector.Model.json"]
 
     validator = recipe_validator()
-    runtime_recipe = json.loads((runtime / "recipes" / "recipe.json").read_text())
-    model_recipe = json.loads((model / "recipes" / "recipe.json").read_text())
-    for path in (runtime / "recipes" / "recipe.json", model / "recipes" / "recipe.json"):
+    runtime_recipe = json.loads((runtime / "recipes" / f"{RUNTIME}.json").read_text())
+    model_recipe = json.loads((model / "recipes" / f"{MODEL}.json").read_text())
+    for path in (runtime / "recipes" / f"{RUNTIME}.json", model / "recipes" / f"{MODEL}.json"):
         validator.validate_recipe(json.loads(path.read_text()))
         assert path.stat().st_size <= 16000 and "{COMPONENT" not in path.read_text()
     assert (runtime_recipe["ComponentName"], runtime_recipe["ComponentVersion"]) == (RUNTIME, "0.1.0")
@@ -124,13 +137,22 @@ def test_gdk_component_build_in_a_clean_clone(clone: Path, built: dict[str, subp
     assert runtime_recipe["ComponentPublisher"] == model_recipe["ComponentPublisher"] == "ssd-greengrass"
     uris = {a["Uri"] for m in runtime_recipe["Manifests"] for a in m["Artifacts"]}
     assert uris == {"s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/ssd-object-detector.zip"}  # publish fills it
+    wheels_config = json.loads((clone / "components" / WHEELHOUSE / "gdk-config.json").read_text())
+    required = runtime_recipe["ComponentDependencies"][WHEELHOUSE]
+    assert required == {"VersionRequirement": f"={wheels_config['component'][WHEELHOUSE]['version']}",
+                        "DependencyType": "HARD"}  # the wheels' version the locks give, exactly
+    assert [m["Lifecycle"]["Install"]["Setenv"]["WHEELHOUSE"] for m in runtime_recipe["Manifests"][:2]] == [
+        f"{{{WHEELHOUSE}:artifacts:decompressedPath}}/wheelhouse-{arch}/wheelhouse" for arch in ("aarch64", "x86_64")]
     (artifact,) = model_recipe["Manifests"][0]["Artifacts"]
     model_zip = (model / "artifacts" / MODEL / "NEXT_PATCH" / "model.zip").read_bytes()
     assert artifact["Uri"] == "s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/model.zip"
     assert artifact["Digest"] == digest(model_zip) and artifact["Algorithm"] == "SHA-256"
     assert model_recipe["ComponentDescription"].startswith("SSD model demo 1.0.0: ")  # model.json's version
     with zipfile.ZipFile(model / "artifacts" / MODEL / "NEXT_PATCH" / "model.zip") as archive:
-        assert "model.json" in archive.namelist()
+        assert "model.json" in archive.namelist() and "model.onnx" in archive.namelist()
+        assert not [name for name in archive.namelist() if name.startswith("deploy_model_algo_1")]  # no MXNet files
+        shipped = json.loads(archive.read("model.json"))
+        assert sorted(shipped["files"]) == ["model.onnx"]  # what the device checks matches what it gets
 
     # make component (components/build.py, no --project) in the same clone: the same artifact bytes
     make = subprocess.run([sys.executable, str(clone / "components" / "build.py"), "--out", str(tmp_path / "gg")],
@@ -193,10 +215,10 @@ def capture_recipes(client: Any) -> list[dict]:
 
 @pytest.fixture
 def projects(built: dict[str, subprocess.CompletedProcess], clone: Path, tmp_path: Path) -> Path:
-    """A copy of the clone's built gdk projects (publish writes its recipe beside the build's)."""
+    """A copy of the clone with its built gdk projects (publish writes its recipe beside the build's)."""
     assert all(run.returncode == 0 for run in built.values()), "gdk component build failed: see the build test"
-    shutil.copytree(clone / "components", tmp_path / "components")
-    return tmp_path / "components"
+    shutil.copytree(clone, tmp_path / "repo", symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    return tmp_path / "repo"
 
 
 def empty_bucket(s3: Any) -> None:
@@ -219,15 +241,15 @@ def test_gdk_component_publish_both(projects: Path, s3_bucket: Any, monkeypatch:
     expect_publish(stub, RUNTIME, [], next_patch=False)
     expect_publish(stub, MODEL, ["1.0.4", "1.0.2"], next_patch=True)  # newest first, as the service
     with stub:
-        publish_project(projects / RUNTIME, monkeypatch, client)
+        publish_project(project_of(projects, RUNTIME), monkeypatch, client)
         assert s3.get_bucket_location(Bucket=BUCKET)["LocationConstraint"] is None  # gdk made it, in us-east-1
-        publish_project(projects / MODEL, monkeypatch, client)  # the bucket exists now: gdk keeps it
+        publish_project(project_of(projects, MODEL), monkeypatch, client)  # the bucket exists now: gdk keeps it
         stub.assert_no_pending_responses()
 
     keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
     assert keys == ["ssd.ObjectDetector.Model/1.0.5/model.zip", "ssd.ObjectDetector/0.1.0/ssd-object-detector.zip"]
-    runtime_build = projects / RUNTIME / "greengrass-build"
-    model_build = projects / MODEL / "greengrass-build"
+    runtime_build = project_of(projects, RUNTIME) / "greengrass-build"
+    model_build = project_of(projects, MODEL) / "greengrass-build"
     runtime_zip = s3.get_object(Bucket=BUCKET, Key=keys[1])["Body"].read()
     model_zip = s3.get_object(Bucket=BUCKET, Key=keys[0])["Body"].read()
     assert runtime_zip == (runtime_build / "artifacts" / RUNTIME / "0.1.0" / "ssd-object-detector.zip").read_bytes()
@@ -259,7 +281,7 @@ def test_gdk_next_patch_starts_at_1_0_0_and_a_refusal_fails(projects: Path, s3_b
     sent = capture_recipes(client)
     expect_publish(stub, MODEL, [], next_patch=True)
     with stub:
-        publish_project(projects / MODEL, monkeypatch, client)
+        publish_project(project_of(projects, MODEL), monkeypatch, client)
         stub.assert_no_pending_responses()
     assert [(r["ComponentName"], r["ComponentVersion"]) for r in sent] == [(MODEL, "1.0.0")]
     assert [i["Key"] for i in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == [f"{MODEL}/1.0.0/model.zip"]
@@ -270,7 +292,101 @@ def test_gdk_next_patch_starts_at_1_0_0_and_a_refusal_fails(projects: Path, s3_b
     stub.add_client_error("create_component_version", service_error_code="ConflictException",
                           service_message="ssd.ObjectDetector 0.1.0 already exists", http_status_code=409)
     with stub, pytest.raises(AssertionError, match="exited 1"):
-        publish_project(projects / RUNTIME, monkeypatch, client, "--bucket", s3_bucket.name)
+        publish_project(project_of(projects, RUNTIME), monkeypatch, client, "--bucket", s3_bucket.name)
     stub.assert_no_pending_responses()
     assert s3_bucket.keys() == [f"{RUNTIME}/0.1.0/ssd-object-detector.zip"]
     empty_bucket(s3)
+
+
+def load_publish(root: Path) -> Any:
+    """components/publish.py of ``root`` (by path: ``components`` is no package)."""
+    spec = importlib.util.spec_from_file_location("component_publish", root / "components" / "publish.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def objects(s3: Any) -> dict[str, tuple[str, Any, bytes]]:
+    """Every object of gdk's bucket: (ETag, LastModified, bytes) by key."""
+    listed = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return {item["Key"]: (item["ETag"], item["LastModified"], s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"]
+                          .read()) for item in listed}
+
+
+@pytest.mark.timeout(300)
+def test_a_second_publish_of_the_same_version_changes_no_s3_object(projects: Path, s3_bucket: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch, capsys: Any
+                                                                   ) -> None:
+    """components/publish.py (make publish) in front of the real gdk publish: the first publish of 0.1.0 runs gdk;
+    a second is refused before any upload (the version exists), and so is a rebuilt artifact whose key holds other
+    bytes; neither changes an S3 object."""
+    import boto3
+
+    s3 = s3_bucket.client
+    empty_bucket(s3)
+    publish = load_publish(projects)
+    root = project_of(projects, RUNTIME)
+    version_arn = f"arn:aws:greengrass:us-east-1:{ACCOUNT}:components:{RUNTIME}:versions:0.1.0"
+    ran: list[Path] = []
+
+    def through(greengrass: Any) -> tuple[Any, Any]:
+        def make(service: str, **kwargs: Any) -> Any:
+            return greengrass if service == "greengrassv2" else boto3.client(service, **kwargs)
+
+        def gdk(project: Path, options: list[str]) -> int:
+            ran.append(project)
+            publish_project(project, monkeypatch, greengrass, *options)
+            return 0
+
+        return make, gdk
+
+    client, stub = stubbed("greengrassv2")
+    stub.add_client_error("describe_component", service_error_code="ResourceNotFoundException", http_status_code=404,
+                          expected_params={"arn": version_arn})
+    expect_publish(stub, RUNTIME, [], next_patch=False)
+    with stub:
+        assert publish.main(["--project", str(root)], *through(client)) == 0
+        stub.assert_no_pending_responses()
+    first = objects(s3)
+    assert list(first) == [f"{RUNTIME}/0.1.0/ssd-object-detector.zip"] and ran == [root]
+
+    client, stub = stubbed("greengrassv2")
+    stub.add_response("describe_component", {"arn": version_arn, "componentName": RUNTIME, "componentVersion": "0.1.0"},
+                      {"arn": version_arn})
+    capsys.readouterr()
+    with stub:
+        assert publish.main(["--project", str(root)], *through(client)) == 2
+    assert capsys.readouterr().err.startswith(f"publish: error: {RUNTIME} 0.1.0 already exists in us-east-1: component "
+                                              "versions are immutable, and gdk would overwrite its artifacts")
+    assert ran == [root] and objects(s3) == first  # gdk never ran: same bytes, same ETag, same LastModified
+
+    built = root / "greengrass-build" / "artifacts" / RUNTIME / "0.1.0" / "ssd-object-detector.zip"
+    built.write_bytes(built.read_bytes() + b"rebuilt")  # another build, and a version Greengrass does not hold
+    client, stub = stubbed("greengrassv2")
+    stub.add_client_error("describe_component", service_error_code="ResourceNotFoundException", http_status_code=404)
+    with stub:
+        assert publish.main(["--project", str(root)], *through(client)) == 2
+    assert f"s3://{BUCKET}/{RUNTIME}/0.1.0/ssd-object-detector.zip exists with other content" in capsys.readouterr().err
+    assert ran == [root] and objects(s3) == first
+    empty_bucket(s3)
+
+
+@pytest.mark.timeout(120)
+def test_gdk_runs_the_wheelhouse_build_and_a_stale_version_is_one_line(clone: Path, tmp_path: Path) -> None:
+    """gdk component build in the wheelhouse project runs our build (no download before the version check): a
+    gdk-config.json version other than the locks' fails the build with the line naming the version to set."""
+    project = tmp_path / "repo"
+    shutil.copytree(clone, project, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    config_path = project / "components" / WHEELHOUSE / "gdk-config.json"
+    config = json.loads(config_path.read_text())
+    wanted = config["component"][WHEELHOUSE]["version"]
+    config["component"][WHEELHOUSE]["version"] = "1.0.0"
+    config_path.write_text(json.dumps(config))
+    env = gdk_env()
+    env.pop("COMPONENT_WHEELHOUSE", None)  # the default tags: the committed version is theirs
+    run = subprocess.run([str(gdk_cli()), "component", "build"], cwd=config_path.parent, env=env,
+                         capture_output=True, text=True, timeout=100)  # fmt: skip
+    assert run.returncode != 0
+    assert f"version must be {wanted}, the version components/locks give" in run.stdout + run.stderr
+    assert not list((config_path.parent / "greengrass-build" / "artifacts").rglob("*.zip"))

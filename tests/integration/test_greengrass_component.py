@@ -49,7 +49,7 @@ def mean_colour_video(path: Path, frames: int) -> Path:
 
 def component_configuration(video: Path, frames_fps: float = 10.0) -> dict[str, Any]:
     """The recipe's DefaultConfiguration with this test's source and a threshold nothing passes."""
-    recipe = json.loads((REPO / "components" / COMPONENT / "recipe.json").read_text())
+    recipe = json.loads((REPO / "recipes" / f"{COMPONENT}.json").read_text())
     config: dict[str, Any] = recipe["ComponentConfiguration"]["DefaultConfiguration"]
     config["source"] = {"uri": str(video), "max_fps": frames_fps}
     assert config["publish"]["mode"] == "events"  # the component's default; these tests count messages per frame

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from edge_runtime.config import GreengrassConfig
-from edge_runtime.publishers.ipc import IpcConnection, IpcPublisher, connect
+from edge_runtime.greengrass.nucleus import IpcConnection, connect
+from edge_runtime.publishers.ipc import IpcPublisher
 from edge_runtime.publishers.outbox import Outbox
 from tests.support.gg_ipc_server import GreengrassIpcServer
 from tests.support.waiting import wait_until

@@ -119,7 +119,8 @@ def test_wildcard_access_control_needs_no_interpolation(
 
 
 def test_a_publish_refused_while_running_stops_with_one_line_and_errored(
-    short_dir: Path, tmp_path: Path, video: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    short_dir: Path, tmp_path: Path, video: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A deployment narrows the policy under the running component: the next publish is refused; the daemon says
     so once, reports ERRORED and exits 2, instead of logging every 100th refusal while RUNNING."""
@@ -145,6 +146,8 @@ def test_a_publish_refused_while_running_stops_with_one_line_and_errored(
         thread.join(5)
     assert code == 2 and seconds < 20
     line = one_error_line(capsys)
+    said = [r for r in caplog.records if "not authorized" in r.getMessage()]
+    assert said == [], [r.getMessage() for r in said]  # the exit line is the one place it is said
     assert "PublishToIoTCore on ml/object-detection/cam-9 was refused, not authorized" in line
     assert "aws.greengrass.ipc.mqttproxy" in line
     assert [r.payload["state"] for r in server.of("UpdateState")] == ["RUNNING", "ERRORED"]

@@ -32,12 +32,20 @@ def model_dir(tmp_path_factory) -> Path:
     return root / "model"
 
 
+def unpublished(stub) -> None:
+    """publish first asks Greengrass whether the version exists: here it does not."""
+    stub.add_client_error("describe_component", service_error_code="ResourceNotFoundException", http_status_code=404,
+                          expected_params={"arn": COMPONENT_ARN})
+
+
 def recipe_of(stub_call: dict) -> dict:
     return json.loads(stub_call["inlineRecipe"])
 
 
-def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_bucket, monkeypatch, capsys):
+def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_bucket, monkeypatch, capsys,
+                                                                   tmp_path):
     client, stub = stubbed("greengrassv2")
+    unpublished(stub)
     sent: dict = {}
 
     def capture(params, **_):  # the Stubber validates the request next; keep the recipe to check it
@@ -77,8 +85,11 @@ def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_b
     assert s3_bucket.keys() == ["ssd.ObjectDetector.Model/1.2.0/model.zip"]
     data = s3_bucket.get("ssd.ObjectDetector.Model/1.2.0/model.zip")
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert sorted(archive.namelist()) == MODEL_FILES  # at the root: Greengrass unzips into .../model/
-        assert archive.read("model.json") == (model_dir / "model.json").read_bytes()
+        assert sorted(archive.namelist()) == ["model.json", "model.onnx"]  # at the root, no MXNet files
+        archive.extractall(tmp_path / "model")  # as Greengrass unzips it into .../model/
+    from edge_runtime.model import read_model_info
+
+    assert read_model_info(tmp_path / "model", verify_digests=True).version == "1.2.0"  # the device's own check
     recipe = recipe_of(sent)
     assert recipe["ComponentName"] == "ssd.ObjectDetector.Model" and recipe["ComponentVersion"] == "1.2.0"
     assert recipe["RecipeFormatVersion"] == "2020-01-25" and recipe["ComponentType"] == "aws.greengrass.generic"
@@ -96,6 +107,7 @@ def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_b
 
 def test_replace_deploys_only_the_two_components(model_dir, s3_bucket, monkeypatch, capsys):
     client, stub = stubbed("greengrassv2")
+    unpublished(stub)
     stub.add_response("create_component_version", {
         "arn": COMPONENT_ARN, "componentName": "ssd.ObjectDetector.Model", "componentVersion": "1.2.0",
         "creationTimestamp": "2024-01-01T00:00:00Z", "status": {"componentState": "REQUESTED"},
@@ -119,15 +131,14 @@ def test_replace_deploys_only_the_two_components(model_dir, s3_bucket, monkeypat
 def test_the_runtime_version_comes_from_the_built_recipe(tmp_path):
     from cloud_training.publishing import runtime_version
 
-    project = tmp_path / "components" / "ssd.ObjectDetector"
-    project.mkdir(parents=True)
+    project = tmp_path  # the inference component's gdk project: the repository root
     (project / "gdk-config.json").write_text(json.dumps(
         {"component": {"ssd.ObjectDetector": {"version": "NEXT_PATCH"}}}))  # fmt: skip
     with pytest.raises(Exception, match="--runtime-version is needed"):
         runtime_version(None, tmp_path)
     built = project / "greengrass-build" / "recipes"
     built.mkdir(parents=True)
-    (built / "recipe.json").write_text(json.dumps({"ComponentVersion": "0.4.2"}))  # what gdk resolved and published
+    (built / "ssd.ObjectDetector.json").write_text(json.dumps({"ComponentVersion": "0.4.2"}))  # gdk resolved it
     assert runtime_version(None, tmp_path) == "0.4.2"
     assert runtime_version("1.0.0", tmp_path) == "1.0.0"
 
@@ -164,6 +175,7 @@ def test_a_modified_folder_and_bad_arguments_are_refused_before_any_call(model_d
 def test_an_existing_different_upload_is_not_overwritten(model_dir, s3_bucket, monkeypatch, capsys):
     s3_bucket.put("ssd.ObjectDetector.Model/1.2.0/model.zip", b"older model")
     client, stub = stubbed("greengrassv2")
+    unpublished(stub)
     use_client(monkeypatch, "greengrassv2", client)
     with stub:
         assert main(["publish", str(model_dir), "--bucket", s3_bucket.name, "--component-version", "1.2.0"]) == 2
@@ -171,8 +183,27 @@ def test_an_existing_different_upload_is_not_overwritten(model_dir, s3_bucket, m
     assert s3_bucket.get("ssd.ObjectDetector.Model/1.2.0/model.zip") == b"older model"
 
 
+def test_a_published_version_is_refused_before_any_upload(model_dir, s3_bucket, monkeypatch, capsys):
+    """The version exists: one line, exit 2, the S3 object untouched (not even rewritten with the same bytes)."""
+    key = "ssd.ObjectDetector.Model/1.2.0/model.zip"
+    s3_bucket.put(key, b"the live version's model")
+    before = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key=key)["LastModified"]
+    client, stub = stubbed("greengrassv2")
+    stub.add_response("describe_component", {"arn": COMPONENT_ARN, "componentName": "ssd.ObjectDetector.Model",
+                                             "componentVersion": "1.2.0"}, {"arn": COMPONENT_ARN})
+    use_client(monkeypatch, "greengrassv2", client)
+    with stub:
+        assert main(["publish", str(model_dir), "--bucket", s3_bucket.name, "--force"]) == 2  # --force: not this
+    assert capsys.readouterr().err == (
+        f"cloud-training: error: ssd.ObjectDetector.Model 1.2.0 is already published ({COMPONENT_ARN}): component "
+        "versions are immutable and its artifact is what devices download; choose a new --component-version\n")
+    assert s3_bucket.get(key) == b"the live version's model"
+    assert s3_bucket.client.head_object(Bucket=s3_bucket.name, Key=key)["LastModified"] == before
+
+
 def test_a_component_the_service_rejects_is_one_line(model_dir, s3_bucket, monkeypatch, capsys):
     client, stub = stubbed("greengrassv2")
+    unpublished(stub)
     stub.add_response("create_component_version", {
         "arn": COMPONENT_ARN, "componentName": "ssd.ObjectDetector.Model", "componentVersion": "1.2.0",
         "creationTimestamp": "2024-01-01T00:00:00Z", "status": {"componentState": "REQUESTED"}})
@@ -189,6 +220,7 @@ def test_a_component_the_service_rejects_is_one_line(model_dir, s3_bucket, monke
 
 def test_greengrass_access_denied_names_the_iam_action(model_dir, s3_bucket, monkeypatch, capsys):
     client, stub = stubbed("greengrassv2")
+    unpublished(stub)
     stub.add_client_error("create_component_version", service_error_code="AccessDeniedException",
                           service_message="not authorized", http_status_code=403)
     use_client(monkeypatch, "greengrassv2", client)

@@ -337,7 +337,7 @@ class GreengrassIpcServer:
         matching the topic (MQTT wildcards, ``*``)."""
         if not self.enforce_access:
             return True
-        from edge_runtime.access import MQTT_PROXY, PUBSUB, allowed_resources, topic_matches
+        from edge_runtime.greengrass.access import MQTT_PROXY, PUBSUB, allowed_resources, topic_matches
 
         service = MQTT_PROXY if operation == "PublishToIoTCore" else PUBSUB
         with self._lock:

@@ -1,7 +1,8 @@
 """A simulated Greengrass nucleus run of ``ssd.ObjectDetector``, as the nucleus (2.x, Linux) does it, step by step.
 
-1. Artifacts unpacked to ``packages/artifacts-unarchived/<component>/<version>/<zip name>/``, owned by the run user
-   with the recipe's ``Permission`` (``OWNER``: the user only; ``ALL``: everyone), the work path
+1. Artifacts (the component's, and its dependencies' ``ssd.ObjectDetector.Model`` and
+   ``ssd.ObjectDetector.Wheelhouse``) unpacked to ``packages/artifacts-unarchived/<component>/<version>/<zip name>/``,
+   owned by the run user with the recipe's ``Permission`` (``OWNER``: the user only; ``ALL``: everyone), the work path
    ``work/<component>/`` owned by it; the run user and group made as the nucleus makes its default ones
    (``groupadd -r ggc_group``, ``useradd -r -m ggc_user``, ``usermod -a -G ggc_group ggc_user``).
 2. Install: the manifest's script with the recipe variables substituted, as ``ggc_user:ggc_group`` (the nucleus
@@ -49,6 +50,7 @@ from tests.support.gg_ipc_server import GreengrassIpcServer  # noqa: E402
 
 COMPONENT = "ssd.ObjectDetector"
 MODEL_COMPONENT = "ssd.ObjectDetector.Model"
+WHEELHOUSE_COMPONENT = "ssd.ObjectDetector.Wheelhouse"
 USER, GROUP = "ggc_user", "ggc_group"
 THING = "cam-7"
 TOKEN = "svcuid-nucleus-sim"
@@ -152,7 +154,26 @@ def unpack(build: Path, base: Path, machine: str, ids: tuple[int, int],
     with zipfile.ZipFile(model_version_dir / "model.zip") as archive:
         archive.extractall(model_dir / "model")
     _own(model_dir / "model", uid, gid, "ALL", "NONE")  # the model recipe: Read ALL
-    for folder in (component_dir, model_dir):  # the folders above: traversable, as the nucleus' are
+    folders = [component_dir, model_dir]
+    values = {f"{MODEL_COMPONENT}:artifacts:decompressedPath": seen_as(model_dir)}
+    wheels_recipe = build / "recipes" / f"{WHEELHOUSE_COMPONENT}.json"
+    if wheels_recipe.is_file():  # the dependency the recipe names, at the version it requires
+        wheels = json.loads(wheels_recipe.read_text())
+        required = recipe["ComponentDependencies"][WHEELHOUSE_COMPONENT]["VersionRequirement"]
+        assert required == f"={wheels['ComponentVersion']}", (required, wheels["ComponentVersion"])
+        wheels_dir = unarchived / WHEELHOUSE_COMPONENT / wheels["ComponentVersion"]
+        wheels_dir.mkdir(parents=True, exist_ok=True)
+        for artifact in manifest_for(wheels, machine)["Artifacts"]:
+            name = artifact["Uri"].rsplit("/", 1)[-1]
+            built = build / "artifacts" / WHEELHOUSE_COMPONENT / wheels["ComponentVersion"] / name
+            with zipfile.ZipFile(built) as archive:
+                archive.extractall(wheels_dir / name.removesuffix(".zip"))
+            permission = artifact.get("Permission", {})
+            _own(wheels_dir / name.removesuffix(".zip"), uid, gid, permission.get("Read", "OWNER"),
+                 permission.get("Execute", "NONE"))  # fmt: skip
+        folders.append(wheels_dir)
+        values[f"{WHEELHOUSE_COMPONENT}:artifacts:decompressedPath"] = seen_as(wheels_dir)
+    for folder in folders:  # the folders above: traversable, as the nucleus' are
         while folder != base:
             os.chmod(folder, 0o755)
             folder = folder.parent
@@ -165,7 +186,7 @@ def unpack(build: Path, base: Path, machine: str, ids: tuple[int, int],
     values = {
         "artifacts:decompressedPath": seen_as(component_dir),
         "work:path": seen_as(work),
-        f"{MODEL_COMPONENT}:artifacts:decompressedPath": seen_as(model_dir),
+        **values,
         "configuration:/install/pip_options": str(configuration["install"]["pip_options"]),
     }
     return Layout(base, manifest, configuration, values, work, seen_as(work))

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,9 +16,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def copy_of_sources(into: Path) -> Path:
-    """What build.py reads for the runtime component: the projects, the package and pyproject.toml."""
-    shutil.copytree(REPO / "components", into / "components", ignore=shutil.ignore_patterns("greengrass-build",
-                                                                                             "__pycache__"))
+    """What build.py reads: the root project (gdk-config.json, recipe.json), recipes/, components/, the package and
+    pyproject.toml."""
+    ignore = shutil.ignore_patterns("greengrass-build", "__pycache__")
+    shutil.copytree(REPO / "components", into / "components", ignore=ignore, symlinks=True)
+    shutil.copytree(REPO / "recipes", into / "recipes")
+    shutil.copy(REPO / "gdk-config.json", into / "gdk-config.json")
+    (into / "recipe.json").symlink_to("recipes/ssd.ObjectDetector.json")
     shutil.copytree(REPO / "edge_runtime", into / "edge_runtime", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", into / "pyproject.toml")
     return into
@@ -36,26 +41,27 @@ def build(project: Path, *args: str) -> subprocess.CompletedProcess:
     command = json.loads((project / "gdk-config.json").read_text())
     ((_, component),) = command["component"].items()
     argv = component["build"]["custom_build_command"]
-    assert argv[:2] == ["python3", "../build.py"]
+    assert argv[:2] in (["python3", "../build.py"], ["python3", "components/build.py"])
     return subprocess.run([sys.executable, *argv[1:], *args], cwd=project, capture_output=True, text=True, timeout=120)
 
 
 def test_next_patch_is_kept_for_gdk_publish(tmp_path: Path) -> None:
     root = copy_of_sources(tmp_path)
-    project = root / "components" / "ssd.ObjectDetector"
+    project = root  # the inference component's gdk project is the repository root
     set_version(project, "NEXT_PATCH")
     run = build(project)
     assert run.returncode == 0, run.stderr
     out = project / "greengrass-build"
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == ["artifacts/ssd.ObjectDetector/NEXT_PATCH/ssd-object-detector.zip", "recipes/recipe.json"]
-    recipe = json.loads((out / "recipes" / "recipe.json").read_text())
+    assert files == ["artifacts/ssd.ObjectDetector/NEXT_PATCH/ssd-object-detector.zip",
+                     "recipes/ssd.ObjectDetector.json"]  # the name gdk reads back: recipe.json's link target
+    recipe = json.loads((out / "recipes" / "ssd.ObjectDetector.json").read_text())
     assert (recipe["ComponentName"], recipe["ComponentVersion"]) == ("ssd.ObjectDetector", "NEXT_PATCH")
 
 
 @pytest.mark.parametrize("version", ["1.0", "next_patch", "v1.0.0"])
 def test_a_version_gdk_would_refuse_is_one_line(tmp_path: Path, version: str) -> None:
-    project = copy_of_sources(tmp_path) / "components" / "ssd.ObjectDetector"
+    project = copy_of_sources(tmp_path)
     set_version(project, version)
     run = build(project)
     assert run.returncode == 2
@@ -69,8 +75,96 @@ def test_model_project_version_comes_from_gdk_config(tmp_path: Path) -> None:
     set_version(project, "2.3.4")
     run = build(project, "--model", str(REPO / "models" / "demo"))  # the last --model wins, as argparse does
     assert run.returncode == 0, run.stderr
-    recipe = json.loads((project / "greengrass-build" / "recipes" / "recipe.json").read_text())
+    recipe = json.loads((project / "greengrass-build" / "recipes" / "ssd.ObjectDetector.Model.json").read_text())
     assert recipe["ComponentVersion"] == "2.3.4"
     assert (project / "greengrass-build" / "artifacts" / "ssd.ObjectDetector.Model" / "2.3.4" / "model.zip").is_file()
     refused = build(project, "--model-version", "1.0.0")
     assert refused.returncode == 2 and "with --project the version is" in refused.stderr
+
+
+def load_wheelhouse() -> Any:
+    """components/wheelhouse.py by path (components is no package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("component_wheelhouse", REPO / "components" / "wheelhouse.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_locks_pin_every_edge_requirement_by_hash() -> None:
+    """components/locks/<tag>.txt: what a build downloads; each line name==version with its SHA-256, and every
+    direct requirement of the edge extra is there (a lock that dropped one would install without it)."""
+    import re
+
+    extra = load_wheelhouse().edge_requirements(REPO)
+    wanted = {re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-") for requirement in extra}
+    locks = sorted((REPO / "components" / "locks").glob("*.txt"))
+    assert {lock.stem for lock in locks} >= {"cp311-x86_64", "cp311-aarch64", "cp313-x86_64", "cp313-aarch64"}
+    for lock in locks:
+        lines = lock.read_text().splitlines()
+        assert all(re.fullmatch(r"[a-z0-9][a-z0-9._-]*==\S+ --hash=sha256:[0-9a-f]{64}", line) for line in lines), lock
+        assert wanted <= {line.split("==")[0] for line in lines}, (lock.name, wanted)
+
+
+def load_build() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("component_build", REPO / "components" / "build.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_wheelhouse_version_is_the_locks_and_gdk_config_states_it(tmp_path: Path) -> None:
+    """The wheelhouse component's version follows components/locks: the committed gdk-config.json states what the
+    default tags' locks give, a changed lock gives another version, and a stale gdk-config.json is one line."""
+    build = load_build()
+    tags = tuple(build.DEFAULT_WHEELHOUSE.split(","))
+    version, _ = build.wheelhouse_version(REPO, tags)
+    config = json.loads((REPO / "components" / build.WHEELHOUSE_COMPONENT / "gdk-config.json").read_text())
+    assert config["component"][build.WHEELHOUSE_COMPONENT]["version"] == version
+    assert build.SEMVER.match(version)
+    root = copy_of_sources(tmp_path)
+    lock = root / "components" / "locks" / f"{tags[0]}.txt"
+    lock.write_text(lock.read_text().replace("numpy==", "numpy==9", 1))  # a dependency change
+    changed, _ = build.wheelhouse_version(root, tags)
+    assert changed != version and build.SEMVER.match(changed)
+    run = build_cmd(root / "components" / build.WHEELHOUSE_COMPONENT, env={"COMPONENT_WHEELHOUSE": ""})
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert f"version must be {changed}" in run.stderr and f"(got '{version}')" in run.stderr
+
+
+def test_the_runtime_requires_the_wheelhouse_version_and_takes_its_path(tmp_path: Path) -> None:
+    """The root build with the default tags: no wheels in the runtime's artifact (a code-only update stays small),
+    the wheelhouse component required at exactly the locks' version, WHEELHOUSE from that component's artifacts."""
+    build = load_build()
+    root = copy_of_sources(tmp_path)
+    run = build_cmd(root, env={"COMPONENT_WHEELHOUSE": ""})
+    assert run.returncode == 0, run.stderr
+    out = root / "greengrass-build"
+    assert [p.name for p in (out / "artifacts" / "ssd.ObjectDetector" / "0.1.0").iterdir()] == [
+        "ssd-object-detector.zip"]
+    assert (out / "artifacts" / "ssd.ObjectDetector" / "0.1.0" / "ssd-object-detector.zip").stat().st_size < 1e6
+    recipe = json.loads((out / "recipes" / "ssd.ObjectDetector.json").read_text())
+    version, _ = build.wheelhouse_version(REPO, tuple(build.DEFAULT_WHEELHOUSE.split(",")))
+    assert recipe["ComponentDependencies"][build.WHEELHOUSE_COMPONENT]["VersionRequirement"] == f"={version}"
+    install = recipe["Manifests"][1]["Lifecycle"]["Install"]
+    assert install["Setenv"]["WHEELHOUSE"] == \
+        "{ssd.ObjectDetector.Wheelhouse:artifacts:decompressedPath}/wheelhouse-x86_64/wheelhouse"
+
+
+def build_cmd(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``build`` with environment overrides (an empty COMPONENT_WHEELHOUSE: the default tags)."""
+    import os
+
+    command = json.loads((project / "gdk-config.json").read_text())
+    ((_, component),) = command["component"].items()
+    argv = component["build"]["custom_build_command"]
+    environment = {**os.environ, **env}
+    if env.get("COMPONENT_WHEELHOUSE") == "":
+        environment.pop("COMPONENT_WHEELHOUSE")
+    return subprocess.run([sys.executable, *argv[1:]], cwd=project, capture_output=True, text=True, timeout=120,
+                          env=environment)  # fmt: skip

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from edge_runtime.greengrass.nucleus import IpcConnection, wait
 from edge_runtime.publishers.delivery import MAX_FAILED_SENDS, DurableDelivery, Transport
-from edge_runtime.publishers.ipc import IpcConnection, wait
 from edge_runtime.publishers.outbox import Outbox, OutboxItem
 from tests.support.waiting import wait_until
 

@@ -1,11 +1,12 @@
-"""The start-up check of a component's accessControl against the topics it will publish to (edge_runtime.access)."""
+"""The start-up check of a component's accessControl against the topics it will publish to
+(edge_runtime.greengrass.access)."""
 
 from __future__ import annotations
 
 import pytest
 
-from edge_runtime.access import check_publish_access, topic_matches
 from edge_runtime.errors import ConfigError
+from edge_runtime.greengrass.access import check_publish_access, topic_matches
 
 TOPIC = "ml/object-detection/cam-1"
 
@@ -26,6 +27,13 @@ def policy(*resources: str, operation: str = "aws.greengrass#PublishToIoTCore") 
         (TOPIC, TOPIC, True),
         ("ml/object-detection/{iot:thingName}", TOPIC, False),
         ("ml/#/x", TOPIC, False),  # '#' only as the last level
+        ("ml/object-detection/*", TOPIC, True),  # '*' is a glob, as the nucleus' matchesMQTT: across levels too
+        ("ml/object-detection/*", f"{TOPIC}/status", True),
+        ("ml/*-detection/+/status", f"{TOPIC}/status", True),
+        ("ml/object-detection/*", "ml/other/cam-1", False),
+        ("ml/obj+/cam-1", "ml/object-detection/cam-1", False),  # '+' inside a level is a plain character
+        ("ml/obj+/cam-1", "ml/obj+/cam-1", True),
+        ("ml/object-detection/+", "ml/object-detection/", True),  # an empty level is a level
     ],
 )
 def test_topic_matches_as_mqtt_filters(pattern: str, topic: str, matches: bool) -> None:

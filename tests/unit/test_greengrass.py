@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.util
+import io
 import json
+import subprocess
 import threading
 import time
 import zipfile
@@ -25,14 +27,18 @@ from edge_runtime.config import GreengrassConfig, validate
 from edge_runtime.detectors.fake import FakeDetector
 from edge_runtime.errors import PublishError
 from edge_runtime.greengrass import component_config, in_greengrass
-from edge_runtime.publishers.ipc import ComponentBridge, IpcConnection, IpcPublisher, LiveConfig
+from edge_runtime.greengrass.bridge import ComponentBridge
+from edge_runtime.greengrass.live_config import LiveConfig
+from edge_runtime.greengrass.nucleus import IpcConnection
+from edge_runtime.publishers.ipc import IpcPublisher
 from edge_runtime.publishers.outbox import Outbox
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO.parent / "shared" / "schemas" / "gdk"
-PROJECTS = sorted(path.parent for path in (REPO / "components").glob("*/gdk-config.json"))  # one per component
-RECIPES = [project / "recipe.json" for project in PROJECTS]
+PROJECTS = [REPO, REPO / "components" / "ssd.ObjectDetector.Model",
+            REPO / "components" / "ssd.ObjectDetector.Wheelhouse"]  # gdk projects: one component each
+RECIPES = sorted((REPO / "recipes").glob("*.json"))
 
 
 def lower_keys(value: Any) -> Any:
@@ -51,7 +57,7 @@ def load_build() -> Any:
     return module
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=[path.parent.name for path in RECIPES])
+@pytest.mark.parametrize("recipe", RECIPES, ids=[path.stem for path in RECIPES])
 def test_recipe_is_valid_for_gdk_and_small(recipe: Path) -> None:
     schema = json.loads((SCHEMAS / "recipe_schema.json").read_text())
     jsonschema.validate(lower_keys(json.loads(recipe.read_text())), schema)
@@ -66,20 +72,31 @@ def test_schema_check_can_fail() -> None:
         jsonschema.validate(recipe, schema)
 
 
-@pytest.mark.parametrize("project", PROJECTS, ids=[path.name for path in PROJECTS])
+@pytest.mark.parametrize("project", PROJECTS, ids=["root", "model", "wheelhouse"])
 def test_gdk_config_is_valid(project: Path) -> None:
+    """Each gdk project: a valid gdk-config.json naming the component of its recipe.json, a link into recipes/."""
     schema = json.loads((SCHEMAS / "config_schema.json").read_text())
-    assert [path.name for path in PROJECTS] == ["ssd.ObjectDetector", "ssd.ObjectDetector.Model"]
     config = json.loads((project / "gdk-config.json").read_text())
     jsonschema.validate(config, schema)
-    assert list(config["component"]) == [json.loads((project / "recipe.json").read_text())["ComponentName"]]
+    (name,) = config["component"]
+    assert (project / "recipe.json").is_symlink()
+    assert (project / "recipe.json").resolve() == REPO / "recipes" / f"{name}.json"
+    assert json.loads((project / "recipe.json").read_text())["ComponentName"] == name
 
 
 def test_inference_recipe_contract() -> None:
-    recipe = json.loads((REPO / "components" / "ssd.ObjectDetector" / "recipe.json").read_text())
+    recipe = json.loads((REPO / "recipes" / "ssd.ObjectDetector.json").read_text())
     assert recipe["ComponentDependencies"]["ssd.ObjectDetector.Model"]["DependencyType"] == "HARD"
+    assert recipe["ComponentDependencies"]["ssd.ObjectDetector.Wheelhouse"] == {  # the build fills the version
+        "VersionRequirement": "={WHEELHOUSE_VERSION}", "DependencyType": "HARD"}
+    wheels = json.loads((REPO / "recipes" / "ssd.ObjectDetector.Wheelhouse.json").read_text())
+    assert wheels["Manifests"][-1]["Platform"] == {"os": "linux"}  # 32-bit ARM resolves it: its Install says why
     platforms = [manifest["Platform"] for manifest in recipe["Manifests"]]
-    assert {p["architecture"] for p in platforms} == {"aarch64", "amd64"}  # no armv7l: no onnxruntime wheel
+    assert {p["architecture"] for p in platforms} == {"aarch64", "amd64", "arm"}
+    (armv7,) = [m for m in recipe["Manifests"] if m["Platform"]["architecture"] == "arm"]  # no onnxruntime wheel:
+    assert armv7["Artifacts"] == [] and "64-bit Raspberry Pi OS" in armv7["Lifecycle"]["Install"]["Script"]
+    done = subprocess.run(["sh", "-c", armv7["Lifecycle"]["Install"]["Script"]], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.startswith("ssd.ObjectDetector: 32-bit ARM (armv7l")
     defaults = recipe["ComponentConfiguration"]["DefaultConfiguration"]
     runtime = {key: value for key, value in defaults.items() if key not in ("accessControl", "install")}
     config = component_config(runtime, {"AWS_IOT_THING_NAME": "cam-1"}, {})  # validates strictly
@@ -90,13 +107,13 @@ def test_inference_recipe_contract() -> None:
     assert policy["resources"] == [  # no interpolation needed
         "ml/object-detection/+", "ml/object-detection/+/status", "ml/object-detection/+/snapshot"
     ]
-    from edge_runtime.access import check_publish_access
+    from edge_runtime.greengrass.access import check_publish_access
     from edge_runtime.publishers.ipc import GreengrassTopics
 
     # the component's own start-up check passes the recipe's defaults for any thing name (ConfigError otherwise)
     needed = GreengrassTopics("cam-1", config.publish.greengrass).access_needed(snapshots=True)
     check_publish_access(defaults["accessControl"], needed)
-    for manifest in recipe["Manifests"]:
+    for manifest in (m for m in recipe["Manifests"] if m["Platform"]["architecture"] != "arm"):
         run = manifest["Lifecycle"]["Run"]["Script"]
         assert "{ssd.ObjectDetector.Model:artifacts:decompressedPath}/model" in run
         assert manifest["Lifecycle"]["Install"]["Timeout"] > 0
@@ -128,9 +145,14 @@ def test_build_layout_and_model_component(tmp_path: Path) -> None:
     assert artifact["Digest"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
     assert (recipe["ComponentName"], recipe["ComponentVersion"]) == ("ssd.ObjectDetector.Model", "1.2.3")
     with zipfile.ZipFile(out / "artifacts/ssd.ObjectDetector.Model/1.2.3/model.zip") as archive:
-        assert sorted(archive.namelist()) == sorted([*listed, "model.json"])  # what model.json lists, and itself
+        assert sorted(archive.namelist()) == ["model.json", "model.onnx"]  # what the device runs: no MXNet files
+        assert list(json.loads(archive.read("model.json"))["files"]) == ["model.onnx"]
     with zipfile.ZipFile(out / "artifacts/ssd.ObjectDetector/0.1.0/ssd-object-detector.zip") as archive:
         assert sorted(archive.namelist()) == ["install.sh", "run.sh", "ssd_greengrass-0.1.0-py3-none-any.whl"]
+        with zipfile.ZipFile(io.BytesIO(archive.read("ssd_greengrass-0.1.0-py3-none-any.whl"))) as wheel:
+            names = wheel.namelist()
+    assert "edge_runtime/greengrass/nucleus.py" in names and "edge_runtime/review/cli.py" in names  # --help works
+    assert "edge_runtime/review/fleet.py" not in names and "edge_runtime/detectors/fake.py" not in names  # off device
     schema = json.loads((SCHEMAS / "recipe_schema.json").read_text())
     for path in (out / "recipes").iterdir():
         jsonschema.validate(lower_keys(json.loads(path.read_text())), schema)

@@ -7,7 +7,7 @@ The default target becomes ``greengrass`` and the thing name comes from ``AWS_IO
 
 Once running, the component reports ``RUNNING`` with UpdateState and subscribes to configuration updates:
 thresholds, the inference interval and topics change without a restart
-(:class:`~edge_runtime.publishers.ipc.LiveConfig`).
+(:class:`~edge_runtime.greengrass.live_config.LiveConfig`).
 A fatal error is reported as ``ERRORED`` before the process exits with code 2.
 """
 
@@ -56,10 +56,13 @@ def run_component(
     environ: Mapping[str, str] | None = None,
 ) -> int:
     """Connect (unless ``client`` is given), configure, run the daemon with live updates, report the state."""
-    from edge_runtime.access import check_publish_access
     from edge_runtime.daemon import run_daemon
-    from edge_runtime.publishers.ipc import ComponentBridge, GreengrassTopics, IpcConnection, IpcPublisher, LiveConfig
-    from edge_runtime.publishers.ipc import connect as connect_ipc
+    from edge_runtime.greengrass.access import check_publish_access
+    from edge_runtime.greengrass.bridge import ComponentBridge
+    from edge_runtime.greengrass.live_config import LiveConfig
+    from edge_runtime.greengrass.nucleus import IpcConnection
+    from edge_runtime.greengrass.nucleus import connect as connect_ipc
+    from edge_runtime.publishers.ipc import GreengrassTopics, IpcPublisher
 
     env = os.environ if environ is None else environ
     owned = client is None

@@ -7,11 +7,13 @@ the mismatch can be found before the first frame, in one line that names the top
 
 - a resource still spelling ``{iot:thingName}``: the nucleus did not expand it, because
   ``interpolateComponentConfiguration`` is off (its default);
-- a topic no resource matches (MQTT wildcards ``+`` and ``#``, and ``*`` for every topic, as the nucleus matches).
+- a topic no resource matches (MQTT wildcards ``+`` and ``#``, and ``*`` as a glob, as the nucleus matches).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,16 +24,34 @@ PUBSUB = "aws.greengrass.ipc.pubsub"
 
 
 def topic_matches(pattern: str, topic: str) -> bool:
-    """MQTT topic-filter matching: ``+`` one level, ``#`` the rest (last level only), ``*`` every topic."""
-    if pattern == "*":
-        return True
-    wanted, levels = pattern.split("/"), topic.split("/")
-    for index, part in enumerate(wanted):
-        if part == "#":
-            return index == len(wanted) - 1
-        if index >= len(levels) or (part != "+" and part != levels[index]):
-            return False
-    return len(wanted) == len(levels)
+    """Whether the nucleus allows ``topic`` by the resource ``pattern``: its MQTT-style matching (WildcardTrie's
+    ``matchesMQTT``, used for mqttproxy and pubsub resources).
+
+    ``*`` is a glob anywhere, matching any characters, ``/`` included (``ml/object-detection/*`` allows
+    ``ml/object-detection/cam-1/status``); ``+`` is one level where it is a whole level, ``#`` the rest (and the
+    parent level itself) where it is the last whole level; used anywhere else, ``+`` and ``#`` are plain characters.
+    """
+    return _pattern(pattern).fullmatch(topic) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(resource: str) -> re.Pattern[str]:
+    parts: list[str] = []
+    size = len(resource)
+    for index, char in enumerate(resource):
+        whole_level = (index == 0 or resource[index - 1] == "/") and (index == size - 1 or resource[index + 1] == "/")
+        if char == "*":
+            parts.append(".*")
+        elif char == "+" and whole_level:
+            parts.append("[^/]*")
+        elif char == "#" and index == size - 1 and (index == 0 or resource[index - 1] == "/"):
+            if parts and parts[-1] == re.escape("/"):  # "abc/#" also matches "abc"
+                parts[-1] = "(?:/.*)?"
+            else:
+                parts.append(".*")
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def allowed_resources(access_control: Mapping[str, Any], service: str, operation: str) -> list[str]:
