@@ -40,12 +40,16 @@ from edge_runtime.sources.base import FrameSource, make_source
 RUN_TIMEOUT_S = 1800  # one child: model load, warm-up and the timed frames; a stuck child is killed
 
 
-# The engines bench can compare: (model.backend, model.precision).
-ENGINES = {  # bench.ENGINE_NAMES lists the same names for the command line
-    "mxnet": ("mxnet", "fp32"),
-    "onnxruntime": ("onnxruntime", "fp32"),
-    "onnxruntime-int8": ("onnxruntime", "int8"),
-}
+def engine_configurations() -> dict[str, tuple[str, str]]:
+    """Every engine x precision the registry knows, by bench's name for it: ``onnxruntime`` (fp32),
+    ``onnxruntime-int8``, ``openvino-bf16``...: (model.backend, model.precision)."""
+    from edge_runtime.detectors.registry import ENGINES as REGISTERED
+
+    return {(name if precision == "fp32" else f"{name}-{precision}"): (name, precision)
+            for name, spec in REGISTERED.items() for precision in spec.precisions}  # fmt: skip
+
+
+ENGINES = engine_configurations()  # bench.engine_names() lists the same names for the command line
 
 
 def run_key(mode: str, engine: str) -> str:
@@ -180,17 +184,25 @@ def layout_of(mode: str, workers: int, threads: int) -> tuple[int, int]:
 
 
 def available_engines(info: Any) -> tuple[str, ...]:
-    """The engines this model and this install can run, MXNet (the reference) first."""
-    from edge_runtime.detectors import installed
+    """The engine configurations this model and this install can run, MXNet (the reference) first; a precision the
+    CPU lacks (OpenVINO's fp16 on most x86) is left out."""
+    from edge_runtime.detectors.registry import ENGINES as REGISTERED
 
     engines = []
-    if info.has_mxnet and installed("mxnet"):
-        engines.append("mxnet")
-    if info.onnx_path is not None and installed("onnxruntime"):
-        engines.append("onnxruntime")
-    if info.onnx_int8_path is not None and installed("onnxruntime"):
-        engines.append("onnxruntime-int8")
-    return tuple(engines)
+    for name, (backend, precision) in ENGINES.items():
+        if not REGISTERED[backend].installed():
+            continue
+        if backend == "mxnet" and not info.has_mxnet:
+            continue
+        if backend != "mxnet" and (info.onnx_int8_path if precision == "int8" else info.onnx_path) is None:
+            continue
+        if backend == "openvino" and precision in ("bf16", "fp16"):
+            from edge_runtime.detectors.openvino import HINTS, cpu_capabilities
+
+            if HINTS[precision][1] not in cpu_capabilities():
+                continue
+        engines.append(name)
+    return tuple(sorted(engines, key=lambda name: name != "mxnet"))
 
 
 def conv_gflop(onnx_path: Optional[Path]) -> Optional[float]:

@@ -9,6 +9,7 @@ the 5 s Greengrass and systemd allow before SIGKILL).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable, Optional
@@ -18,7 +19,7 @@ from edge_runtime.detectors import create_detector
 from edge_runtime.errors import EdgeRuntimeError, PublishError
 from edge_runtime.pipeline import Pipeline
 from edge_runtime.publishers.base import Publisher
-from edge_runtime.publishers.registry import PublisherContext, build_publishers
+from edge_runtime.publishers.registry import PublisherContext, build_publishers, state_dir
 from edge_runtime.sources.base import make_source
 from edge_runtime.stop_signals import stop_on_signals
 
@@ -51,7 +52,8 @@ def check_first_connections(publishers: list[Publisher], timeout_s: float = FAIL
 
 def build_pipeline(config: RuntimeConfig, stop: threading.Event, ipc: Any = None) -> Pipeline:
     """The pipeline for ``config``; ``ipc`` is the nucleus connection (an ``IpcConnection``) inside Greengrass."""
-    detector = create_detector(config.model)
+    # state_dir: compiled-model caches and auto's measured engine choice (edge_runtime.detectors.choice)
+    detector = create_detector(config.model, state_dir=state_dir(config, os.environ))
     source = make_source(config.source)
     pipeline = Pipeline(
         source,
@@ -64,7 +66,7 @@ def build_pipeline(config: RuntimeConfig, stop: threading.Event, ipc: Any = None
         loop=config.source.loop,
         max_fps=config.source.max_fps,
         inference_interval_s=config.inference.interval_s,
-        workers=config.model.workers,
+        workers=max(config.model.workers, detector.concurrency),  # an OpenVINO stream per inference thread
         publish_mode=config.publish.mode,
         heartbeat_s=config.publish.heartbeat_s,
         status_interval_s=config.status.interval_s,

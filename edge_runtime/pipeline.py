@@ -267,6 +267,7 @@ class Pipeline:
             state=state,
             at=time.time(),
             uptime_s=round(self.stats.uptime_s(), 3),
+            engine=self.detector.engine_status(),
             fps_in=round(fps_in, 3),
             fps_out=round(fps_out, 3),
             inference_ms={"p50": _round(p50), "p95": _round(p95)},

@@ -55,6 +55,9 @@ def resolve_backend(requested: str, info: ModelInfo, precision: str = "fp32") ->
     when the folder has its file, else MXNet. (The daemon's ``auto`` measures instead: :func:`create_detector`.)"""
     if requested not in BACKEND_CHOICES:
         raise ModelError(f"model.backend: must be one of {', '.join(BACKEND_CHOICES)} (got {requested!r})")
+    if requested == "auto" and precision != "fp32":
+        # int8: ONNX Runtime names model.int8.onnx if the folder lacks it; bf16/fp16: only OpenVINO runs them
+        requested = "onnxruntime" if precision == "int8" else "openvino"
     if requested != "auto":
         engine(requested)
         return requested
