@@ -40,7 +40,7 @@ def installed(backend: str) -> bool:
 def engine(name: str) -> EngineSpec:
     """The registered, installed engine ``name``; ModelError in one line otherwise (the CLI exits 2)."""
     if name not in ENGINES:
-        raise ModelError(f"model.backend: must be one of {', '.join(BACKEND_CHOICES)} (got {name!r})")
+        raise ModelError(f"model.backend: must be one of {', '.join(engine_choices())} (got {name!r})")
     spec = ENGINES[name]
     if not spec.installed():
         raise ModelError(
@@ -53,8 +53,8 @@ def engine(name: str) -> EngineSpec:
 def resolve_backend(requested: str, info: ModelInfo, precision: str = "fp32") -> str:
     """The engine ``requested`` means without measuring: a named one as it is (checked), or for ``auto`` ONNX Runtime
     when the folder has its file, else MXNet. (The daemon's ``auto`` measures instead: :func:`create_detector`.)"""
-    if requested not in BACKEND_CHOICES:
-        raise ModelError(f"model.backend: must be one of {', '.join(BACKEND_CHOICES)} (got {requested!r})")
+    if requested not in engine_choices():
+        raise ModelError(f"model.backend: must be one of {', '.join(engine_choices())} (got {requested!r})")
     if requested == "auto" and precision != "fp32":
         # int8: ONNX Runtime names model.int8.onnx if the folder lacks it; bf16/fp16: only OpenVINO runs them
         requested = "onnxruntime" if precision == "int8" else "openvino"
