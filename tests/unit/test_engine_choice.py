@@ -40,14 +40,16 @@ def test_equal_rows_pass_and_background_rows_are_ignored() -> None:
 def test_within_tolerance_passes_beyond_it_fails() -> None:
     reference = np.array([ROW])
     assert gate(reference, np.array([[1, 0.915, 0.105, 0.2, 0.5, 0.6]]), 0.3, 0.02, 0.01) is None
-    assert "misses class 1 score 0.900" in str(gate(reference, np.array([[1, 0.95, 0.1, 0.2, 0.5, 0.6]]), 0.3, 0.02, 0.01))
+    off_score = np.array([[1, 0.95, 0.1, 0.2, 0.5, 0.6]])
+    assert "misses class 1 score 0.900" in str(gate(reference, off_score, 0.3, 0.02, 0.01))
     assert "misses" in str(gate(reference, np.array([[1, 0.9, 0.13, 0.2, 0.5, 0.6]]), 0.3, 0.02, 0.01))
     assert "misses" in str(gate(reference, np.array([[0, 0.9, 0.1, 0.2, 0.5, 0.6]]), 0.3, 0.02, 0.01))  # class
 
 
 def test_an_added_detection_fails_one_at_the_floor_may_come_and_go() -> None:
     reference = np.array([ROW])
-    assert "adds class 0 score 0.600" in str(gate(reference, np.array([ROW, [0, 0.6, 0, 0, 0.2, 0.2]]), 0.3, 0.02, 0.01))
+    added = np.array([ROW, [0, 0.6, 0, 0, 0.2, 0.2]])
+    assert "adds class 0 score 0.600" in str(gate(reference, added, 0.3, 0.02, 0.01))
     assert gate(reference, np.array([ROW, [0, 0.31, 0, 0, 0.2, 0.2]]), 0.3, 0.02, 0.01) is None
     assert gate(np.array([ROW, [0, 0.305, 0, 0, 0.2, 0.2]]), np.array([ROW]), 0.3, 0.02, 0.01) is None
 
@@ -103,8 +105,9 @@ def test_an_undamaged_int8_model_passes_and_the_mAP_gate_applies(tmp_path: Path)
     assert table["onnxruntime int8"] == "pass"
 
 
-def test_the_choice_is_cached_and_a_changed_model_is_measured_again(tmp_path: Path,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_the_choice_is_cached_and_a_changed_model_is_measured_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder, state = _demo(tmp_path), tmp_path / "state"
     with caplog.at_level(logging.INFO):
         first = _auto(folder, state, precisions=["fp32"])
@@ -154,8 +157,9 @@ def test_without_samples_a_reduced_precision_is_never_chosen(tmp_path: Path, cap
     assert any("reduced precisions cannot be checked" in r.getMessage() for r in caplog.records)
 
 
-def test_a_reduced_precision_choice_is_a_warning_and_in_the_status(tmp_path: Path,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_a_reduced_precision_choice_is_a_warning_and_in_the_status(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder = _demo(tmp_path)
     _with_int8(folder, (folder / "model.onnx").read_bytes())  # passes both gates; with int8 only, auto must take it
     with caplog.at_level(logging.INFO):
