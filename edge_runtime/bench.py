@@ -95,8 +95,8 @@ def engine_names() -> tuple[str, ...]:
     ``openvino-bf16``... (the same as :data:`edge_runtime.bench_modes.ENGINES`)."""
     from edge_runtime.detectors.registry import ENGINES
 
-    return tuple(name if precision == "fp32" else f"{name}-{precision}"
-                 for name, spec in ENGINES.items() for precision in spec.precisions)  # fmt: skip
+    return (*(name if precision == "fp32" else f"{name}-{precision}"
+              for name, spec in ENGINES.items() for precision in spec.precisions), "auto")  # fmt: skip
 
 
 def _engines(text: str) -> tuple[str, ...]:
@@ -168,4 +168,8 @@ def bench_command(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(format_table(result))
+        from edge_runtime.bench_modes import auto_choice_lines
+
+        for line in auto_choice_lines(args.model):
+            print(line)
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import statistics
@@ -49,7 +50,9 @@ def engine_configurations() -> dict[str, tuple[str, str]]:
             for name, spec in REGISTERED.items() for precision in spec.precisions}  # fmt: skip
 
 
-ENGINES = engine_configurations()  # bench.engine_names() lists the same names for the command line
+# ``auto``: what the daemon runs by default: measured once per model (cached in a temporary state_dir, so the first
+# round's start-up includes the measurement), then the chosen engine.
+ENGINES = {**engine_configurations(), "auto": ("auto", "fp32")}  # bench.engine_names() lists the same names
 
 
 def run_key(mode: str, engine: str) -> str:
@@ -190,6 +193,10 @@ def available_engines(info: Any) -> tuple[str, ...]:
 
     engines = []
     for name, (backend, precision) in ENGINES.items():
+        if backend == "auto":
+            if info.onnx_path is not None:
+                engines.append(name)
+            continue
         if not REGISTERED[backend].installed():
             continue
         if backend == "mxnet" and not info.has_mxnet:
@@ -202,7 +209,7 @@ def available_engines(info: Any) -> tuple[str, ...]:
             if HINTS[precision][1] not in cpu_capabilities():
                 continue
         engines.append(name)
-    return tuple(sorted(engines, key=lambda name: name != "mxnet"))
+    return tuple(sorted(engines, key=lambda name: (name != "mxnet", name == "auto")))
 
 
 def conv_gflop(onnx_path: Optional[Path]) -> Optional[float]:
@@ -559,7 +566,10 @@ def measure(spec: RunSpec) -> dict[str, Any]:
     config = ModelConfig.model_validate({"path": spec.model, "warmup_runs": 2, "workers": spec.workers,
                                          "threads": spec.threads, "backend": spec.backend,
                                          "precision": spec.precision, "spin_wait": spec.spin_wait})  # fmt: skip
-    detector = create_detector(config)  # MXNet: sets its threads before it loads
+    state_dir = None
+    if spec.backend == "auto":  # the daemon's default: measured once per model here, then read from the cache
+        state_dir = auto_state_dir(spec.model)
+    detector = create_detector(config, state_dir=state_dir)  # MXNet: sets its threads before it loads
     startup_s = process_age_s()
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         bench = Bench(detector, spec.video, spec.queue_size, Path(tmp))
@@ -570,6 +580,7 @@ def measure(spec: RunSpec) -> dict[str, Any]:
     described = detector.describe()
     threads = described.get("threads", "?") + (" spinning" if described.get("spin_wait") == "on" else "")
     workers = detector.concurrency
+    chosen = f"{detector.backend} {detector.precision}: " if detector.choice else ""
     return {
         "mode": spec.mode,
         "fps": fps,
@@ -577,8 +588,27 @@ def measure(spec: RunSpec) -> dict[str, Any]:
         "peak_rss_bytes": rss_bytes("VmHWM"),
         "rss_scope": "per mode" if per_run else "process",
         "startup_s": startup_s,
-        "layout": f"{workers} worker{'s' * (workers != 1)} x {threads} thread{'s' * (threads != '1')}",
+        "layout": f"{chosen}{workers} worker{'s' * (workers != 1)} x {threads} thread{'s' * (threads != '1')}",
     }
+
+
+def auto_state_dir(model: str | Path) -> Path:
+    """Where bench's ``auto`` runs keep their measured choice (one per model folder, in the temporary folder)."""
+    digest = hashlib.sha256(str(Path(model).resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"edge-bench-auto-{digest}"
+
+
+def auto_choice_lines(model: str | Path) -> list[str]:
+    """The table ``auto`` measured for ``model`` in bench's runs and what it chose; empty when it did not run."""
+    from edge_runtime.detectors.choice import CACHE_FILE, Measured
+
+    try:
+        data = json.loads((auto_state_dir(model) / CACHE_FILE).read_text(encoding="utf-8"))
+        table, choice = [Measured(**item) for item in data["table"]], Measured(**data["choice"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return ["auto (the daemon's default) measured on this model:", *(f"  {item.line()}" for item in table),
+            f"  chose {choice.engine} {choice.precision}"]  # fmt: skip
 
 
 def child_main(argv: list[str] | None = None) -> int:

@@ -275,7 +275,7 @@ def measure(info: ModelInfo, config: Any, state_dir: Optional[Path]) -> tuple[li
     best: Optional[Detector] = None
     best_fps = -1.0
     blank = np.zeros((1, 3, info.image_size, info.image_size), dtype=np.float32)
-    for engine, precision in pairs:
+    for slot, (engine, precision) in enumerate(pairs):
         item = Measured(engine, precision)
         table.append(item)
         remaining = budget - (time.monotonic() - started)
@@ -297,7 +297,8 @@ def measure(info: ModelInfo, config: Any, state_dir: Optional[Path]) -> tuple[li
         if problem is None and precision == "int8":
             problem = map_drop_problem(info.folder, precision, config.auto.max_map_drop)
         batch = samples[0][0] if samples is not None else blank
-        item.fps = round(timed_fps(detector, batch, min(share, max(0.5, remaining))), 3)
+        slot_left = share * (slot + 1) - (time.monotonic() - started)
+        item.fps = round(timed_fps(detector, batch, max(0.2, min(slot_left, remaining))), 3)
         item.gate = "pass" if problem is None else f"fail: {problem}"
         if item.passed and item.fps > best_fps:
             best, best_fps = detector, item.fps

@@ -96,7 +96,8 @@ class OpenVinoDetector(Detector):
         self.path = path
         self.precision = precision
         self.streams = int(self._compiled.get_property("NUM_STREAMS"))
-        self.threads = int(self._compiled.get_property("INFERENCE_NUM_THREADS")) or usable_cores()
+        total = int(self._compiled.get_property("INFERENCE_NUM_THREADS")) or usable_cores()
+        self.threads = max(1, total // max(1, self.streams))  # per stream, as the other engines count per worker
         self._outputs = [self._compiled.output(name) for name in ONNX_OUTPUTS]
         self._requests: queue.Queue[Any] = queue.Queue()
         for _ in range(requests):
