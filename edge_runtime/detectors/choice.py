@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 
 CACHE_FILE = "engine-choice.json"
 CACHE_FORMAT = "engine-choice/1"
-MIN_TIMED_RUNS = 2
+MIN_TIMED_RUNS = 2  # per thread, whatever the budget
+ENOUGH_RUNS = 30  # forwards (all threads) after which, once ENOUGH_S have passed, an engine is measured
+ENOUGH_S = 1.0
 
 
 @dataclass
@@ -239,16 +241,24 @@ def candidates(config: Any) -> list[tuple[str, str]]:
 
 
 def timed_fps(detector: Detector, batch: np.ndarray, seconds: float) -> float:
-    """Forwards per second with :attr:`Detector.concurrency` threads side by side (as the daemon runs them)."""
-    deadline = time.perf_counter() + seconds
+    """Forwards per second with :attr:`Detector.concurrency` threads side by side (as the daemon runs them), for
+    at most ``seconds``; it stops sooner once :data:`ENOUGH_RUNS` forwards and :data:`ENOUGH_S` have passed (a
+    small model needs no 6 s to be measured; a device restarting with a new model waits less)."""
+    started = time.perf_counter()
+    deadline = started + seconds
     counts = [0] * max(1, detector.concurrency)
 
+    def done(slot: int) -> bool:
+        now = time.perf_counter()
+        if counts[slot] < MIN_TIMED_RUNS:
+            return False
+        return now >= deadline or (sum(counts) >= ENOUGH_RUNS and now - started >= ENOUGH_S)
+
     def loop(slot: int) -> None:
-        while counts[slot] < MIN_TIMED_RUNS or time.perf_counter() < deadline:
+        while not done(slot):
             detector.forward(batch)
             counts[slot] += 1
 
-    started = time.perf_counter()
     threads = [threading.Thread(target=loop, args=(slot,), daemon=True) for slot in range(len(counts))]
     for thread in threads:
         thread.start()
