@@ -101,7 +101,7 @@ def engine_names() -> tuple[str, ...]:
 
 def _engines(text: str) -> tuple[str, ...]:
     if text.strip() == "all":
-        return ()  # every configuration this model and install can run
+        return ("all",)  # every configuration this model, install and CPU can run
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [name for name in names if name not in engine_names()]
     if unknown or not names:
@@ -139,8 +139,9 @@ def register(subparsers: Any) -> None:
     )
     bench.add_argument(
         "--engines", "--backends", dest="backends", metavar="LIST", type=_engines,
-        help="engine configurations side by side, from " + ", ".join(engine_names()) + ", or all (the default:"
-        " every one the model, this install and this CPU can run; the first is the reference of the ratios)",
+        help="engine configurations side by side, from " + ", ".join(engine_names()) + "; all: every one the model,"
+        " this install and this CPU can run, and auto's measured table and choice (default: mxnet, onnxruntime,"
+        " onnxruntime-int8 where they can run; the first is the reference of the ratios)",
     )  # fmt: skip
     bench.add_argument("--modes", metavar="LIST", type=_modes, default=MODES,
                        help="which of bare, pipeline, sequential to run (default: all three)")

@@ -52,7 +52,8 @@ def engine_configurations() -> dict[str, tuple[str, str]]:
 
 # ``auto``: what the daemon runs by default: measured once per model (cached in a temporary state_dir, so the first
 # round's start-up includes the measurement), then the chosen engine.
-ENGINES = {**engine_configurations(), "auto": ("auto", "fp32")}  # bench.engine_names() lists the same names
+ENGINES = {**engine_configurations(), "auto": ("auto", "fp32")}
+DEFAULT_ENGINES = ("mxnet", "onnxruntime", "onnxruntime-int8")  # without --engines; ``all``: every one available  # bench.engine_names() lists the same names
 
 
 def run_key(mode: str, engine: str) -> str:
@@ -318,7 +319,12 @@ def run_bench(
     from edge_runtime.model import read_model_info
 
     info = read_model_info(str(model))  # a bad model folder or a missing video fails here, in one line
-    chosen = tuple(engines) if engines else available_engines(info)
+    if not engines:  # the default: the reference and the device install's two configurations
+        chosen = tuple(name for name in available_engines(info) if name in DEFAULT_ENGINES)
+    elif tuple(engines) == ("all",):
+        chosen = available_engines(info)
+    else:
+        chosen = tuple(engines)
     unknown = [engine for engine in chosen if engine not in ENGINES]
     if unknown or not chosen:
         raise BenchError(f"--backends: {', '.join(unknown) or 'none'} (choose from {', '.join(ENGINES)}; this model"
