@@ -52,8 +52,8 @@ def engine_configurations() -> dict[str, tuple[str, str]]:
 
 # ``auto``: what the daemon runs by default: measured once per model (cached in a temporary state_dir, so the first
 # round's start-up includes the measurement), then the chosen engine.
-ENGINES = {**engine_configurations(), "auto": ("auto", "fp32")}
-DEFAULT_ENGINES = ("mxnet", "onnxruntime", "onnxruntime-int8")  # without --engines; ``all``: every one available  # bench.engine_names() lists the same names
+ENGINES = {**engine_configurations(), "auto": ("auto", "fp32")}  # bench.engine_names() lists the same names
+DEFAULT_ENGINES = ("mxnet", "onnxruntime", "onnxruntime-int8")  # without --engines; ``all``: every one available
 
 
 def run_key(mode: str, engine: str) -> str:
