@@ -83,20 +83,21 @@ EDGE_TESTS := tests/unit/test_edge_onnx.py tests/unit/test_edge_config.py tests/
               tests/unit/test_cloud_cli_edge_install.py tests/unit/test_edge_cli_help.py \
               tests/unit/test_check_config_paths.py tests/unit/test_truncated_image.py \
               tests/unit/test_events.py \
-              tests/unit/test_samples.py
+              tests/unit/test_samples.py \
+              tests/unit/test_engines.py tests/unit/test_engine_choice.py
 
 $(EDGE_VENV)/.installed: pyproject.toml
 	rm -rf $(EDGE_VENV)
 	$(PYTHON) -m venv $(EDGE_VENV)
 	$(EDGE_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(EDGE_VENV)/bin/python -m pip install --quiet --progress-bar off -e ".[edge]" "numpy>=2" \
+	$(EDGE_VENV)/bin/python -m pip install --quiet --progress-bar off -e ".[edge,openvino]" "numpy>=2" \
 		pytest pytest-timeout pytest-mock hypothesis
 	touch $@
 
 edge-unit: $(EDGE_VENV)/.installed
-	$(EDGE_VENV)/bin/python -c "import importlib.util, numpy, onnxruntime; \
+	$(EDGE_VENV)/bin/python -c "import importlib.util, numpy, onnxruntime, openvino; \
 		assert importlib.util.find_spec('mxnet') is None, 'mxnet must not be in the edge env'; \
-		print('edge env: numpy', numpy.__version__, '| onnxruntime', onnxruntime.__version__, '| no mxnet')"
+		print('edge env: numpy', numpy.__version__, '| onnxruntime', onnxruntime.__version__, '| openvino', openvino.__version__, '| no mxnet')"
 	$(EDGE_VENV)/bin/python -m pytest -p no:cacheprovider $(EDGE_TESTS)
 
 # The README's first command: set up, make a synthetic video of storage boxes, run the daemon on it with the demo

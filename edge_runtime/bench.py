@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from edge_runtime.bench_modes import BenchResult
 
 MODES = ("bare", "pipeline", "sequential")
-ENGINE_NAMES = ("mxnet", "onnxruntime", "onnxruntime-int8")  # edge_runtime.bench_modes.ENGINES
 TITLES = {"bare": "(a) bare forward", "pipeline": "(b) daemon pipeline", "sequential": "(c) sequential loop"}
 
 
@@ -92,12 +91,23 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def engine_names() -> tuple[str, ...]:
+    """bench's engine configurations, from the engine registry: ``onnxruntime``, ``onnxruntime-int8``,
+    ``openvino-bf16``... (the same as :data:`edge_runtime.bench_modes.ENGINES`)."""
+    from edge_runtime.detectors.registry import ENGINES
+
+    return (*(name if precision == "fp32" else f"{name}-{precision}"
+              for name, spec in ENGINES.items() for precision in spec.precisions), "auto")  # fmt: skip
+
+
 def _engines(text: str) -> tuple[str, ...]:
+    if text.strip() == "all":
+        return ("all",)  # every configuration this model, install and CPU can run
     names = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [name for name in names if name not in ENGINE_NAMES]
+    unknown = [name for name in names if name not in engine_names()]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown engine {', '.join(unknown) or text!r} (choose from"
-                                         f" {', '.join(ENGINE_NAMES)})")  # fmt: skip
+        raise argparse.ArgumentTypeError(f"unknown engine {', '.join(unknown) or text!r} (choose from all,"
+                                         f" {', '.join(engine_names())})")  # fmt: skip
     return names
 
 
@@ -129,9 +139,10 @@ def register(subparsers: Any) -> None:
         "--threads", type=int_at_least(0), default=0, metavar="N", help="threads per forward (0: cores/workers)"
     )
     bench.add_argument(
-        "--backends", metavar="LIST", type=_engines,
-        help="engines side by side, from mxnet, onnxruntime, onnxruntime-int8 (default: every one the model and"
-        " this install can run; the first is the reference of the ratios)",
+        "--engines", "--backends", dest="backends", metavar="LIST", type=_engines,
+        help="engine configurations side by side, from " + ", ".join(engine_names()) + "; all: every one the model,"
+        " this install and this CPU can run, and auto's measured table and choice (default: mxnet, onnxruntime,"
+        " onnxruntime-int8 where they can run; the first is the reference of the ratios)",
     )  # fmt: skip
     bench.add_argument("--modes", metavar="LIST", type=_modes, default=MODES,
                        help="which of bare, pipeline, sequential to run (default: all three)")
@@ -159,4 +170,8 @@ def bench_command(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(format_table(result))
+        from edge_runtime.bench_modes import auto_choice_lines
+
+        for line in auto_choice_lines(args.model):
+            print(line)
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import statistics
@@ -41,12 +42,19 @@ from edge_runtime.sources.registry import make_source
 RUN_TIMEOUT_S = 1800  # one child: model load, warm-up and the timed frames; a stuck child is killed
 
 
-# The engines bench can compare: (model.backend, model.precision).
-ENGINES = {  # bench.ENGINE_NAMES lists the same names for the command line
-    "mxnet": ("mxnet", "fp32"),
-    "onnxruntime": ("onnxruntime", "fp32"),
-    "onnxruntime-int8": ("onnxruntime", "int8"),
-}
+def engine_configurations() -> dict[str, tuple[str, str]]:
+    """Every engine x precision the registry knows, by bench's name for it: ``onnxruntime`` (fp32),
+    ``onnxruntime-int8``, ``openvino-bf16``...: (model.backend, model.precision)."""
+    from edge_runtime.detectors.registry import ENGINES as REGISTERED
+
+    return {(name if precision == "fp32" else f"{name}-{precision}"): (name, precision)
+            for name, spec in REGISTERED.items() for precision in spec.precisions}  # fmt: skip
+
+
+# ``auto``: what the daemon runs by default: measured once per model (cached in a temporary state_dir, so the first
+# round's start-up includes the measurement), then the chosen engine.
+ENGINES = {**engine_configurations(), "auto": ("auto", "fp32")}  # bench.engine_names() lists the same names
+DEFAULT_ENGINES = ("mxnet", "onnxruntime", "onnxruntime-int8")  # without --engines; ``all``: every one available
 
 
 def run_key(mode: str, engine: str) -> str:
@@ -181,17 +189,29 @@ def layout_of(mode: str, workers: int, threads: int) -> tuple[int, int]:
 
 
 def available_engines(info: Any) -> tuple[str, ...]:
-    """The engines this model and this install can run, MXNet (the reference) first."""
-    from edge_runtime.detectors import installed
+    """The engine configurations this model and this install can run, MXNet (the reference) first; a precision the
+    CPU lacks (OpenVINO's fp16 on most x86) is left out."""
+    from edge_runtime.detectors.registry import ENGINES as REGISTERED
 
     engines = []
-    if info.has_mxnet and installed("mxnet"):
-        engines.append("mxnet")
-    if info.onnx_path is not None and installed("onnxruntime"):
-        engines.append("onnxruntime")
-    if info.onnx_int8_path is not None and installed("onnxruntime"):
-        engines.append("onnxruntime-int8")
-    return tuple(engines)
+    for name, (backend, precision) in ENGINES.items():
+        if backend == "auto":
+            if info.onnx_path is not None:
+                engines.append(name)
+            continue
+        if not REGISTERED[backend].installed():
+            continue
+        if backend == "mxnet" and not info.has_mxnet:
+            continue
+        if backend != "mxnet" and (info.onnx_int8_path if precision == "int8" else info.onnx_path) is None:
+            continue
+        if backend == "openvino" and precision in ("bf16", "fp16"):
+            from edge_runtime.detectors.openvino import HINTS, cpu_capabilities
+
+            if HINTS[precision][1] not in cpu_capabilities():
+                continue
+        engines.append(name)
+    return tuple(sorted(engines, key=lambda name: (name != "mxnet", name == "auto")))
 
 
 def conv_gflop(onnx_path: Optional[Path]) -> Optional[float]:
@@ -300,7 +320,12 @@ def run_bench(
     from edge_runtime.model import read_model_info
 
     info = read_model_info(str(model))  # a bad model folder or a missing video fails here, in one line
-    chosen = tuple(engines) if engines else available_engines(info)
+    if not engines:  # the default: the reference and the device install's two configurations
+        chosen = tuple(name for name in available_engines(info) if name in DEFAULT_ENGINES)
+    elif tuple(engines) == ("all",):
+        chosen = available_engines(info)
+    else:
+        chosen = tuple(engines)
     unknown = [engine for engine in chosen if engine not in ENGINES]
     if unknown or not chosen:
         raise BenchError(f"--backends: {', '.join(unknown) or 'none'} (choose from {', '.join(ENGINES)}; this model"
@@ -550,7 +575,10 @@ def measure(spec: RunSpec) -> dict[str, Any]:
     config = ModelConfig.model_validate({"path": spec.model, "warmup_runs": 2, "workers": spec.workers,
                                          "threads": spec.threads, "backend": spec.backend,
                                          "precision": spec.precision, "spin_wait": spec.spin_wait})  # fmt: skip
-    detector = create_detector(config)  # MXNet: sets its threads before it loads
+    state_dir = None
+    if spec.backend == "auto":  # the daemon's default: measured once per model here, then read from the cache
+        state_dir = auto_state_dir(spec.model)
+    detector = create_detector(config, state_dir=state_dir)  # MXNet: sets its threads before it loads
     startup_s = process_age_s()
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         bench = Bench(detector, spec.video, spec.queue_size, Path(tmp))
@@ -561,6 +589,7 @@ def measure(spec: RunSpec) -> dict[str, Any]:
     described = detector.describe()
     threads = described.get("threads", "?") + (" spinning" if described.get("spin_wait") == "on" else "")
     workers = detector.concurrency
+    chosen = f"{detector.backend} {detector.precision}: " if detector.choice else ""
     return {
         "mode": spec.mode,
         "fps": fps,
@@ -568,8 +597,27 @@ def measure(spec: RunSpec) -> dict[str, Any]:
         "peak_rss_bytes": rss_bytes("VmHWM"),
         "rss_scope": "per mode" if per_run else "process",
         "startup_s": startup_s,
-        "layout": f"{workers} worker{'s' * (workers != 1)} x {threads} thread{'s' * (threads != '1')}",
+        "layout": f"{chosen}{workers} worker{'s' * (workers != 1)} x {threads} thread{'s' * (threads != '1')}",
     }
+
+
+def auto_state_dir(model: str | Path) -> Path:
+    """Where bench's ``auto`` runs keep their measured choice (one per model folder, in the temporary folder)."""
+    digest = hashlib.sha256(str(Path(model).resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"edge-bench-auto-{digest}"
+
+
+def auto_choice_lines(model: str | Path) -> list[str]:
+    """The table ``auto`` measured for ``model`` in bench's runs and what it chose; empty when it did not run."""
+    from edge_runtime.detectors.choice import CACHE_FILE, Measured
+
+    try:
+        data = json.loads((auto_state_dir(model) / CACHE_FILE).read_text(encoding="utf-8"))
+        table, choice = [Measured(**item) for item in data["table"]], Measured(**data["choice"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return ["auto (the daemon's default) measured on this model:", *(f"  {item.line()}" for item in table),
+            f"  chose {choice.engine} {choice.precision}"]  # fmt: skip
 
 
 def child_main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 from edge_runtime import __version__, stop_signals
 from edge_runtime.bench import register as register_bench
 from edge_runtime.config import RuntimeConfig, load_config, set_overrides, set_path
+from edge_runtime.detectors.registry import PRECISIONS, engine_choices, engine_help
 from edge_runtime.errors import ConfigError, EdgeRuntimeError
 from edge_runtime.help_text import config_keys_text, default_of
 from edge_runtime.review.cli import register as register_review
@@ -50,11 +51,11 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"model.top_k: keep the K best detections (default {default_of('model.top_k')})")
     parser.add_argument(
         "--backend",
-        choices=["auto", "onnxruntime", "mxnet"],
-        help="model.backend: onnxruntime runs model.onnx, mxnet the MXNet graph; auto (default) prefers onnxruntime",
+        metavar="{" + ",".join(engine_choices()) + "}",  # checked by the config: one line, exit 2
+        help="model.backend: " + engine_help() + "; auto (default): the fastest measured here that keeps accuracy",
     )
-    parser.add_argument("--precision", choices=["fp32", "int8"],
-                        help="model.precision: int8 runs model.int8.onnx (default fp32)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="model.precision: bf16/fp16 on openvino where the CPU has them; int8 runs model.int8.onnx")
 
 
 LAYERS = "Configuration: defaults < --config FILE < EDGE_RUNTIME_* environment < flags (each flag names its key)."

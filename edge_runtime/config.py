@@ -22,6 +22,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from edge_runtime.detectors.registry import engine_choices, engine_help
+from edge_runtime.detectors.settings import AutoSettings, OpenVinoSettings
 from edge_runtime.errors import ConfigError
 from edge_runtime.events.config import EventsConfig
 from edge_runtime.samples.config import SamplesConfig
@@ -48,14 +50,15 @@ class ModelConfig(_Strict):
         " `cloud-training evaluate --record` wrote into model.json, if any",
     )
     top_k: int = Field(default=20, ge=1, le=1000, description="keep at most this many detections, best first")
-    backend: Literal["auto", "onnxruntime", "mxnet"] = Field(
+    backend: str = Field(
         default="auto",
-        description="inference engine: onnxruntime (model.onnx; the device install), mxnet (the deploy graph; the"
-        " mxnet extra), auto: onnxruntime when the folder has model.onnx and it is installed, else mxnet",
+        description="inference engine: " + engine_help() + "; auto: measure each installed engine and precision"
+        " on this model once (cached in state_dir) and run the fastest that passes the accuracy gate",
     )
-    precision: Literal["fp32", "int8"] = Field(
+    precision: Literal["fp32", "bf16", "fp16", "int8"] = Field(
         default="fp32",
-        description="int8 runs model.int8.onnx (statically quantised; check its mAP first), onnxruntime only",
+        description="fp32; bf16 / fp16: openvino where the CPU has them; int8: model.int8.onnx (statically"
+        " quantised; check its mAP first). With backend auto: the precision when measuring is off",
     )
     verify_digests: bool = Field(default=True, description="check the SHA-256 digests in model.json before loading")
     warmup_runs: int = Field(default=1, ge=0, le=20, description="inferences on a blank image before the first frame")
@@ -85,6 +88,16 @@ class ModelConfig(_Strict):
         " two cores busy elsewhere, spinning threads took resnet-50 int8 from 5.9 to 3.8 fps; when the CPU is free it"
         " gains ~5% on resnet-50",
     )
+
+    openvino: OpenVinoSettings = OpenVinoSettings()
+    auto: AutoSettings = AutoSettings()
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in engine_choices():
+            raise ValueError(f"must be one of {', '.join(engine_choices())}")
+        return value
 
     @model_validator(mode="after")
     def _thresholds_in_range(self) -> ModelConfig:

@@ -58,8 +58,11 @@ class DaemonSettings:
     status_interval_s: float = 30.0
 
     @classmethod
-    def from_config(cls, config: RuntimeConfig) -> DaemonSettings:
-        return cls(config.thing_name, config.model.workers, config.inference.interval_s, config.status.interval_s)
+    def from_config(cls, config: RuntimeConfig, engine_concurrency: int = 1) -> DaemonSettings:
+        """``engine_concurrency``: the requests the engine runs side by side (an OpenVINO stream each); the daemon
+        runs at least as many inference threads, so none of them idles."""
+        workers = max(config.model.workers, engine_concurrency)
+        return cls(config.thing_name, workers, config.inference.interval_s, config.status.interval_s)
 
 
 def log_recommended_thresholds(detector: Any, config: RuntimeConfig) -> None:
@@ -193,6 +196,7 @@ class Daemon:
             state=state,
             at=time.time(),
             uptime_s=round(self.stats.uptime_s(), 3),
+            engine=self.detector.engine_status(),
             fps_in=round(fps_in, 3),
             fps_out=round(fps_out, 3),
             inference_ms={"p50": _round(p50), "p95": _round(p95)},
@@ -243,11 +247,13 @@ def build_daemon(config: RuntimeConfig, stop: threading.Event, ipc: Any = None) 
             source.open()
             source.close()
         sources.append((PipelineSettings.from_config(config, key, section), source))
-    detector = create_detector(config.model)
+    # state_dir: compiled-model caches and auto's measured engine choice (edge_runtime.detectors.choice)
+    detector = create_detector(config.model, state_dir=state_dir(config, os.environ))
     session = uuid.uuid4().hex[:12]
     publishers = build_publishers(PublisherContext(config, session, ipc))
     sampler = build_sampler(config.samples, config.thing_name, detector.info, state_dir(config, os.environ), stop)
-    daemon = Daemon(DaemonSettings.from_config(config), detector, publishers, sources, stop, session, sampler)
+    settings = DaemonSettings.from_config(config, detector.concurrency)
+    daemon = Daemon(settings, detector, publishers, sources, stop, session, sampler)
     if config.publish.fail_fast:
         try:
             check_first_connections(daemon.publishers, stop=stop)

@@ -11,6 +11,7 @@ A deploy folder holds::
     deploy_model_algo_1-0000.params       its weights
     model.onnx                            the same network for ONNX Runtime, cut before MultiBoxDetection (see below)
     model.int8.onnx                       optional: statically quantised copy of model.onnx (never used by default)
+    samples.npz                           sample frames and model.onnx's fp32 detections: the engines' accuracy gate
 
 The ONNX graph has one input, ``data`` (1, 3, S, S), and the three tensors the MXNet graph feeds MultiBoxDetection:
 ``cls_prob`` (1, classes + 1, anchors) after the channel softmax, ``loc_pred`` (1, anchors * 4) and ``anchors``
@@ -31,6 +32,10 @@ SYMBOL_FILE = f"{DEPLOY_PREFIX}-symbol.json"
 PARAMS_FILE = f"{DEPLOY_PREFIX}-0000.params"
 ONNX_FILE = "model.onnx"
 ONNX_INT8_FILE = "model.int8.onnx"
+# Sample frames (prepared input batches) and model.onnx's fp32 detections on them: the accuracy gate of
+# ``model.backend auto`` (edge_runtime.detectors.choice); written by convert and export.
+SAMPLES_FILE = "samples.npz"
+SAMPLES_FLOOR = 0.3  # the lowest score the gate compares
 
 # A deploy folder runs on MXNet when it has both MXNet files, on ONNX Runtime when it has model.onnx; model.json's
 # ``files`` lists what it has, and a folder needs at least one complete set.

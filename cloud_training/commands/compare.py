@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from edge_runtime.detectors.registry import engine_choices
+
 EPILOG = """\
 example:
   cloud-training compare models/boxes-v1 models/boxes-v2 prepared/validation.manifest
@@ -32,7 +34,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--top", type=int, default=10, metavar="N",
                         help="images listed where the models disagree most (default 10)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
-    parser.add_argument("--backend", choices=["auto", "onnxruntime", "mxnet"], default="auto",
+    parser.add_argument("--backend", choices=engine_choices(), default="auto",
                         help="inference engine for both models (default auto)")
     parser.add_argument("--label-attribute", metavar="NAME", help="default: detected from -metadata.type")
     parser.set_defaults(handler=run)

@@ -75,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
     from cloud_training.conversion import convert
     from cloud_training.deploy_folder import model_metadata, write_deploy_folder
     from cloud_training.errors import ArtifactError
+    from cloud_training.gate_samples import SAMPLE_FRAMES, add_samples, sample_batches
     from cloud_training.lineage import lineage_for
     from cloud_training.onnx_files import onnx_files, quantize_request
-    from edge_runtime.model_format import DEFAULT_DETECTION_THRESHOLD
+    from edge_runtime.model_format import DEFAULT_DETECTION_THRESHOLD, SAMPLES_FILE
 
     quantize = quantize_request(args)  # a missing --calibration is refused before the conversion's seconds
     artifact = read_artifact(args.artifact)
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     metadata.update(entries)
     write_deploy_folder(args.out, model.symbol, model.arg_params, model.aux_params, metadata, force=args.force,
                         extra_files=extra)  # fmt: skip
+    references = add_samples(args.out, sample_batches(args.calibration, model.image_shape))
     weights = sum(int(array.size) for array in (*model.arg_params.values(), *model.aux_params.values()))
     names = ", ".join(args.class_names) if args.class_names else "(no names: pass --class-names)"
     print(f"converted {artifact.source} -> {args.out}")
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  nms         threshold {nms['threshold']}, top-k {nms['topk']}, force_suppress {nms['force_suppress']}")
     print(f"  weights     {weights / 1e6:.2f} M values in {len(model.arg_params) + len(model.aux_params)} arrays")
     print_onnx_summary(entries)
+    print(f"  samples     {SAMPLES_FILE}: {SAMPLE_FRAMES} frames, {references} fp32 detection(s) (the engines' gate)")
     if lineage is not None:
         print(f"  lineage     {lineage.get('backend')} training, {describe_score(lineage)}")
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.argtypes import number_in
+from edge_runtime.detectors.registry import PRECISIONS, engine_choices
 
 DEFAULT_PAGES = 20
 EPILOG = """\
@@ -62,11 +63,13 @@ def register(subparsers: Any) -> None:
                         help="lowest score of a detection the metric sees (default: 0.01)")
     parser.add_argument("--iou-threshold", type=number_in(0.0, 1.0, high_open=True), default=0.5, metavar="F",
                         help="IoU a detection must exceed to match a true box (default: 0.5)")
-    parser.add_argument("--backend", choices=["auto", "onnxruntime", "mxnet"], default="auto",
+    parser.add_argument("--backend", choices=engine_choices(), default="auto",
                         help="inference engine, as the device's model.backend (default auto: onnxruntime when the"
-                             " folder has model.onnx)")
-    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
-                        help="int8 evaluates model.int8.onnx (cloud-training convert --quantize int8)")
+                             " folder has model.onnx; openvino for bf16/fp16)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="int8 evaluates model.int8.onnx (cloud-training convert --quantize int8); bf16/fp16 run"
+                             " on openvino. With --record, a reduced precision's mAP goes under model.json's"
+                             " evaluations (the device's auto choice reads it), fp32's under evaluation")
     parser.add_argument("--label-attribute", metavar="NAME", help="default: detected from -metadata.type")
     parser.add_argument("--force", action="store_true", help="replace an existing report or --html folder")
     parser.set_defaults(handler=run)
@@ -209,7 +212,13 @@ def record_in_model_json(folder: Path, summary: dict[str, Any], min_boxes: int |
             "--record: too few true boxes to record a threshold for %s: at least %d are needed (--min-boxes);"
             " none recorded for %s, the device keeps its score_threshold", counts, minimum,
             "it" if len(thin) == 1 else "them")
-    add_files_in_place(folder, {}, {"evaluation": model_json_entry(summary, utc_timestamp(), minimum)})
+    entry = model_json_entry(summary, utc_timestamp(), minimum)
+    precision = summary["model"].get("precision") or "fp32"
+    if precision == "fp32":
+        add_files_in_place(folder, {}, {"evaluation": entry})
+    else:  # never over fp32's entry (its thresholds are the device's defaults): beside it, for auto's mAP gate
+        others = json.loads((folder / "model.json").read_text(encoding="utf-8")).get("evaluations") or {}
+        add_files_in_place(folder, {}, {"evaluations": {**others, precision: entry}})
 
 
 def _ap_text(value: float | None) -> str:

@@ -43,10 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from cloud_training.conversion import graph_shape, load_params, load_symbol, select_params
     from cloud_training.deploy_folder import add_files_in_place, write_deploy_folder
     from cloud_training.errors import ArtifactError, OutputError
+    from cloud_training.gate_samples import SAMPLE_FRAMES, add_samples, sample_batches
     from cloud_training.onnx_files import onnx_files, quantize_request, require_mxnet_pair
     from edge_runtime.errors import ModelError
     from edge_runtime.model import read_model_info
-    from edge_runtime.model_format import MODEL_JSON, ONNX_FILE, PARAMS_FILE, SYMBOL_FILE
+    from edge_runtime.model_format import MODEL_JSON, ONNX_FILE, PARAMS_FILE, SAMPLES_FILE, SYMBOL_FILE
 
     quantize = quantize_request(args)
     folder: Path = args.model
@@ -76,9 +77,13 @@ def run(args: argparse.Namespace) -> int:
         metadata.update(entries)
         write_deploy_folder(args.out, symbol, arg_params, aux_params, metadata, force=args.force, extra_files=files)
         target = args.out
+    references = add_samples(target, sample_batches(args.calibration, info.image_size)) if (
+        target / MODEL_JSON).is_file() else None
     print(f"exported {folder} -> {target / ONNX_FILE}")
     print(f"  model       {info.name} {info.version}, {info.num_classes} class(es), input {info.image_size}px")
     print_onnx_summary(entries)
+    if references is not None:
+        print(f"  samples     {SAMPLES_FILE}: {SAMPLE_FRAMES} frames, {references} fp32 detection(s)")
     if (target / MODEL_JSON).is_file():
         print(f"  recorded in {target / MODEL_JSON} with its SHA-256")
     return 0

@@ -65,6 +65,8 @@ class Detector(abc.ABC):
 
     backend = "abstract"
     info: ModelInfo
+    precision = "fp32"
+    choice: Optional[dict[str, Any]] = None  # set by model.backend auto: the measured table and what it chose
 
     def __init__(
         self,
@@ -93,6 +95,15 @@ class Detector(abc.ABC):
     def describe(self) -> dict[str, str]:
         """How this detector runs, for the start-up line and ``bench``: backend, threads, providers, ..."""
         return {"backend": self.backend, "concurrency": str(self.concurrency)}
+
+    def engine_status(self) -> dict[str, Any]:
+        """The status message's ``engine``: what runs, and for ``auto`` the measured table it was chosen from."""
+        status: dict[str, Any] = {"backend": self.backend, "precision": self.precision,
+                                  "chosen_by": "auto" if self.choice else "config"}  # fmt: skip
+        if self.choice:
+            status["table"] = [{key: item[key] for key in ("engine", "precision", "fps", "gate")}
+                               for item in self.choice["table"]]  # fmt: skip
+        return status
 
     def set_thresholds(self, score_threshold: float, class_thresholds: Mapping[str, float]) -> None:
         """Change the score thresholds between frames (a live configuration update); ModelError for an unknown class."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -115,3 +116,10 @@ def _bind(
             )
     except Exception as error:  # MXNetError from a shape mismatch between the graph and the weights
         raise ModelError(f"{info.params_path}: weights do not fit the graph ({mxnet_reason(error)})") from None
+
+
+def create(info: ModelInfo, config: Any, precision: str, state_dir: Optional[Path] = None) -> MXNetDetector:
+    """The registry's factory (:mod:`edge_runtime.detectors.registry`); MXNet runs fp32 only (the registry says so)."""
+    from edge_runtime.detectors import engine_settings
+
+    return MXNetDetector(info, **engine_settings(config))

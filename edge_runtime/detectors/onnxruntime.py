@@ -53,6 +53,7 @@ class OnnxRuntimeDetector(Detector):
         threads: int = 0,
         precision: str = "fp32",
         spin_wait: bool = False,
+        state_dir: Optional[Path] = None,
     ) -> None:
         super().__init__(info, score_threshold, class_thresholds, top_k, concurrency=workers)
         path = info.onnx_int8_path if precision == "int8" else info.onnx_path
@@ -65,9 +66,10 @@ class OnnxRuntimeDetector(Detector):
         self.path = path
         self.precision = precision
         self.threads = threads or default_threads(workers)
-        self.providers = _providers(context, gpu_id)
+        self.providers = providers_for(context, gpu_id, _available_providers(), state_dir)
         self.spin_wait = spin_wait
         self._session = _session(path, self.threads, self.providers, spin_wait)
+        warn_if_fell_back(self.providers, self._session.get_providers())
         self._check_io(self._session, path)
         shape = (1, 3, info.image_size, info.image_size)
         blank = np.zeros(shape, dtype=np.float32)
@@ -126,19 +128,46 @@ class OnnxRuntimeDetector(Detector):
             )
 
 
-def _providers(context: str, gpu_id: int) -> list[Any]:
+def _available_providers() -> list[str]:
     import onnxruntime as ort
 
+    return list(ort.get_available_providers())
+
+
+def providers_for(context: str, gpu_id: int, available: list[str], state_dir: Optional[Path] = None) -> list[Any]:
+    """ONNX Runtime's provider list for ``model.context`` given the providers this onnxruntime build has.
+
+    ``gpu``: TensorRT first (FP16, its engine cache in ``state_dir``, so a restart skips the minutes a Jetson takes
+    to build an engine), then CUDA, then the CPU for whatever they leave. No GPU provider in this build: the CPU,
+    with one clear line (a fleet's config can say gpu for every device).
+    """
     if context != "gpu":
         return ["CPUExecutionProvider"]
-    available = ort.get_available_providers()
-    gpu = [name for name in GPU_PROVIDERS if name in available]
-    if not gpu:
-        raise ModelError(
-            f"model.context: gpu, but this onnxruntime has only {', '.join(available)} (install onnxruntime-gpu,"
-            " or JetPack's onnxruntime on a Jetson)"
+    chosen: list[Any] = []
+    if "TensorrtExecutionProvider" in available:
+        options: dict[str, Any] = {"device_id": gpu_id, "trt_fp16_enable": True}
+        if state_dir is not None:
+            cache = Path(state_dir) / "tensorrt-cache"
+            cache.mkdir(parents=True, exist_ok=True)
+            options.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache))
+        chosen.append(("TensorrtExecutionProvider", options))
+    if "CUDAExecutionProvider" in available:
+        chosen.append(("CUDAExecutionProvider", {"device_id": gpu_id}))
+    if not chosen:
+        log.warning(
+            "model.context gpu: this onnxruntime has no GPU provider (only %s): running on the CPU (install"
+            " onnxruntime-gpu, or JetPack's onnxruntime-gpu wheel on a Jetson: see the README)", ", ".join(available)
         )
-    return [(name, {"device_id": gpu_id}) for name in gpu] + ["CPUExecutionProvider"]
+    return [*chosen, "CPUExecutionProvider"]
+
+
+def warn_if_fell_back(requested: list[Any], running: list[str]) -> None:
+    """ONNX Runtime drops a GPU provider it cannot start (no driver, a missing libnvinfer) quietly: say so once."""
+    wanted = [item[0] if isinstance(item, tuple) else item for item in requested]
+    missing = [name for name in wanted if name not in running]
+    if missing:
+        log.warning("model.context gpu: %s could not start here; running on %s", ", ".join(missing),
+                    ", ".join(running))  # fmt: skip
 
 
 def _session(path: Path, threads: int, providers: list[Any], spin_wait: bool) -> Any:
@@ -159,3 +188,11 @@ def _session(path: Path, threads: int, providers: list[Any], spin_wait: bool) ->
     except Exception as error:  # onnxruntime's InvalidProtobuf, Fail, NoSuchFile...: say which file, in one line
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"{path}: cannot load as an ONNX model ({text})") from None
+
+
+def create(info: ModelInfo, config: Any, precision: str, state_dir: Optional[Path] = None) -> OnnxRuntimeDetector:
+    """The registry's factory (:mod:`edge_runtime.detectors.registry`)."""
+    from edge_runtime.detectors import engine_settings
+
+    return OnnxRuntimeDetector(info, precision=precision, spin_wait=config.spin_wait, state_dir=state_dir,
+                               **engine_settings(config))  # fmt: skip

@@ -31,7 +31,7 @@ $CT train --train $B/prepared/train-augmented.manifest --validation $B/prepared/
 echo "training with augmentation took $(( $(date +%s) - start )) s"
 $CT convert $B/run-augmented/model.tar.gz --out $B/demo-model --class-names "blue box,yellow box" --name demo --force
 cp $B/demo-model/deploy_model_algo_1-symbol.json $B/demo-model/deploy_model_algo_1-0000.params $B/demo-model/model.onnx \
-    $B/demo-model/model.json models/demo/
+    $B/demo-model/samples.npz $B/demo-model/model.json models/demo/
 $CT evaluate models/demo $B/heldout-prepared/all.manifest --json > $B/heldout-augmented.json
 
 # 4. the same hyperparameters without the offline augmentation, evaluated on the same held-out set

@@ -17,7 +17,8 @@ from cloud_training.cli import main
 from tests.integration.sagemaker_helpers import SECRET, stubbed, use_client
 from tests.support.models import training_artifact_files, write_tarball
 
-MODEL_FILES = ["deploy_model_algo_1-0000.params", "deploy_model_algo_1-symbol.json", "model.json", "model.onnx"]
+MODEL_FILES = ["deploy_model_algo_1-0000.params", "deploy_model_algo_1-symbol.json", "model.json", "model.onnx",
+               "samples.npz"]
 GROUP = "arn:aws:iot:us-east-1:123456789012:thinggroup/Cameras"
 COMPONENT_ARN = "arn:aws:greengrass:us-east-1:123456789012:components:ssd.ObjectDetector.Model:versions:1.2.0"
 

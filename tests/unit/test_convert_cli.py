@@ -17,7 +17,8 @@ from cloud_training.ssd import get_symbol
 from tests.support.models import params_bytes, random_params, training_artifact_files, write_folder, write_tarball
 from tests.support.shared import aws_sample
 
-DEPLOY_FILES = {"deploy_model_algo_1-symbol.json", "deploy_model_algo_1-0000.params", "model.json", "model.onnx"}
+DEPLOY_FILES = {"deploy_model_algo_1-symbol.json", "deploy_model_algo_1-0000.params", "model.json", "model.onnx",
+                "samples.npz"}
 
 
 @pytest.fixture(scope="module")

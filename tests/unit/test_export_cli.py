@@ -38,7 +38,7 @@ def test_export_adds_model_onnx_in_place_and_refuses_to_repeat(
     assert main(["export", str(folder)]) == 0
     assert "exported" in capsys.readouterr().out
     after = json.loads((folder / "model.json").read_text())
-    assert set(after["files"]) == {*before["files"], "model.onnx"}
+    assert set(after["files"]) == {*before["files"], "model.onnx", "samples.npz"}
     assert after["onnx"]["opset"] == 13 and after["onnx"]["checked_against_mxnet"]["loc_pred"] < 1e-3
     assert {key: after[key] for key in before if key != "files"} == {k: v for k, v in before.items() if k != "files"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging folder left beside it
