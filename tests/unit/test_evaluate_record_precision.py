@@ -19,7 +19,7 @@ def summary(precision: str, mean_ap: float) -> dict[str, Any]:
     return {
         "dataset": {"manifest": "held-out.manifest", "sha256": "0" * 64}, "images": 297, "metric": "VOC07",
         "iou_threshold": 0.5, "mAP": mean_ap,
-        "classes": [{"name": "blue box", "ap": mean_ap, "recommended_threshold": {"score": 0.6}}],
+        "classes": [{"name": "blue box", "ap": mean_ap, "ground_truth": 40, "recommended_threshold": {"score": 0.6}}],
         "model": {"backend": "onnxruntime", "precision": precision},
     }  # fmt: skip
 
