@@ -7,10 +7,11 @@ with numpy 1 and 2, where MXNet installs on neither Python 3.12+ nor a Raspberry
 
 from __future__ import annotations
 
+import ctypes.util
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -134,7 +135,26 @@ def _available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def providers_for(context: str, gpu_id: int, available: list[str], state_dir: Optional[Path] = None) -> list[Any]:
+def without_unloadable_tensorrt(
+    available: list[str], find_library: Callable[[str], Optional[str]] = ctypes.util.find_library
+) -> list[str]:
+    """onnxruntime-gpu lists TensorRT whether or not TensorRT's own libraries are installed; asking for it without
+    them makes ONNX Runtime print a 15-line error block before it falls back to CUDA (seen on an H200 with
+    onnxruntime-gpu 1.31 and no libnvinfer). No libnvinfer on the loader's path: leave TensorRT out, in one line."""
+    if "TensorrtExecutionProvider" not in available or find_library("nvinfer") is not None:
+        return available
+    log.warning("model.context gpu: TensorRT's libnvinfer is not installed here: CUDA without TensorRT (JetPack and"
+                " NVIDIA's TensorRT packages install it)")
+    return [name for name in available if name != "TensorrtExecutionProvider"]
+
+
+def providers_for(
+    context: str,
+    gpu_id: int,
+    available: list[str],
+    state_dir: Optional[Path] = None,
+    find_library: Callable[[str], Optional[str]] = ctypes.util.find_library,
+) -> list[Any]:
     """ONNX Runtime's provider list for ``model.context`` given the providers this onnxruntime build has.
 
     ``gpu``: TensorRT first (FP16, its engine cache in ``state_dir``, so a restart skips the minutes a Jetson takes
@@ -143,6 +163,7 @@ def providers_for(context: str, gpu_id: int, available: list[str], state_dir: Op
     """
     if context != "gpu":
         return ["CPUExecutionProvider"]
+    available = without_unloadable_tensorrt(available, find_library)
     chosen: list[Any] = []
     if "TensorrtExecutionProvider" in available:
         options: dict[str, Any] = {"device_id": gpu_id, "trt_fp16_enable": True}

@@ -164,13 +164,23 @@ def test_openvino_refuses_a_file_that_is_not_an_onnx_model(tmp_path: Path, capsy
 
 def test_gpu_takes_tensorrt_fp16_with_its_cache_then_cuda(tmp_path: Path) -> None:
     available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    chosen = providers_for("gpu", 1, available, tmp_path)
+    chosen = providers_for("gpu", 1, available, tmp_path, find_library=lambda name: f"lib{name}.so.10")
     assert [item[0] if isinstance(item, tuple) else item for item in chosen] == available
     trt = chosen[0][1]
     assert trt["device_id"] == 1 and trt["trt_fp16_enable"] is True and trt["trt_engine_cache_enable"] is True
     cache = Path(trt["trt_engine_cache_path"])
     assert cache == tmp_path / "tensorrt-cache" and cache.is_dir()
     assert chosen[1] == ("CUDAExecutionProvider", {"device_id": 1})
+
+
+def test_tensorrt_without_libnvinfer_is_left_out_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    # onnxruntime-gpu lists TensorRT without TensorRT installed; asked for, it printed a 15-line error block on an
+    # H200 before falling back (benchmarks/gpu_check.py): left out beforehand, with our one line instead
+    available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    with caplog.at_level(logging.WARNING):
+        chosen = providers_for("gpu", 0, available, find_library=lambda name: None)
+    assert chosen == [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+    assert len(caplog.records) == 1 and "libnvinfer is not installed" in caplog.records[0].getMessage()
 
 
 def test_gpu_with_cuda_only() -> None:
