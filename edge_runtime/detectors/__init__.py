@@ -15,6 +15,7 @@ from edge_runtime.detectors.base import Detection, DetectionResult, Detector, re
 from edge_runtime.detectors.registry import ENGINES, PRECISIONS, EngineSpec, engine_choices
 from edge_runtime.errors import ModelError
 from edge_runtime.model import ModelInfo, read_model_info
+from edge_runtime.model_format import ONNX_FILE
 
 BACKEND_CHOICES = engine_choices()
 
@@ -96,7 +97,10 @@ def create_detector(config: Any, info: ModelInfo | None = None, state_dir: Optio
     """
     if info is None:
         info = read_model_info(config.path, verify_digests=config.verify_digests)
-    if config.backend == "auto" and state_dir is not None and config.auto.measure:
+    # auto measures the device engines, which all run model.onnx: a folder of MXNet's files alone (the AWS sample's
+    # pair) resolves as detect does, to MXNet where it is installed
+    measurable = (info.folder / ONNX_FILE).is_file()
+    if config.backend == "auto" and state_dir is not None and config.auto.measure and measurable:
         from edge_runtime.detectors.choice import choose_engine
 
         return choose_engine(info, config, state_dir)

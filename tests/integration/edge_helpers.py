@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from edge_model_helpers import build_deploy_model  # type: ignore[import-not-found]
 
+from tests.support.environ import child_environ
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def write_video(path: Path, frames: int = 20, size: tuple[int, int] = (160, 120)
 
 
 def start_daemon(*args: str, env: dict[str, str] | None = None, stdout: Any = subprocess.PIPE) -> subprocess.Popen:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_RUNTIME_")}
+    environ = child_environ("EDGE_RUNTIME_")
     environ.update(env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "edge_runtime", "run", *args],

@@ -22,6 +22,7 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from edge_runtime.cli import main
+from tests.support.environ import SUITE_SETTINGS, child_environ
 from tests.support.gg_ipc_server import GreengrassIpcServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -130,7 +131,7 @@ def test_daemon_over_real_ipc_client(short_dir: Path, tmp_path: Path, monkeypatc
     config = component_configuration(video)
     with GreengrassIpcServer(short_dir / "ipc.sock", TOKEN, config, COMPONENT) as server:
         for name in list(os.environ):
-            if name.startswith("EDGE_RUNTIME_"):
+            if name.startswith("EDGE_RUNTIME_") and name not in SUITE_SETTINGS:
                 monkeypatch.delenv(name)
         for name, value in server.environment().items():
             monkeypatch.setenv(name, value)
@@ -207,7 +208,7 @@ def test_recipe_install_twice_and_run(short_dir: Path, tmp_path: Path) -> None:
         "configuration:/install/pip_options": config["install"]["pip_options"],
     }
     with GreengrassIpcServer(short_dir / "ipc.sock", TOKEN, config, COMPONENT) as server:
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("EDGE_RUNTIME_", "VIRTUAL_ENV"))}
+        env = child_environ("EDGE_RUNTIME_", "VIRTUAL_ENV")
         env.update(server.environment(), AWS_IOT_THING_NAME=THING, PYTHON=sys.executable,
                    PYTHONPATH=str(dependencies_only_path(tmp_path / "deps")))
         env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if ".venv" not in p)

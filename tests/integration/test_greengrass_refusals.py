@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from edge_runtime.cli import main
+from tests.support.environ import SUITE_SETTINGS
 from tests.support.gg_ipc_server import GreengrassIpcServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -64,7 +65,7 @@ def video(tmp_path: Path) -> Path:
 
 def run_component(server: GreengrassIpcServer, model: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, float]:
     for name in list(os.environ):
-        if name.startswith("EDGE_RUNTIME_"):
+        if name.startswith("EDGE_RUNTIME_") and name not in SUITE_SETTINGS:
             monkeypatch.delenv(name)
     for name, value in server.environment().items():
         monkeypatch.setenv(name, value)

@@ -20,6 +20,7 @@ import pytest
 from cloud_training.cli import main
 from tests.integration.sagemaker_helpers import stubbed, use_client
 from tests.support.container_credentials import CredentialsEndpoint
+from tests.support.environ import child_environ
 from tests.support.switch_proxy import SwitchProxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,7 +111,7 @@ def test_field_samples_to_a_labeling_job_and_back_into_training(s3_bucket, tmp_p
     order = sorted(p.name for p in frames.iterdir())  # the folder source's order: seq 1, 2, ...
 
     moto_port = int(os.environ["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EDGE_RUNTIME_"))}
+    env = child_environ("AWS_", "EDGE_RUNTIME_")
     env.update({"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp_path / "none"),
                 "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_REGION": "us-east-1"})
     spool = tmp_path / "spool"
