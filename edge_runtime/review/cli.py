@@ -122,9 +122,23 @@ def add_review_arguments(review: argparse.ArgumentParser) -> None:
         "--max-payload", type=int_at_least(1), default=MAX_PAYLOAD_BYTES, metavar="BYTES",
         help=f"larger payloads are counted and skipped unparsed ({MAX_PAYLOAD_BYTES})",
     )  # fmt: skip
+    review.add_argument(
+        "--device-in-topic", type=_identity, default="any", metavar="any|N|off",
+        help="the payload's device must be the thing its topic names: any level of the topic (any, the daemon's"
+        " templates), level N exactly (1 is the first), or off (trust the payload); others are rejected (any)",
+    )  # fmt: skip
     review.add_argument("--duration", type=POSITIVE, metavar="S", help="exit after this long")
     review.add_argument("--max-messages", type=int_at_least(1), metavar="N", help="exit after N messages")
     review.add_argument("--connect-timeout", type=POSITIVE, default=10.0, metavar="S", help="(10)")
+
+
+def _identity(text: str) -> Any:
+    from edge_runtime.review.validation import Identity
+
+    try:
+        return Identity.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _register_report(actions: Any) -> None:
@@ -205,7 +219,8 @@ def _build_session(args: argparse.Namespace, view: Any, snapshots: Any = None) -
         view,
         stop,
         recorder=recorder,
-        limits=Limits(duration_s=args.duration, max_messages=args.max_messages, max_bytes=args.max_payload),
+        limits=Limits(duration_s=args.duration, max_messages=args.max_messages, max_bytes=args.max_payload,
+                      identity=args.device_in_topic),
         snapshots=snapshots,
     )
     return session, recorder

@@ -11,20 +11,21 @@ recorded as one, counted and skipped, so no detection is counted twice.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import queue
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from edge_runtime.review.fleet import Fleet
-from edge_runtime.review.redelivery import Redeliveries
+from edge_runtime.review.redelivery import UNHANDLED, Redeliveries
 from edge_runtime.review.snapshots import SnapshotMatcher
 from edge_runtime.review.store import Recording, Row
 from edge_runtime.review.subscriber import Received, Subscriber
-from edge_runtime.review.validation import MAX_PAYLOAD_BYTES, Checked, check, oversize
+from edge_runtime.review.validation import MAX_PAYLOAD_BYTES, Checked, Identity, check, oversize, printable
 from edge_runtime.review.view import View
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class Limits:
     max_bytes: int = MAX_PAYLOAD_BYTES
     queue_size: int = 10_000
     close_timeout_s: float = 3.0
+    identity: Identity = field(default_factory=Identity)  # payload device = the thing its topic names
 
 
 class ReviewSession:
@@ -66,6 +68,7 @@ class ReviewSession:
         self.dropped = 0  # the queue was full: the loop fell behind
         self.redeliveries = Redeliveries()
         self.snapshots = snapshots or SnapshotMatcher()  # a snapshot is kept only with its detection (review.snapshots)
+        self._unhandled_logged = 0
         self._queue: queue.Queue[Received] = queue.Queue(maxsize=limits.queue_size)
 
     def _deliver(self, item: Received) -> None:
@@ -112,7 +115,8 @@ class ReviewSession:
         kept.extend(row for row in rows if row.valid and row.payload is not None)
         for row in kept:
             assert row.payload is not None
-            item = self.snapshots.check(self.redeliveries.check(check(row.topic, row.payload, row.received_at)))
+            checked = check(row.topic, row.payload, row.received_at, identity=self.limits.identity)
+            item = self.snapshots.check(self.redeliveries.check(checked))
             self.fleet.add(item)
             self.view.message(item, self.fleet, self.clock())
         self.view.tick(self.fleet, self.clock())
@@ -140,7 +144,7 @@ class ReviewSession:
         checked: list[Checked] = [
             oversize(item.topic, item.size, item.received_at, self.limits.max_bytes)
             if item.payload is None
-            else check(item.topic, item.payload, item.received_at, self.limits.max_bytes)
+            else check(item.topic, item.payload, item.received_at, self.limits.max_bytes, self.limits.identity)
             for item in batch
         ]
         # before recording, so the recording says which copies were redeliveries
@@ -150,5 +154,12 @@ class ReviewSession:
         now = self.clock()
         for item in checked:
             self.received += 1
-            self.fleet.add(item)
-            self.view.message(item, self.fleet, now)
+            try:
+                self.fleet.add(item)
+                self.view.message(item, self.fleet, now)
+            except Exception as error:  # a case the checks missed must cost one message, never the console
+                self.fleet.add(dataclasses.replace(item, outcome=UNHANDLED, message=None,
+                                                   problem=printable(f"{type(error).__name__}: {error}")))
+                if self._unhandled_logged < 10:
+                    self._unhandled_logged += 1
+                    log.exception("review: message on %s skipped", item.topic)

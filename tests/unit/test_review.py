@@ -58,8 +58,10 @@ def raw(message: dict[str, Any]) -> bytes:
     return json.dumps(message).encode()
 
 
-def checked(message: dict[str, Any] | bytes, at: float, topic: str = "edge/x/detections") -> Any:
-    return check(topic, message if isinstance(message, bytes) else raw(message), at)
+def checked(message: dict[str, Any] | bytes, at: float, topic: str = "") -> Any:
+    """``check`` on the topic the daemon would use for the message's device (``edge/x/detections`` for bytes)."""
+    device = "x" if isinstance(message, bytes) else message.get("device", "x")
+    return check(topic or f"edge/{device}/detections", message if isinstance(message, bytes) else raw(message), at)
 
 
 BAD = [
@@ -71,7 +73,7 @@ BAD = [
 
 
 def test_check_classifies_every_rejection_without_raising():
-    outcomes = [check("t", payload, T0).outcome for payload in [*BAD, b"[1, 2]", b"\xff\xfe", raw(running("a"))]]
+    outcomes = [check("edge/a/status", p, T0).outcome for p in [*BAD, b"[1, 2]", b"\xff\xfe", raw(running("a"))]]
     assert outcomes == ["malformed", "unknown_schema", "oversize", "invalid", "malformed", "malformed", "valid"]
     assert check("t", BAD[2], T0).problem == f"{10 * 1024 * 1024} bytes > {256 * 1024}"
     assert "seq" in check("t", BAD[3], T0).problem
@@ -94,7 +96,7 @@ def test_fleet_rows_state_counts_and_latest():
     assert rows["cam-2"].inference_ms == 12.5  # no status yet: the detection's own timing
     assert fleet.summary()["rejected"] == {
         "oversize": 1, "malformed": 1, "unknown_schema": 1, "invalid": 1, "bad_image": 0, "unknown_detection": 0,
-        "duplicate": 0,
+        "duplicate": 0, "too_deep": 0, "bad_field": 0, "wrong_device": 0, "unhandled": 0,
     }  # fmt: skip
     assert fleet.rows(now=T0 + 43)[0].state == "stale"
 
@@ -346,8 +348,8 @@ def test_session_skips_records_and_reports_redeliveries(tmp_path: Path):
     report = build_report(db).to_dict()
     assert (report["messages"], report["valid"], report["rejected"]["duplicate"]) == (7, 5, 2)
     assert report["devices"]["cam-1"]["detection_messages"] == 3
-    skipped = "skipped: oversize 0, malformed 0, unknown_schema 0, invalid 0, bad_image 0, unknown_detection 0, "
-    skipped += "duplicate 2"
+    skipped = "skipped: oversize 0, malformed 0, unknown_schema 0, invalid 0, too_deep 0, bad_field 0, "
+    skipped += "wrong_device 0, bad_image 0, unknown_detection 0, duplicate 2"
     assert skipped in render_text(build_report(db))
 
 

@@ -110,7 +110,9 @@ def test_bad_snapshots_are_counted_and_skipped() -> None:
     live, session = replay(fleet_messages())
     fleet = live.fleet()
     assert fleet["summary"]["rejected"] == {"oversize": 1, "malformed": 1, "unknown_schema": 0, "invalid": 1,
-                                            "bad_image": 2, "unknown_detection": 1, "duplicate": 0}  # fmt: skip
+                                            "bad_image": 2, "unknown_detection": 1, "duplicate": 0,
+                                            "too_deep": 0, "bad_field": 0, "wrong_device": 0,
+                                            "unhandled": 0}  # fmt: skip
     assert session.received == 12
     snaps = live.device("cam-1", T0 + 5)["snapshots"]  # type: ignore[index]
     assert [(s["seq"], len(s["detections"])) for s in snaps] == [(1, 2)]
@@ -155,7 +157,7 @@ def test_older_snapshots_leave_the_ring() -> None:
     messages = []
     for seq in range(1, 5):
         message = detection("cam-1", seq, ["box"])
-        messages += [("t/d", raw(message)), ("t/s", raw(snapshot_of(message)))]
+        messages += [("edge/cam-1/detections", raw(message)), ("edge/cam-1/snapshot", raw(snapshot_of(message)))]
     live, _ = replay(messages)
     assert [s["seq"] for s in live.device("cam-1", T0 + 5)["snapshots"]] == [4, 3]  # type: ignore[index]
     assert live.snapshot_jpeg(1) is None and live.snapshot_jpeg(4) is not None
@@ -207,7 +209,7 @@ def test_terminal_table_shows_degraded_and_why() -> None:
 
 def test_degraded_then_running_clears_the_reasons() -> None:
     recovered = status("cam-2", "running", fps_out=4.0)
-    _live, session = replay([("s", raw(DEGRADED)), ("s", raw(recovered))])
+    _live, session = replay([("edge/cam-2/status", raw(DEGRADED)), ("edge/cam-2/status", raw(recovered))])
     (row,) = session.fleet.rows(T0 + 5)
     assert (row.state, row.problems) == ("online", [])
 
