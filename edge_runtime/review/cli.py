@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -70,8 +71,14 @@ def register(sub: Any) -> None:
     add_review_arguments(serve)
     serve.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="listen address (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, metavar="PORT", help="listen port (8080)")
-    serve.add_argument("--token", metavar="TOKEN", help="required on every request; needed off loopback"
-                       " (default: $EDGE_RUNTIME_CONSOLE_TOKEN)")  # fmt: skip
+    serve.add_argument("--token", metavar="TOKEN", help="required on every request; needed off loopback; prefer"
+                       " $EDGE_RUNTIME_CONSOLE_TOKEN or --token-file (a flag shows in /proc/PID/cmdline)")  # fmt: skip
+    serve.add_argument("--token-file", metavar="FILE", help="read the token from this file (one line)")
+    serve.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="also answer requests for this Host name (repeatable); others get 421 (DNS rebinding). Default: the"
+        " --bind address and loopback's names; with --bind 0.0.0.0, any name unless this is given",
+    )  # fmt: skip
     serve.add_argument("--https-cert", metavar="PEM", help="serve HTTPS with this certificate")
     serve.add_argument("--https-key", metavar="PEM", help="its private key")
     serve.add_argument("--https-client-ca", metavar="PEM", help="require browser client certificates from this CA")
@@ -175,7 +182,11 @@ def mqtt_config(args: argparse.Namespace) -> Any:
     for key, value in named.items():
         if value is not None:
             set_path(overrides, key, value)
-    return load_config(args.config, overrides=overrides).publish.mqtt
+    from edge_runtime.review.serve import TOKEN_ENV
+
+    # the console's token is no config key: keep it out of the config (which would refuse it, printing it)
+    environ = {name: value for name, value in os.environ.items() if name != TOKEN_ENV}
+    return load_config(args.config, overrides=overrides, environ=environ).publish.mqtt
 
 
 def shared_topics(topics: list[str], group: Optional[str]) -> list[str]:
@@ -239,15 +250,15 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
-
     from edge_runtime.review.live import LiveView
-    from edge_runtime.review.serve import TOKEN_ENV, Listen, check_listen, run_console
+    from edge_runtime.review.serve import TOKEN_ENV, Listen, check_listen, read_token, run_console
     from edge_runtime.review.snapshots import SnapshotMatcher
     from edge_runtime.stop_signals import stop_on_signals
 
-    listen = Listen(args.bind, args.port, args.token or os.environ.get(TOKEN_ENV) or None,
-                    args.https_cert, args.https_key, args.https_client_ca)  # fmt: skip
+    token = read_token(args.token, args.token_file, dict(os.environ))
+    os.environ.pop(TOKEN_ENV, None)  # read once: nothing this process starts inherits it
+    listen = Listen(args.bind, args.port, token, args.https_cert, args.https_key, args.https_client_ca,
+                    tuple(args.allow_host))  # fmt: skip
     check_listen(listen)  # before anything connects: a refused bind is one line and exit 2
     matcher = SnapshotMatcher()
     live = LiveView(matcher, snapshots_per_device=args.snapshots_per_device)

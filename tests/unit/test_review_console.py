@@ -23,13 +23,14 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 for its TestCli
 
 from edge_runtime.errors import ReviewError
 from edge_runtime.review.fleet import Fleet
+from edge_runtime.review.guard import COOKIE
 from edge_runtime.review.live import LiveView, chart
 from edge_runtime.review.serve import Listen, check_listen, is_loopback
 from edge_runtime.review.session import Limits, ReviewSession
 from edge_runtime.review.snapshots import SnapshotMatcher
 from edge_runtime.review.subscriber import ListSubscriber
 from edge_runtime.review.view import View, table
-from edge_runtime.review.web import COOKIE, create_app
+from edge_runtime.review.web import create_app
 from edge_runtime.snapshots import SnapshotConfig, fit_snapshot
 
 T0 = 1_800_000_000.0

@@ -108,3 +108,33 @@ def test_an_unforeseen_failure_costs_one_message_not_the_loop() -> None:
     assert session.run() == 2
     assert fleet.summary()["rejected"]["unhandled"] == 1
     assert "KeyError" in fleet.summary()["problems"][-1]
+
+
+def test_only_a_decodable_jpeg_of_the_stated_size_is_a_snapshot() -> None:
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from edge_runtime.review.snapshots import jpeg_bytes, jpeg_size
+
+    ok, encoded = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))
+    real = encoded.tobytes()
+    assert ok and jpeg_size(real) == (64, 48)
+
+    def snapshot(data: bytes, width: int = 64, height: int = 48) -> dict[str, Any]:
+        return {"data": base64.b64encode(data).decode(), "image": {"width": width, "height": height,
+                                                                  "bytes": len(data)}}  # fmt: skip
+
+    assert jpeg_bytes(snapshot(real)) == real
+    fakes = {
+        "not a JPEG": b"\xff\xd8\xff\xe0" + b"<script>alert(1)</script>" + b"\xff\xd9",  # the marker, then anything
+        "no end-of-image": real[: len(real) // 2],
+        "no frame header": b"\xff\xd8\xff\xda\x00\x02" + b"\x00" * 10 + b"\xff\xd9",
+    }
+    for why, data in fakes.items():
+        with pytest.raises(ValueError, match="not a"):
+            jpeg_bytes(snapshot(data))
+        assert why
+    with pytest.raises(ValueError, match="the JPEG is 64x48, image says 640x480"):
+        jpeg_bytes(snapshot(real, 640, 480))
