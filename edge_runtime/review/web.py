@@ -54,7 +54,7 @@ def _number(request: Request, name: str, default: Optional[float] = None) -> Opt
     if text in (None, ""):
         return default
     try:
-        value = float(text)  # type: ignore[arg-type]
+        value = float(text)
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
