@@ -3,10 +3,13 @@
 No threads, no clock of its own: :meth:`Fleet.add` takes checked messages (with the time they were received) and
 :meth:`Fleet.rows` takes ``now``, so tests drive it with literal messages and chosen times.
 
-Online or not comes from status messages: ``running`` means online; ``stopped`` (a clean stop) and ``offline``
-(the daemon's retained MQTT last will, sent by the broker when the connection drops without a clean disconnect)
-mean offline. The daemon flushes its outbox *after* sending ``stopped``, so late detections of a session that has
-stopped do not bring the device back; a detection from a *new* session does. A device online but silent for
+Online or not comes from status messages: ``running`` means online, or ``starting`` while no source of the device
+has delivered a frame yet (its source states are all starting/connecting/reconnecting: never green); ``stopped`` is
+a clean stop (the daemon said so) and ``offline`` the daemon's retained MQTT last will, sent by the broker when the
+connection dropped without a clean disconnect (a crash, a power cut, a lost network); a last will delivered again
+(retained, on every subscribe) does not move "last seen". The daemon flushes its outbox *after* sending
+``stopped``, so late detections of a session that has stopped do not bring the device back; a detection from a
+*new* session does. A device online but silent for
 ``stale_after_s`` (3x the status interval by default) is ``stale``: the broker has not noticed yet, but it is gone.
 A device whose last status said ``degraded`` is ``degraded`` (still running, a part of it cannot do its job): its
 row carries the status message's ``problems`` ({part, reason, since}), shown by the terminal table and the console.
@@ -24,7 +27,8 @@ from edge_runtime.review.redelivery import SKIPPED
 from edge_runtime.review.validation import Checked
 
 OFFLINE_STATES = ("stopped", "offline")
-STATES = ("online", "degraded", "stale", "offline")  # what a row's state can be
+STATES = ("online", "starting", "degraded", "stale", "stopped", "offline")  # what a row's state can be
+NOT_YET = ("starting", "connecting", "reconnecting")  # a source's states before (or between) its frames
 RECENT_PROBLEMS = 5
 
 
@@ -83,6 +87,16 @@ class _Device:
     recent: collections.deque[tuple[float, tuple[str, ...]]] = field(default_factory=collections.deque)
     messages: int = 0
     rejected: int = 0
+    waiting: bool = False  # running, but no source has delivered a frame yet (starting, connecting, reconnecting)
+
+
+def _epoch(text: Any) -> Optional[float]:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 class Fleet:
@@ -94,6 +108,8 @@ class Fleet:
         self.rejected: dict[str, int] = dict.fromkeys(SKIPPED, 0)
         self.problems: collections.deque[str] = collections.deque(maxlen=RECENT_PROBLEMS)
         self.valid = 0
+        # the console's own parts (broker, recording, queue), set by the review loop each turn: shown with the fleet
+        self.health: dict[str, Any] = {}
         self._devices: dict[str, _Device] = {}
 
     def add(self, item: Checked) -> None:
@@ -108,8 +124,14 @@ class Fleet:
         message = item.message
         device = self._devices.setdefault(str(message["device"]), _Device(str(message["device"])))
         device.messages += 1
-        device.last_seen = max(device.last_seen, item.received_at)
         session = str(message["session"])
+        if item.kind == "status" and message.get("state") == "offline":
+            # a last will is the broker speaking, possibly again (retained, on every subscribe): it says when the
+            # device was lost, not that it was seen; only a device never seen before takes its time from it
+            if device.last_seen == 0.0:
+                device.last_seen = min(item.received_at, _epoch(message.get("at")) or item.received_at)
+        else:
+            device.last_seen = max(device.last_seen, item.received_at)
         if item.kind == "status":
             self._add_status(device, message, session)
         elif item.kind == "snapshot":
@@ -129,6 +151,9 @@ class Fleet:
             device.offline_session = session
             return
         device.offline_session = None
+        sources = [message["source"]] if isinstance(message.get("source"), dict) else []
+        sources += [s for s in message.get("sources") or [] if isinstance(s, dict)]  # a multi-camera daemon
+        device.waiting = bool(sources) and all(str(s.get("state")) in NOT_YET for s in sources)
         if "fps_out" in message:
             device.fps = float(message["fps_out"])
         timings = message.get("inference_ms") or {}
@@ -182,11 +207,14 @@ class Fleet:
 
     def _state(self, device: _Device, now: float) -> str:
         if device.offline_session is not None:
-            return "offline"
+            return "stopped" if device.status == "stopped" else "offline"  # a clean stop, or the last will
         if now - device.last_seen > self.stale_after_s:
             return "stale"
-        return "degraded" if device.status == "degraded" else "online"
+        if device.status == "degraded":
+            return "degraded"
+        return "starting" if device.waiting else "online"
 
     def summary(self) -> dict[str, Any]:
         """Totals for the view's footer and ``--json``: valid messages, rejections by reason, recent problems."""
-        return {"valid": self.valid, "rejected": dict(self.rejected), "problems": list(self.problems)}
+        return {"valid": self.valid, "rejected": dict(self.rejected), "problems": list(self.problems),
+                "health": dict(self.health)}  # fmt: skip

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from edge_runtime.review.fleet import Fleet
+from edge_runtime.review.recording import Resilient
 from edge_runtime.review.redelivery import UNHANDLED, Redeliveries
 from edge_runtime.review.snapshots import SnapshotMatcher
 from edge_runtime.review.store import Recording, Row
@@ -61,7 +62,10 @@ class ReviewSession:
         self.fleet = fleet
         self.view = view
         self.stop = stop
-        self.recorder = recorder
+        # a batch the database refuses is kept and retried (review.recording), never the end of the review
+        self.recorder: Optional[Resilient] = (
+            recorder if recorder is None or isinstance(recorder, Resilient) else Resilient(recorder)
+        )
         self.limits = limits
         self.clock = clock
         self.received = 0
@@ -92,6 +96,9 @@ class ReviewSession:
                 batch = self._take(wait)
                 if batch:
                     self._handle(batch)
+                elif self.recorder is not None:
+                    self.recorder.flush()  # a database that came back gets what waited, even when all is quiet
+                self._health()
                 self.view.tick(self.fleet, self.clock())
                 if self.limits.max_messages is not None and self.received >= self.limits.max_messages:
                     break
@@ -100,12 +107,21 @@ class ReviewSession:
             leftover = self._drain_without_wait()
             if leftover:  # arrived while stopping: still recorded and shown, never lost silently
                 self._handle(leftover)
-            self.view.close(self.fleet, self.clock())
             if self.recorder is not None:
-                self.recorder.close()
+                self.recorder.close(self.limits.close_timeout_s)
+            self._health()
+            self.view.close(self.fleet, self.clock())
             if self.dropped:
                 log.warning("review: %d messages dropped because the review fell behind", self.dropped)
         return self.received
+
+    def _health(self) -> None:
+        """What the page shows of the console itself: the broker, the recording, messages dropped on the way."""
+        self.fleet.health = {
+            "broker": self.subscriber.state(),
+            "recording": None if self.recorder is None else self.recorder.health(),
+            "dropped": self.dropped,
+        }
 
     def replay(self, rows: Iterable[Row], limit: int = REPLAY_LIMIT) -> int:
         """Fold the valid rows of a recording (oldest first) into the fleet and the view, without recording them

@@ -82,7 +82,7 @@ def test_two_daemons_one_killed_recorded_and_reported(broker: Broker, tmp_path: 
 
         daemons["cam-a"].send_signal(signal.SIGTERM)
         assert daemons["cam-a"].wait(timeout=15) == 0
-        assert wait_for(lambda: review.states().get("cam-a") == "offline", timeout=10), review.states()
+        assert wait_for(lambda: review.states().get("cam-a") == "stopped", timeout=10), review.states()
         delivered = witness.snapshot()
         assert wait_for(lambda: len(review.snapshot("message")) >= len(delivered) + 3, timeout=15)
         review.process.send_signal(signal.SIGTERM)

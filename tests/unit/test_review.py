@@ -110,7 +110,7 @@ def test_fleet_offline_by_stop_or_last_will_until_a_new_session():
     fleet.add(checked(detection("cam-1", 1, [], session="s2"), T0 + 3))
     assert fleet.rows(T0 + 3)[0].state == "online"
     fleet.add(checked(status("cam-1", "stopped", session="s2"), T0 + 4))
-    assert fleet.rows(T0 + 100)[0].state == "offline"  # offline, not stale
+    assert fleet.rows(T0 + 100)[0].state == "stopped"  # a clean stop (not the last will), not stale
     fleet.add(checked(running("cam-1", session="s3"), T0 + 101))
     assert fleet.rows(T0 + 101)[0].state == "online"
 
