@@ -39,6 +39,7 @@ SERVE_EXAMPLES = """examples:
 
 
 POSITIVE = number_in(0.0, math.inf, low_open=True)  # seconds: any float above 0
+DEFAULT_SESSION_EXPIRY_S = 3600
 MAX_SESSION_EXPIRY_S = 0xFFFFFFFF  # MQTT 5 session expiry is a four-byte integer (and that value means "never")
 
 
@@ -110,9 +111,11 @@ def add_review_arguments(review: argparse.ArgumentParser) -> None:
     review.add_argument("--client-id", metavar="ID", help="MQTT client id (default: edge-runtime-review-<random>)")
     review.add_argument(
         "--session-expiry", type=int_at_least(1), metavar="S",
-        help="keep the MQTT session (subscriptions, queued QoS 1 messages) this long after a disconnect and rejoin it;"
-        " needs --client-id (default: a clean session)",
+        help="the broker keeps the MQTT session (subscriptions, queued QoS 1 messages) this long after a disconnect"
+        f" or a restart, so nothing published meanwhile is lost (default {DEFAULT_SESSION_EXPIRY_S}, with a client id"
+        " fixed per host, topics and --record unless --client-id names one; with --share, only with --client-id)",
     )  # fmt: skip
+    review.add_argument("--clean-session", action="store_true", help="a fresh MQTT session each start, kept for none")
     review.add_argument("--tls-cert", metavar="PEM", help="certificate for mutual TLS")
     review.add_argument("--tls-key", metavar="PEM", help="private key for mutual TLS")
     review.add_argument("--tls-ca", metavar="PEM", help="CA bundle, e.g. AmazonRootCA1.pem")
@@ -200,6 +203,17 @@ def shared_topics(topics: list[str], group: Optional[str]) -> list[str]:
     return [f"$share/{group}/{topic}" for topic in topics]
 
 
+def stable_client_id(topics: list[str], args: argparse.Namespace) -> str:
+    """``edge-runtime-review-HOST-HASH``: the same for the same host, topics, recording and console port, so a
+    restarted reviewer rejoins the session the broker kept for it, and two different reviewers do not collide."""
+    import hashlib
+    import socket
+
+    what = json.dumps([topics, args.record, getattr(args, "port", None)])
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c == "-")[:32] or "host"
+    return f"edge-runtime-review-{host}-{hashlib.sha256(what.encode()).hexdigest()[:8]}"
+
+
 def _build_session(args: argparse.Namespace, view: Any, snapshots: Any = None) -> tuple[Any, Any]:
     """The review session for ``args`` with ``view``, and its recorder (or None)."""
     from edge_runtime.errors import ReviewError
@@ -212,10 +226,17 @@ def _build_session(args: argparse.Namespace, view: Any, snapshots: Any = None) -
     if args.session_expiry is not None and args.session_expiry > MAX_SESSION_EXPIRY_S:
         limit = MAX_SESSION_EXPIRY_S
         raise ReviewError(f"--session-expiry: at most {limit} s, MQTT 5's limit (got {args.session_expiry})")
-    if args.session_expiry is not None and not mqtt.client_id:
-        # a random id would leave the kept session behind for nobody: the next run could never rejoin it
-        raise ReviewError("--session-expiry needs --client-id: a persistent session belongs to one client id")
+    if args.session_expiry is not None and args.clean_session:
+        raise ReviewError("--session-expiry and --clean-session: give one")
+    if args.session_expiry is not None and not mqtt.client_id and args.share:
+        # several reviewers of one group on one host would share a derived id and take each other's connection
+        raise ReviewError("--session-expiry with --share needs --client-id: one per reviewer of the group")
     topics = shared_topics(args.topic or ["edge/#"], args.share)
+    expiry = 0 if args.clean_session else args.session_expiry
+    if expiry is None:
+        expiry = DEFAULT_SESSION_EXPIRY_S if (mqtt.client_id or not args.share) else 0
+    if expiry and not mqtt.client_id:  # the same console started again must find its session: a stable id
+        mqtt = mqtt.model_copy(update={"client_id": stable_client_id(topics, args)})
     stop = threading.Event()
     recorder = open_recorder(args.record) if args.record else None
     session = ReviewSession(
@@ -224,7 +245,7 @@ def _build_session(args: argparse.Namespace, view: Any, snapshots: Any = None) -
             topics,
             args.max_payload,
             connect_timeout_s=args.connect_timeout,
-            session_expiry_s=args.session_expiry or 0,
+            session_expiry_s=expiry,
         ),
         Fleet(window_s=args.window, stale_after_s=3 * args.status_interval),
         view,

@@ -108,6 +108,7 @@ class Fleet:
         self.rejected: dict[str, int] = dict.fromkeys(SKIPPED, 0)
         self.problems: collections.deque[str] = collections.deque(maxlen=RECENT_PROBLEMS)
         self.valid = 0
+        self.kinds: collections.Counter[str] = collections.Counter()  # valid messages by kind
         # the console's own parts (broker, recording, queue), set by the review loop each turn: shown with the fleet
         self.health: dict[str, Any] = {}
         self._devices: dict[str, _Device] = {}
@@ -121,6 +122,7 @@ class Fleet:
                 self._devices[item.device].rejected += 1
             return
         self.valid += 1
+        self.kinds[str(item.kind)] += 1
         message = item.message
         device = self._devices.setdefault(str(message["device"]), _Device(str(message["device"])))
         device.messages += 1
@@ -217,4 +219,4 @@ class Fleet:
     def summary(self) -> dict[str, Any]:
         """Totals for the view's footer and ``--json``: valid messages, rejections by reason, recent problems."""
         return {"valid": self.valid, "rejected": dict(self.rejected), "problems": list(self.problems),
-                "health": dict(self.health)}  # fmt: skip
+                "kinds": dict(sorted(self.kinds.items())), "health": dict(self.health)}  # fmt: skip

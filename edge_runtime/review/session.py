@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.2
 BATCH = 500
 REPLAY_LIMIT = 50_000
+DROP_LOG_S = 10.0  # at most one warning about drops this often: a flood must not become a flood of log lines
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class ReviewSession:
         self.redeliveries = Redeliveries()
         self.snapshots = snapshots or SnapshotMatcher()  # a snapshot is kept only with its detection (review.snapshots)
         self._unhandled_logged = 0
+        self._dropped_logged = 0
+        self._dropped_log_at = float("-inf")
+        self.lag_s = 0.0  # how long the last batch's oldest message waited before it was shown
         self._queue: queue.Queue[Received] = queue.Queue(maxsize=limits.queue_size)
 
     def _deliver(self, item: Received) -> None:
@@ -121,7 +125,12 @@ class ReviewSession:
             "broker": self.subscriber.state(),
             "recording": None if self.recorder is None else self.recorder.health(),
             "dropped": self.dropped,
+            "ingest_lag_s": round(self.lag_s, 3),
         }
+        if self.dropped > self._dropped_logged and time.monotonic() - self._dropped_log_at > DROP_LOG_S:
+            log.warning("review: %d messages dropped so far: the review is behind (queue of %d full)", self.dropped,
+                        self.limits.queue_size)  # fmt: skip
+            self._dropped_logged, self._dropped_log_at = self.dropped, time.monotonic()
 
     def replay(self, rows: Iterable[Row], limit: int = REPLAY_LIMIT) -> int:
         """Fold the valid rows of a recording (oldest first) into the fleet and the view, without recording them
@@ -168,6 +177,7 @@ class ReviewSession:
         if self.recorder is not None:
             self.recorder.append(checked, [item.payload for item in batch])
         now = self.clock()
+        self.lag_s = max(0.0, now - batch[0].received_at) if batch else 0.0
         for item in checked:
             self.received += 1
             try:

@@ -10,6 +10,7 @@ Routes (all read-only; the review loop is the only writer, through :class:`~edge
 - ``GET /api/snapshots/{id}.jpg``   one snapshot's JPEG as the device sent it (boxes are drawn by the page)
 - ``GET /api/detections``           the filter: ``device``, ``label``, ``min_score``, ``since``, ``until`` (epoch s)
 - ``GET /api/events``               ``text/event-stream``: a ``fleet`` event whenever anything shown changes
+- ``GET /metrics``                  Prometheus text format (:mod:`edge_runtime.review.metrics`)
 
 With a token (required off loopback, see :mod:`edge_runtime.review.serve`) every request must carry it: the header
 ``Authorization: Bearer TOKEN``, or the session cookie the page gets by opening ``/?token=TOKEN`` once (the
@@ -129,9 +130,15 @@ def create_app(
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
+    async def metrics(_request: Request) -> Response:
+        from edge_runtime.review.metrics import render
+
+        return PlainTextResponse(render(live.fleet()), media_type="text/plain; version=0.0.4")
+
     app: ASGIApp = Starlette(
         routes=[
             Route("/", index),
+            Route("/metrics", metrics),
             Route("/api/fleet", fleet),
             Route("/api/devices/{name:str}", device),
             Route("/api/snapshots/{ident:int}.jpg", snapshot),

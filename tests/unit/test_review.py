@@ -393,11 +393,38 @@ def test_subscriber_resubscribes_only_when_the_broker_forgot_the_session():
     assert not subscriber._subscribed  # maintain() subscribes again
 
 
-def test_session_expiry_needs_a_client_id(capsys: pytest.CaptureFixture[str]):
-    assert main(["review", "--session-expiry", "60", "--mqtt-port", "1"]) == 2
+def test_session_expiry_with_share_needs_a_client_id(capsys: pytest.CaptureFixture[str]):
+    assert main(["review", "--session-expiry", "60", "--share", "g", "--mqtt-port", "1"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "edge-runtime: error: --session-expiry needs --client-id: a persistent session belongs to one client id"
+        "edge-runtime: error: --session-expiry with --share needs --client-id: one per reviewer of the group"
     ]
+
+
+def test_a_persistent_session_by_default_with_a_stable_client_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Without flags the broker keeps the session an hour under an id that the same command finds again."""
+    from edge_runtime.review import cli
+
+    monkeypatch.chdir(tmp_path)
+    built: list[tuple[str | None, int]] = []
+    monkeypatch.setattr(cli, "_build_session", _spy(cli._build_session, built))
+    for argv in (["review", "--mqtt-port", "1", "--connect-timeout", "0.2"],) * 2 + (
+        ["review", "--mqtt-port", "1", "--connect-timeout", "0.2", "--record", "other.db"],
+        ["review", "--mqtt-port", "1", "--connect-timeout", "0.2", "--clean-session"],
+        ["review", "--mqtt-port", "1", "--connect-timeout", "0.2", "--share", "g"],
+    ):
+        assert main(argv) == 2  # no broker on port 1
+    (first, second, other, clean, shared) = built
+    assert first == second and first[1] == 3600 and (first[0] or "").startswith("edge-runtime-review-")
+    assert other[0] != first[0] and clean[1] == 0 and shared[1] == 0
+
+
+def _spy(build: Any, built: list[tuple[str | None, int]]) -> Any:
+    def spy(args: Any, view: Any, snapshots: Any = None) -> Any:
+        session, recorder = build(args, view, snapshots)
+        built.append((session.subscriber.mqtt.client_id, session.subscriber.session_expiry_s))
+        return session, recorder
+
+    return spy
 
 
 def test_session_expiry_beyond_mqtt_limit_is_one_line(capsys: pytest.CaptureFixture[str]):

@@ -121,3 +121,17 @@ def test_a_short_token_is_refused_by_its_length_only(capsys: pytest.CaptureFixtu
     assert main(["review", "serve", "--bind", "0.0.0.0", "--mqtt-port", "1"]) == 2
     err = capsys.readouterr().err
     assert "at least 16 characters (got 7)" in err and "hunter2" not in err
+
+
+def test_metrics_in_prometheus_text_format() -> None:
+    client = app(token=TOKEN)
+    assert client.get("/metrics").status_code == 401  # the gate holds here too (Prometheus sends a bearer token)
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = dict(line.rsplit(" ", 1) for line in response.text.splitlines() if not line.startswith("#"))
+    assert samples['edge_console_devices{state="online"}'] == "1"
+    assert samples['edge_console_devices{state="degraded"}'] == "1"
+    assert samples['edge_console_messages_total{kind="detection"}'] == "3"
+    assert samples['edge_console_rejected_total{reason="bad_image"}'] == "2"
+    assert samples['edge_console_broker_connected'] == "1"  # the replay subscriber stands for a connection
+    assert {'edge_console_dropped_total{where="queue"}', "edge_console_ingest_lag_seconds"} <= set(samples)
