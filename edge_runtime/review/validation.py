@@ -152,6 +152,20 @@ def _slow_validator(document: dict[str, Any]) -> Callable[[dict[str, Any]], Opti
     return slow
 
 
+_LONG_STRING = re.compile(rb'"[^"]{%d,}' % (MAX_NAME_CHARS + 1))
+
+
+def plainly_safe(payload: bytes) -> bool:
+    """True when ``payload``'s raw bytes alone show that :func:`inspect` would find nothing: no backslash (so no
+    escaped control character), no string run longer than any bound, fewer brackets than the depth limit. Three
+    scans in C, ~3 µs, where the walk costs ~25 µs; most messages (a detection with a few boxes) qualify."""
+    return (
+        b"\\" not in payload
+        and payload.count(b"{") + payload.count(b"[") <= MAX_DEPTH
+        and _LONG_STRING.search(payload) is None
+    )
+
+
 def inspect(message: dict[str, Any], max_depth: int = MAX_DEPTH) -> Optional[tuple[str, str]]:
     """``(outcome, problem)`` for the first thing in ``message`` the console cannot hold safely, else None: nesting
     deeper than ``max_depth`` (``too_deep``), or a string with a control character or over its bound
@@ -214,7 +228,9 @@ def check(
         return rejected("malformed", f"not JSON ({error})")
     if not isinstance(message, dict):
         return rejected("malformed", f"not a JSON object (got {type(message).__name__})")
-    unsafe = inspect(message)  # before the schema check: no validator has to walk a hostile structure
+    # before the schema check, so no validator walks a hostile structure; the walk is skipped when the raw bytes
+    # prove it would find nothing (JSON strings hold control characters only as backslash escapes)
+    unsafe = None if plainly_safe(payload) else inspect(message)
     if unsafe is not None:
         device = message.get("device")
         shown = printable(device, MAX_NAME_CHARS) if isinstance(device, str) and unsafe[1][:7] != "device:" else None
