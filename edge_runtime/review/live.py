@@ -97,7 +97,8 @@ class LiveView(View):
         self.closed = threading.Event()
         self.version = 0
         self._lock = threading.Lock()
-        self._fleet: dict[str, Any] = {"devices": [], "summary": {"valid": 0, "rejected": {}, "problems": [], "health": {}}}
+        empty = {"valid": 0, "rejected": {}, "problems": [], "health": {}}
+        self._fleet: dict[str, Any] = {"devices": [], "summary": empty}
         self._fleet_key = ""
         self._history: collections.deque[Seen] = collections.deque(maxlen=history)
         self._snapshots: dict[str, collections.deque[Snapshot]] = {}
