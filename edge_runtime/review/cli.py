@@ -137,6 +137,11 @@ def add_review_arguments(review: argparse.ArgumentParser) -> None:
         help="the payload's device must be the thing its topic names: any level of the topic (any, the daemon's"
         " templates), level N exactly (1 is the first), or off (trust the payload); others are rejected (any)",
     )  # fmt: skip
+    review.add_argument(
+        "--max-devices", type=int_at_least(1), default=5000, metavar="N",
+        help="devices tracked at most; a new one then replaces the longest silent for an hour, or is counted as"
+        " fleet_full (5000)",
+    )  # fmt: skip
     review.add_argument("--duration", type=POSITIVE, metavar="S", help="exit after this long")
     review.add_argument("--max-messages", type=int_at_least(1), metavar="N", help="exit after N messages")
     review.add_argument("--connect-timeout", type=POSITIVE, default=10.0, metavar="S", help="(10)")
@@ -247,7 +252,7 @@ def _build_session(args: argparse.Namespace, view: Any, snapshots: Any = None) -
             connect_timeout_s=args.connect_timeout,
             session_expiry_s=expiry,
         ),
-        Fleet(window_s=args.window, stale_after_s=3 * args.status_interval),
+        Fleet(window_s=args.window, stale_after_s=3 * args.status_interval, max_devices=args.max_devices),
         view,
         stop,
         recorder=recorder,

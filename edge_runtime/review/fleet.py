@@ -30,6 +30,9 @@ OFFLINE_STATES = ("stopped", "offline")
 STATES = ("online", "starting", "degraded", "stale", "stopped", "offline")  # what a row's state can be
 NOT_YET = ("starting", "connecting", "reconnecting")  # a source's states before (or between) its frames
 RECENT_PROBLEMS = 5
+MAX_DEVICES = 5_000
+EVICT_AFTER_S = 3_600.0
+FLEET_FULL = "fleet_full"  # a new device while the fleet is at its cap and no device has been silent long enough
 
 
 @dataclass
@@ -102,9 +105,18 @@ def _epoch(text: Any) -> Optional[float]:
 class Fleet:
     """Per-device state plus counts of rejected messages. Not thread-safe: one reviewer thread owns it."""
 
-    def __init__(self, window_s: float = 60.0, stale_after_s: float = 90.0) -> None:
+    def __init__(
+        self,
+        window_s: float = 60.0,
+        stale_after_s: float = 90.0,
+        max_devices: int = MAX_DEVICES,
+        evict_after_s: float = EVICT_AFTER_S,
+    ) -> None:
         self.window_s = window_s
         self.stale_after_s = stale_after_s
+        self.max_devices = max_devices  # memory and every live update grow with devices: a cap, not a hope
+        self.evict_after_s = evict_after_s
+        self.evicted = 0
         self.rejected: dict[str, int] = dict.fromkeys(SKIPPED, 0)
         self.problems: collections.deque[str] = collections.deque(maxlen=RECENT_PROBLEMS)
         self.valid = 0
@@ -121,10 +133,18 @@ class Fleet:
             if item.device is not None and item.device in self._devices:
                 self._devices[item.device].rejected += 1
             return
+        message = item.message
+        name = str(message["device"])
+        device = self._devices.get(name)
+        if device is None:
+            if len(self._devices) >= self.max_devices and not self._evict(item.received_at):
+                self.rejected[FLEET_FULL] = self.rejected.get(FLEET_FULL, 0) + 1
+                self.problems.append(f"{FLEET_FULL}: {self.max_devices} devices tracked, none silent for"
+                                     f" {self.evict_after_s:g} s; {name!r} not tracked")  # fmt: skip
+                return
+            device = self._devices[name] = _Device(name)
         self.valid += 1
         self.kinds[str(item.kind)] += 1
-        message = item.message
-        device = self._devices.setdefault(str(message["device"]), _Device(str(message["device"])))
         device.messages += 1
         session = str(message["session"])
         if item.kind == "status" and message.get("state") == "offline":
@@ -177,6 +197,18 @@ class Fleet:
         if device.inference_ms is None or device.status is None:
             device.inference_ms = float(message["timings_ms"]["inference"])
 
+    def _evict(self, now: float) -> bool:
+        """Forget the longest-silent device if it has been silent ``evict_after_s``; True when room was made."""
+        oldest = min(self._devices.values(), key=lambda d: d.last_seen, default=None)
+        if oldest is None or now - oldest.last_seen < self.evict_after_s:
+            return False
+        del self._devices[oldest.name]
+        self.evicted += 1
+        return True
+
+    def names(self) -> set[str]:
+        return set(self._devices)
+
     def rows(self, now: float) -> list[DeviceRow]:
         """One row per device, by name, as of ``now`` (same clock as the ``received_at`` of messages)."""
         rows = []
@@ -219,4 +251,5 @@ class Fleet:
     def summary(self) -> dict[str, Any]:
         """Totals for the view's footer and ``--json``: valid messages, rejections by reason, recent problems."""
         return {"valid": self.valid, "rejected": dict(self.rejected), "problems": list(self.problems),
-                "kinds": dict(sorted(self.kinds.items())), "health": dict(self.health)}  # fmt: skip
+                "kinds": dict(sorted(self.kinds.items())), "devices": len(self._devices), "evicted": self.evicted,
+                "health": dict(self.health)}  # fmt: skip

@@ -145,7 +145,11 @@ class LiveView(View):
         self._refreshed_at = now
         document = {"devices": [row.to_dict() for row in fleet.rows(now)], "summary": fleet.summary()}
         key = json.dumps(document, sort_keys=True)
+        tracked = fleet.names()
         with self._lock:
+            for gone in [name for name in self._snapshots if name not in tracked]:  # evicted: its pictures go too
+                for snapshot in self._snapshots.pop(gone):
+                    self._by_id.pop(snapshot.id, None)
             if key != self._fleet_key:
                 self._fleet_key = key
                 self._fleet = document

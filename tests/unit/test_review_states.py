@@ -124,3 +124,21 @@ def test_a_locked_sqlite_recording_is_retried_not_fatal(tmp_path: Path) -> None:
     health: Optional[dict[str, Any]] = fleet.summary()["health"]["recording"]
     assert health is not None and health["state"] == "ok" and health["written"] == 3
     assert session.recorder is not None and session.recorder.failures >= 1  # it was refused, then caught up
+
+
+def test_the_fleet_is_capped_and_the_long_silent_make_room() -> None:
+    fleet = Fleet(max_devices=2, evict_after_s=600)
+    fleet.add(checked(running("old"), T0))
+    fleet.add(checked(running("busy"), T0 + 500))
+    fleet.add(checked(running("new-1"), T0 + 550))  # nobody silent for 600 s: not tracked, counted
+    assert [r.device for r in fleet.rows(T0 + 550)] == ["busy", "old"]
+    assert fleet.summary()["rejected"]["fleet_full"] == 1 and "fleet_full" in fleet.summary()["problems"][-1]
+    fleet.add(checked(running("new-2"), T0 + 700))  # "old" silent 700 s: it makes room
+    assert [r.device for r in fleet.rows(T0 + 700)] == ["busy", "new-2"] and fleet.summary()["evicted"] == 1
+
+
+def test_ten_thousand_distinct_ids_stay_within_the_cap() -> None:
+    fleet = Fleet(max_devices=100)
+    for index in range(10_000):
+        fleet.add(checked(running(f"id-{index}"), T0 + index * 0.01))
+    assert len(fleet.rows(T0 + 100)) == 100 and fleet.summary()["rejected"]["fleet_full"] == 9_900
