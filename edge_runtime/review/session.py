@@ -1,7 +1,8 @@
 """The review loop: subscriber -> bounded queue -> check -> record -> fleet state -> view, under one stop event.
 
-The subscriber's callback only puts into a bounded queue (dropping and counting when it is full, so a flood cannot
-block awscrt's event loop or grow memory); this loop takes from it with a timeout, so it also notices the stop
+The subscriber's callback only puts into a bounded queue; when it is full the callback waits (at most
+``Limits.block_s``), so awscrt stops reading and the broker holds the backlog, and only then drops and counts (a
+flood cannot grow memory); this loop takes from it with a timeout, so it also notices the stop
 event, ``--duration`` and staleness when nothing arrives. Messages taken together are recorded in one
 transaction. ``--max-messages`` counts every received message, valid or not. A detection the broker delivered
 again (QoS 1 is at least once) leaves the check as a ``duplicate`` (:mod:`edge_runtime.review.redelivery`): it is
@@ -44,6 +45,7 @@ class Limits:
     max_bytes: int = MAX_PAYLOAD_BYTES
     queue_size: int = 10_000
     close_timeout_s: float = 3.0
+    block_s: float = 5.0  # how long a full queue holds the subscriber's thread before a message is dropped
     identity: Identity = field(default_factory=Identity)  # payload device = the thing its topic names
 
 
@@ -74,14 +76,29 @@ class ReviewSession:
         self.redeliveries = Redeliveries()
         self.snapshots = snapshots or SnapshotMatcher()  # a snapshot is kept only with its detection (review.snapshots)
         self._unhandled_logged = 0
+        self._loop_thread: Optional[int] = None
+        self._closing = False
         self._dropped_logged = 0
         self._dropped_log_at = float("-inf")
         self.lag_s = 0.0  # how long the last batch's oldest message waited before it was shown
         self._queue: queue.Queue[Received] = queue.Queue(maxsize=limits.queue_size)
 
     def _deliver(self, item: Received) -> None:
+        """On the subscriber's thread. A full queue first holds that thread up to ``block_s``: awscrt then stops
+        reading and acknowledging, so the broker keeps the backlog (its inflight window and queue, QoS 1) instead
+        of the console dropping it; only a loop stuck that long drops, counted."""
         try:
-            self._queue.put_nowait(item)
+            if threading.get_ident() == self._loop_thread:  # an in-process subscriber: waiting would deadlock
+                self._queue.put_nowait(item)
+                return
+            give_up = time.monotonic() + self.limits.block_s
+            while True:  # in short waits, so a stop is not held up by a full queue
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    if self._closing or time.monotonic() > give_up:
+                        raise
         except queue.Full:
             self.dropped += 1
 
@@ -89,6 +106,7 @@ class ReviewSession:
         """Until the stop event, ``duration_s`` or ``max_messages``; returns the number of messages handled."""
         started = time.monotonic()
         deadline = None if self.limits.duration_s is None else started + self.limits.duration_s
+        self._loop_thread = threading.get_ident()
         self.subscriber.start(self._deliver)
         try:
             self.view.started(list(self.subscriber.topics))
@@ -107,6 +125,7 @@ class ReviewSession:
                 if self.limits.max_messages is not None and self.received >= self.limits.max_messages:
                     break
         finally:
+            self._closing = True
             self.subscriber.close(self.limits.close_timeout_s)
             leftover = self._drain_without_wait()
             if leftover:  # arrived while stopping: still recorded and shown, never lost silently
