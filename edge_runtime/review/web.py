@@ -9,7 +9,9 @@ Routes (all read-only; the review loop is the only writer, through :class:`~edge
                                     chart) and its latest snapshots with their detections' boxes and labels
 - ``GET /api/snapshots/{id}.jpg``   one snapshot's JPEG as the device sent it (boxes are drawn by the page)
 - ``GET /api/detections``           the filter: ``device``, ``label``, ``min_score``, ``since``, ``until`` (epoch s)
-- ``GET /api/events``               ``text/event-stream``: a ``fleet`` event whenever anything shown changes
+- ``GET /api/events``               ``text/event-stream``: a ``fleet`` event (the whole fleet) first, then a ``rows``
+                                    event whenever anything shown changes: the rows that changed, the devices
+                                    removed and the summary
 - ``GET /metrics``                  Prometheus text format (:mod:`edge_runtime.review.metrics`)
 
 With a token (required off loopback, see :mod:`edge_runtime.review.serve`) every request must carry it: the header
@@ -117,9 +119,11 @@ def create_app(
                 if await request.is_disconnected():
                     return
                 if live.version != sent:
-                    document = live.fleet()
+                    # the whole fleet first, then only what changed since the last event
+                    document = live.fleet() if sent == -1 else live.changes(sent)
+                    kind = "fleet" if sent == -1 or document.get("full") else "rows"
                     sent = int(document["version"])
-                    yield f"event: fleet\ndata: {json.dumps(document, separators=(',', ':'))}\n\n"
+                    yield f"event: {kind}\ndata: {json.dumps(document, separators=(',', ':'))}\n\n"
                     quiet_since = time.monotonic()
                 elif time.monotonic() - quiet_since > KEEPALIVE_S:  # proxies drop silent streams
                     yield ": keep-alive\n\n"

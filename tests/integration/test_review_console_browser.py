@@ -101,10 +101,13 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
                                                  args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(30_000)
+            blocked: list[str] = []  # what the Content-Security-Policy refused: the page's own script must run
+            page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
             page.goto(url)
             for name in ("cam-a", "cam-b"):
                 page.wait_for_function(f"(name) => {STATE} === 'online'", arg=name, timeout=40_000)
             assert page.evaluate("document.getElementById('live').dataset.live") == "open"
+            assert page.evaluate("document.getElementById('broker').dataset.state") == "connected"
 
             page.click('#fleet tr[data-device="cam-a"]')
             page.wait_for_selector("canvas.snapshot[data-boxes]", timeout=40_000)
@@ -132,11 +135,16 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
                    "captured_at": "2026-12-02T00:00:00.000Z", "frame": {"width": 8, "height": 8},
                    "image": {"format": "jpeg", "width": 8, "height": 8, "quality": 80, "bytes": 4},
                    "data": "AAAAAA=="}  # fmt: skip
+            forged = {"schema": "edge-runtime/status/1", "device": "cam-a", "session": "forged", "state": "degraded",
+                      "at": "2026-12-02T00:00:00.000Z"}  # fmt: skip
             publish_raw(broker.port, [("edge/cam-a/snapshot", json.dumps(bad).encode()),
-                                      ("edge/cam-a/snapshot", b"{" * 300_000)])  # fmt: skip
-            counted = "['bad_image 1', 'oversize 1'].every((s) => document.querySelector('#rejected').textContent" \
-                      ".includes(s))"
+                                      ("edge/cam-a/snapshot", b"{" * 300_000),
+                                      ("edge/cam-a/detections", b"[" * 2048),  # once a RecursionError
+                                      ("edge/intruder/status", json.dumps(forged).encode())])  # fmt: skip
+            counted = "['bad_image 1', 'oversize 1', 'malformed 1', 'wrong_device 1'].every((s) =>" \
+                      " document.querySelector('#rejected').textContent.includes(s))"
             assert wait_for(lambda: page.evaluate(counted), timeout=20), page.text_content("#rejected")
+            assert page.evaluate(f"(name) => {STATE}", "cam-a") == "online"  # the intruder could not degrade it
 
             # a device that says it is degraded, and why (a literal status, repeated as a device's interval would)
             degraded = threading.Event()
@@ -159,6 +167,7 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
             degraded.set()
             sender.join(10)
             browser.close()
+        assert blocked == [], blocked
         assert shot.stat().st_size > 10_000
         if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
             shutil.copyfile(shot, REPO / "docs" / "console.png")

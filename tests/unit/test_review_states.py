@@ -142,3 +142,25 @@ def test_ten_thousand_distinct_ids_stay_within_the_cap() -> None:
     for index in range(10_000):
         fleet.add(checked(running(f"id-{index}"), T0 + index * 0.01))
     assert len(fleet.rows(T0 + 100)) == 100 and fleet.summary()["rejected"]["fleet_full"] == 9_900
+
+
+def test_live_updates_carry_only_what_changed() -> None:
+    from edge_runtime.review.live import LiveView
+    from edge_runtime.review.snapshots import SnapshotMatcher
+
+    fleet, live = Fleet(max_devices=2, evict_after_s=60), LiveView(SnapshotMatcher())
+    fleet.add(checked(running("cam-1"), T0))
+    fleet.add(checked(running("cam-2"), T0))
+    live.tick(fleet, T0)
+    first = live.version
+    assert [row["device"] for row in live.fleet()["devices"]] == ["cam-1", "cam-2"]
+    fleet.add(checked(detection("cam-2", 1, [("cat", 0.9)]), T0 + 1))
+    live.tick(fleet, T0 + 1)
+    change = live.changes(first)
+    assert [row["device"] for row in change["rows"]] == ["cam-2"] and change["removed"] == []
+    second = live.version
+    fleet.add(checked(running("cam-3"), T0 + 100))  # cam-1 silent 100 s: evicted for cam-3
+    live.tick(fleet, T0 + 100)
+    change = live.changes(second)
+    assert change["removed"] == ["cam-1"] and "cam-3" in [row["device"] for row in change["rows"]]
+    assert live.changes(live.version)["rows"] == []
