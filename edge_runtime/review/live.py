@@ -149,7 +149,7 @@ class LiveView(View):
         if now - self._refreshed_at < self.refresh_s:
             return
         self._refreshed_at = now
-        document = {"devices": [row.to_dict() for row in fleet.rows(now)], "summary": fleet.summary()}
+        document: dict[str, Any] = {"devices": [row.to_dict() for row in fleet.rows(now)], "summary": fleet.summary()}
         key = json.dumps(document, sort_keys=True)
         tracked = fleet.names()
         with self._lock:
