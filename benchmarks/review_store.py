@@ -3,17 +3,18 @@
     python -m benchmarks.review_store [--messages 20000,100000] [--reviewers 1,2] [--stores sqlite,postgresql]
 
 Starts mosquitto and a PostgreSQL server (initdb in a temp folder, PostgreSQL's default durability: fsync on) on
-loopback. For each store and reviewer count, that many ``edge-runtime review --share bench --record TARGET``
-processes subscribe to ``edge/#`` as one MQTT 5 shared-subscription group (one reviewer: the same, alone in the
-group), then one client publishes ``--messages`` detection messages (~700 bytes, QoS 1, up to 500 in flight, each on
-its device's own topic ``edge/cam-N/detections``). The time runs from the first publish until the recording holds
-every message, or until it has grown no more for 10 s (polled every 50 ms); recorded messages/s is ``recorded /
-time``, ``missing`` is what the broker accepted but the recording never got, ``dropped`` what the reviewers
-counted and logged as dropped (the reviewer fell behind: its queue
-was full, or the broker's own queue for it was). The publisher's own rate, without recording, is measured first: it
-is the ceiling of every row. SQLite with several reviewers means several writers of one file (WAL, one writer at a
-time). Ratios are to the first row of the same round. Needs mosquitto, PostgreSQL (apt) and the console extra
-(psycopg).
+loopback. For each store and reviewer count, that many ``edge-runtime review --share bench-ROW --record TARGET``
+processes subscribe to ``edge/#`` as one MQTT 5 shared-subscription group of its own (a stopped member's kept
+session would still take its share), each with its own client id and a persistent session (what a reviewer without
+``--share`` gets by default), so a reconnect loses nothing (one reviewer: the same, alone in the group), then one
+client publishes ``--messages`` detection messages (~700 bytes, QoS 1, up to 500 in flight, each on its device's own
+topic ``edge/cam-N/detections``). The time runs from the first publish until the recording holds every message, or
+until it has grown no more for 10 s (polled every 50 ms); recorded messages/s is ``recorded / time``, ``missing`` is
+what the broker accepted but the recording never got, ``dropped`` what the reviewers counted and logged as dropped
+(the reviewer fell behind: its queue was full, or the broker's own queue for it was). The publisher's own rate,
+without recording, is measured first: it is the ceiling of every row. SQLite with several reviewers means several
+writers of one file (WAL, one writer at a time). Ratios are to the first row of the same round. Needs mosquitto,
+PostgreSQL (apt) and the console extra (psycopg).
 """
 
 from __future__ import annotations
@@ -115,9 +116,9 @@ def run_case(port: int, target: str, reviewers: int, messages: int, publisher: P
         outs.append(out)
         errs.append(folder / f"{tag}-{index}.err")
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "edge_runtime", "review", "--share", "bench", "--topic", "edge/#",
+            [sys.executable, "-m", "edge_runtime", "review", "--share", f"bench-{tag}", "--topic", "edge/#",
              "--mqtt-port", str(port), "--record", target, "--duration", str(TIMEOUT_S + 30),
-             "--max-payload", "65536"],
+             "--max-payload", "65536", "--client-id", f"bench-{tag}-{index}", "--session-expiry", "60"],
             stdout=out.open("w"), stderr=errs[-1].open("w"), cwd=REPO,
         ))  # fmt: skip
     try:
