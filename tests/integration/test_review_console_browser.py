@@ -116,15 +116,15 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
             # the box outline, drawn from the detection (another box drawn later may cross it: any box colour)
             assert pixel["drawn"] in [rgb(colour) for colour in pixel["palette"]], pixel
             assert pixel["under"] != pixel["drawn"]  # and not in the JPEG itself: boxes are not burned in
-            page.wait_for_function("document.querySelectorAll('#chart rect').length > 0")
+            page.wait_for_function("() => document.querySelectorAll('#chart rect').length > 0")
             page.click("canvas.snapshot[data-boxes]")  # full size: the JPEG's own pixels, boxes drawn again
-            page.wait_for_function("document.querySelector('#full.open canvas[data-boxes]') !== null")
+            page.wait_for_function("() => document.querySelector('#full.open canvas[data-boxes]') !== null")
             size = "(selector) => { const c = document.querySelector(selector); return [c.width, c.height," \
                    " Math.round(c.getBoundingClientRect().width)] }"
             full, thumb = page.evaluate(size, "#full canvas"), page.evaluate(size, "canvas.snapshot[data-boxes]")
             assert full[:2] == thumb[:2] and full[2] > thumb[2], (full, thumb)  # same pixels, shown bigger
             page.click("#full")
-            page.wait_for_function("document.querySelector('#full.open') === null")
+            page.wait_for_function("() => document.querySelector('#full.open') === null")
 
             daemons["cam-b"].send_signal(signal.SIGKILL)
             daemons["cam-b"].wait(timeout=10)
@@ -157,7 +157,7 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
             page.fill("#filter input[name=device]", "cam-a")
             page.fill("#filter input[name=min_score]", "0.5")
             page.click("#filter button")
-            page.wait_for_function("document.querySelectorAll('#found tbody tr').length > 0")
+            page.wait_for_function("() => document.querySelectorAll('#found tbody tr').length > 0")
             cells = "rows => rows.map(r => [r.cells[1].textContent, Number(r.cells[3].textContent)])"
             found = page.eval_on_selector_all("#found tbody tr", cells)
             assert all(device == "cam-a" and score >= 0.5 for device, score in found), found
