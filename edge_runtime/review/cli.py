@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -38,6 +39,7 @@ SERVE_EXAMPLES = """examples:
 
 
 POSITIVE = number_in(0.0, math.inf, low_open=True)  # seconds: any float above 0
+DEFAULT_SESSION_EXPIRY_S = 3600
 MAX_SESSION_EXPIRY_S = 0xFFFFFFFF  # MQTT 5 session expiry is a four-byte integer (and that value means "never")
 
 
@@ -70,8 +72,14 @@ def register(sub: Any) -> None:
     add_review_arguments(serve)
     serve.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="listen address (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, metavar="PORT", help="listen port (8080)")
-    serve.add_argument("--token", metavar="TOKEN", help="required on every request; needed off loopback"
-                       " (default: $EDGE_RUNTIME_CONSOLE_TOKEN)")  # fmt: skip
+    serve.add_argument("--token", metavar="TOKEN", help="required on every request; needed off loopback; prefer"
+                       " $EDGE_RUNTIME_CONSOLE_TOKEN or --token-file (a flag shows in /proc/PID/cmdline)")  # fmt: skip
+    serve.add_argument("--token-file", metavar="FILE", help="read the token from this file (one line)")
+    serve.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="also answer requests for this Host name (repeatable); others get 421 (DNS rebinding). Default: the"
+        " --bind address and loopback's names; with --bind 0.0.0.0, any name unless this is given",
+    )  # fmt: skip
     serve.add_argument("--https-cert", metavar="PEM", help="serve HTTPS with this certificate")
     serve.add_argument("--https-key", metavar="PEM", help="its private key")
     serve.add_argument("--https-client-ca", metavar="PEM", help="require browser client certificates from this CA")
@@ -103,9 +111,11 @@ def add_review_arguments(review: argparse.ArgumentParser) -> None:
     review.add_argument("--client-id", metavar="ID", help="MQTT client id (default: edge-runtime-review-<random>)")
     review.add_argument(
         "--session-expiry", type=int_at_least(1), metavar="S",
-        help="keep the MQTT session (subscriptions, queued QoS 1 messages) this long after a disconnect and rejoin it;"
-        " needs --client-id (default: a clean session)",
+        help="the broker keeps the MQTT session (subscriptions, queued QoS 1 messages) this long after a disconnect"
+        f" or a restart, so nothing published meanwhile is lost (default {DEFAULT_SESSION_EXPIRY_S}, with a client id"
+        " fixed per host, topics and --record unless --client-id names one; with --share, only with --client-id)",
     )  # fmt: skip
+    review.add_argument("--clean-session", action="store_true", help="a fresh MQTT session each start, kept for none")
     review.add_argument("--tls-cert", metavar="PEM", help="certificate for mutual TLS")
     review.add_argument("--tls-key", metavar="PEM", help="private key for mutual TLS")
     review.add_argument("--tls-ca", metavar="PEM", help="CA bundle, e.g. AmazonRootCA1.pem")
@@ -122,9 +132,28 @@ def add_review_arguments(review: argparse.ArgumentParser) -> None:
         "--max-payload", type=int_at_least(1), default=MAX_PAYLOAD_BYTES, metavar="BYTES",
         help=f"larger payloads are counted and skipped unparsed ({MAX_PAYLOAD_BYTES})",
     )  # fmt: skip
+    review.add_argument(
+        "--device-in-topic", type=_identity, default="any", metavar="any|N|off",
+        help="the payload's device must be the thing its topic names: any level of the topic (any, the daemon's"
+        " templates), level N exactly (1 is the first), or off (trust the payload); others are rejected (any)",
+    )  # fmt: skip
+    review.add_argument(
+        "--max-devices", type=int_at_least(1), default=5000, metavar="N",
+        help="devices tracked at most; a new one then replaces the longest silent for an hour, or is counted as"
+        " fleet_full (5000)",
+    )  # fmt: skip
     review.add_argument("--duration", type=POSITIVE, metavar="S", help="exit after this long")
     review.add_argument("--max-messages", type=int_at_least(1), metavar="N", help="exit after N messages")
     review.add_argument("--connect-timeout", type=POSITIVE, default=10.0, metavar="S", help="(10)")
+
+
+def _identity(text: str) -> Any:
+    from edge_runtime.review.validation import Identity
+
+    try:
+        return Identity.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _register_report(actions: Any) -> None:
@@ -161,7 +190,11 @@ def mqtt_config(args: argparse.Namespace) -> Any:
     for key, value in named.items():
         if value is not None:
             set_path(overrides, key, value)
-    return load_config(args.config, overrides=overrides).publish.mqtt
+    from edge_runtime.review.serve import TOKEN_ENV
+
+    # the console's token is no config key: keep it out of the config (which would refuse it, printing it)
+    environ = {name: value for name, value in os.environ.items() if name != TOKEN_ENV}
+    return load_config(args.config, overrides=overrides, environ=environ).publish.mqtt
 
 
 def shared_topics(topics: list[str], group: Optional[str]) -> list[str]:
@@ -173,6 +206,17 @@ def shared_topics(topics: list[str], group: Optional[str]) -> list[str]:
     if not group or any(char in group for char in "/+#"):
         raise ReviewError(f"--share: a group name without '/', '+' or '#' (got {group!r})")
     return [f"$share/{group}/{topic}" for topic in topics]
+
+
+def stable_client_id(topics: list[str], args: argparse.Namespace) -> str:
+    """``edge-runtime-review-HOST-HASH``: the same for the same host, topics, recording and console port, so a
+    restarted reviewer rejoins the session the broker kept for it, and two different reviewers do not collide."""
+    import hashlib
+    import socket
+
+    what = json.dumps([topics, args.record, getattr(args, "port", None)])
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c == "-")[:32] or "host"
+    return f"edge-runtime-review-{host}-{hashlib.sha256(what.encode()).hexdigest()[:8]}"
 
 
 def _build_session(args: argparse.Namespace, view: Any, snapshots: Any = None) -> tuple[Any, Any]:
@@ -187,10 +231,17 @@ def _build_session(args: argparse.Namespace, view: Any, snapshots: Any = None) -
     if args.session_expiry is not None and args.session_expiry > MAX_SESSION_EXPIRY_S:
         limit = MAX_SESSION_EXPIRY_S
         raise ReviewError(f"--session-expiry: at most {limit} s, MQTT 5's limit (got {args.session_expiry})")
-    if args.session_expiry is not None and not mqtt.client_id:
-        # a random id would leave the kept session behind for nobody: the next run could never rejoin it
-        raise ReviewError("--session-expiry needs --client-id: a persistent session belongs to one client id")
+    if args.session_expiry is not None and args.clean_session:
+        raise ReviewError("--session-expiry and --clean-session: give one")
+    if args.session_expiry is not None and not mqtt.client_id and args.share:
+        # several reviewers of one group on one host would share a derived id and take each other's connection
+        raise ReviewError("--session-expiry with --share needs --client-id: one per reviewer of the group")
     topics = shared_topics(args.topic or ["edge/#"], args.share)
+    expiry = 0 if args.clean_session else args.session_expiry
+    if expiry is None:
+        expiry = DEFAULT_SESSION_EXPIRY_S if (mqtt.client_id or not args.share) else 0
+    if expiry and not mqtt.client_id:  # the same console started again must find its session: a stable id
+        mqtt = mqtt.model_copy(update={"client_id": stable_client_id(topics, args)})
     stop = threading.Event()
     recorder = open_recorder(args.record) if args.record else None
     session = ReviewSession(
@@ -199,13 +250,14 @@ def _build_session(args: argparse.Namespace, view: Any, snapshots: Any = None) -
             topics,
             args.max_payload,
             connect_timeout_s=args.connect_timeout,
-            session_expiry_s=args.session_expiry or 0,
+            session_expiry_s=expiry,
         ),
-        Fleet(window_s=args.window, stale_after_s=3 * args.status_interval),
+        Fleet(window_s=args.window, stale_after_s=3 * args.status_interval, max_devices=args.max_devices),
         view,
         stop,
         recorder=recorder,
-        limits=Limits(duration_s=args.duration, max_messages=args.max_messages, max_bytes=args.max_payload),
+        limits=Limits(duration_s=args.duration, max_messages=args.max_messages, max_bytes=args.max_payload,
+                      identity=args.device_in_topic),
         snapshots=snapshots,
     )
     return session, recorder
@@ -224,15 +276,15 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
-
     from edge_runtime.review.live import LiveView
-    from edge_runtime.review.serve import TOKEN_ENV, Listen, check_listen, run_console
+    from edge_runtime.review.serve import TOKEN_ENV, Listen, check_listen, read_token, run_console
     from edge_runtime.review.snapshots import SnapshotMatcher
     from edge_runtime.stop_signals import stop_on_signals
 
-    listen = Listen(args.bind, args.port, args.token or os.environ.get(TOKEN_ENV) or None,
-                    args.https_cert, args.https_key, args.https_client_ca)  # fmt: skip
+    token = read_token(args.token, args.token_file, dict(os.environ))
+    os.environ.pop(TOKEN_ENV, None)  # read once: nothing this process starts inherits it
+    listen = Listen(args.bind, args.port, token, args.https_cert, args.https_key, args.https_client_ca,
+                    tuple(args.allow_host))  # fmt: skip
     check_listen(listen)  # before anything connects: a refused bind is one line and exit 2
     matcher = SnapshotMatcher()
     live = LiveView(matcher, snapshots_per_device=args.snapshots_per_device)

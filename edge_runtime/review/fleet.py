@@ -3,10 +3,13 @@
 No threads, no clock of its own: :meth:`Fleet.add` takes checked messages (with the time they were received) and
 :meth:`Fleet.rows` takes ``now``, so tests drive it with literal messages and chosen times.
 
-Online or not comes from status messages: ``running`` means online; ``stopped`` (a clean stop) and ``offline``
-(the daemon's retained MQTT last will, sent by the broker when the connection drops without a clean disconnect)
-mean offline. The daemon flushes its outbox *after* sending ``stopped``, so late detections of a session that has
-stopped do not bring the device back; a detection from a *new* session does. A device online but silent for
+Online or not comes from status messages: ``running`` means online, or ``starting`` while no source of the device
+has delivered a frame yet (its source states are all starting/connecting/reconnecting: never green); ``stopped`` is
+a clean stop (the daemon said so) and ``offline`` the daemon's retained MQTT last will, sent by the broker when the
+connection dropped without a clean disconnect (a crash, a power cut, a lost network); a last will delivered again
+(retained, on every subscribe) does not move "last seen". The daemon flushes its outbox *after* sending
+``stopped``, so late detections of a session that has stopped do not bring the device back; a detection from a
+*new* session does. A device online but silent for
 ``stale_after_s`` (3x the status interval by default) is ``stale``: the broker has not noticed yet, but it is gone.
 A device whose last status said ``degraded`` is ``degraded`` (still running, a part of it cannot do its job): its
 row carries the status message's ``problems`` ({part, reason, since}), shown by the terminal table and the console.
@@ -24,8 +27,12 @@ from edge_runtime.review.redelivery import SKIPPED
 from edge_runtime.review.validation import Checked
 
 OFFLINE_STATES = ("stopped", "offline")
-STATES = ("online", "degraded", "stale", "offline")  # what a row's state can be
+STATES = ("online", "starting", "degraded", "stale", "stopped", "offline")  # what a row's state can be
+NOT_YET = ("starting", "connecting", "reconnecting")  # a source's states before (or between) its frames
 RECENT_PROBLEMS = 5
+MAX_DEVICES = 5_000
+EVICT_AFTER_S = 3_600.0
+FLEET_FULL = "fleet_full"  # a new device while the fleet is at its cap and no device has been silent long enough
 
 
 @dataclass
@@ -83,17 +90,39 @@ class _Device:
     recent: collections.deque[tuple[float, tuple[str, ...]]] = field(default_factory=collections.deque)
     messages: int = 0
     rejected: int = 0
+    waiting: bool = False  # running, but no source has delivered a frame yet (starting, connecting, reconnecting)
+
+
+def _epoch(text: Any) -> Optional[float]:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 class Fleet:
     """Per-device state plus counts of rejected messages. Not thread-safe: one reviewer thread owns it."""
 
-    def __init__(self, window_s: float = 60.0, stale_after_s: float = 90.0) -> None:
+    def __init__(
+        self,
+        window_s: float = 60.0,
+        stale_after_s: float = 90.0,
+        max_devices: int = MAX_DEVICES,
+        evict_after_s: float = EVICT_AFTER_S,
+    ) -> None:
         self.window_s = window_s
         self.stale_after_s = stale_after_s
+        self.max_devices = max_devices  # memory and every live update grow with devices: a cap, not a hope
+        self.evict_after_s = evict_after_s
+        self.evicted = 0
         self.rejected: dict[str, int] = dict.fromkeys(SKIPPED, 0)
         self.problems: collections.deque[str] = collections.deque(maxlen=RECENT_PROBLEMS)
         self.valid = 0
+        self.kinds: collections.Counter[str] = collections.Counter()  # valid messages by kind
+        # the console's own parts (broker, recording, queue), set by the review loop each turn: shown with the fleet
+        self.health: dict[str, Any] = {}
         self._devices: dict[str, _Device] = {}
 
     def add(self, item: Checked) -> None:
@@ -104,12 +133,27 @@ class Fleet:
             if item.device is not None and item.device in self._devices:
                 self._devices[item.device].rejected += 1
             return
-        self.valid += 1
         message = item.message
-        device = self._devices.setdefault(str(message["device"]), _Device(str(message["device"])))
+        name = str(message["device"])
+        device = self._devices.get(name)
+        if device is None:
+            if len(self._devices) >= self.max_devices and not self._evict(item.received_at):
+                self.rejected[FLEET_FULL] = self.rejected.get(FLEET_FULL, 0) + 1
+                self.problems.append(f"{FLEET_FULL}: {self.max_devices} devices tracked, none silent for"
+                                     f" {self.evict_after_s:g} s; {name!r} not tracked")  # fmt: skip
+                return
+            device = self._devices[name] = _Device(name)
+        self.valid += 1
+        self.kinds[str(item.kind)] += 1
         device.messages += 1
-        device.last_seen = max(device.last_seen, item.received_at)
         session = str(message["session"])
+        if item.kind == "status" and message.get("state") == "offline":
+            # a last will is the broker speaking, possibly again (retained, on every subscribe): it says when the
+            # device was lost, not that it was seen; only a device never seen before takes its time from it
+            if device.last_seen == 0.0:
+                device.last_seen = min(item.received_at, _epoch(message.get("at")) or item.received_at)
+        else:
+            device.last_seen = max(device.last_seen, item.received_at)
         if item.kind == "status":
             self._add_status(device, message, session)
         elif item.kind in ("snapshot", "event"):
@@ -129,6 +173,9 @@ class Fleet:
             device.offline_session = session
             return
         device.offline_session = None
+        sources = [message["source"]] if isinstance(message.get("source"), dict) else []
+        sources += [s for s in message.get("sources") or [] if isinstance(s, dict)]  # a multi-camera daemon
+        device.waiting = bool(sources) and all(str(s.get("state")) in NOT_YET for s in sources)
         if "fps_out" in message:
             device.fps = float(message["fps_out"])
         timings = message.get("inference_ms") or {}
@@ -149,6 +196,18 @@ class Fleet:
         device.recent.append((at, tuple(str(d["label"]) for d in detections)))
         if device.inference_ms is None or device.status is None:
             device.inference_ms = float(message["timings_ms"]["inference"])
+
+    def _evict(self, now: float) -> bool:
+        """Forget the longest-silent device if it has been silent ``evict_after_s``; True when room was made."""
+        oldest = min(self._devices.values(), key=lambda d: d.last_seen, default=None)
+        if oldest is None or now - oldest.last_seen < self.evict_after_s:
+            return False
+        del self._devices[oldest.name]
+        self.evicted += 1
+        return True
+
+    def names(self) -> set[str]:
+        return set(self._devices)
 
     def rows(self, now: float) -> list[DeviceRow]:
         """One row per device, by name, as of ``now`` (same clock as the ``received_at`` of messages)."""
@@ -182,11 +241,15 @@ class Fleet:
 
     def _state(self, device: _Device, now: float) -> str:
         if device.offline_session is not None:
-            return "offline"
+            return "stopped" if device.status == "stopped" else "offline"  # a clean stop, or the last will
         if now - device.last_seen > self.stale_after_s:
             return "stale"
-        return "degraded" if device.status == "degraded" else "online"
+        if device.status == "degraded":
+            return "degraded"
+        return "starting" if device.waiting else "online"
 
     def summary(self) -> dict[str, Any]:
         """Totals for the view's footer and ``--json``: valid messages, rejections by reason, recent problems."""
-        return {"valid": self.valid, "rejected": dict(self.rejected), "problems": list(self.problems)}
+        return {"valid": self.valid, "rejected": dict(self.rejected), "problems": list(self.problems),
+                "kinds": dict(sorted(self.kinds.items())), "devices": len(self._devices), "evicted": self.evicted,
+                "health": dict(self.health)}  # fmt: skip

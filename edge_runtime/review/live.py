@@ -27,6 +27,7 @@ HISTORY = 50_000  # detections (one per box) kept for the chart and the filter
 SNAPSHOTS_PER_DEVICE = 12
 REFRESH_S = 0.25
 CHART_BUCKETS = 30
+MAX_REMOVALS = 10_000  # removed devices remembered for live updates; a client further behind gets the whole fleet
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,14 @@ class LiveView(View):
         self.closed = threading.Event()
         self.version = 0
         self._lock = threading.Lock()
-        self._fleet: dict[str, Any] = {"devices": [], "summary": {"valid": 0, "rejected": {}, "problems": []}}
+        empty = {"valid": 0, "rejected": {}, "problems": [], "health": {}}
+        self._fleet: dict[str, Any] = {"devices": [], "summary": empty}
         self._fleet_key = ""
+        # for incremental live updates: the version at which each row last changed, and recent removals
+        self._row_versions: dict[str, int] = {}
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._removed: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._removals_forgotten = 0  # the newest version whose removals are no longer in _removed
         self._history: collections.deque[Seen] = collections.deque(maxlen=history)
         self._snapshots: dict[str, collections.deque[Snapshot]] = {}
         self._by_id: dict[int, Snapshot] = {}
@@ -142,13 +149,18 @@ class LiveView(View):
         if now - self._refreshed_at < self.refresh_s:
             return
         self._refreshed_at = now
-        document = {"devices": [row.to_dict() for row in fleet.rows(now)], "summary": fleet.summary()}
+        document: dict[str, Any] = {"devices": [row.to_dict() for row in fleet.rows(now)], "summary": fleet.summary()}
         key = json.dumps(document, sort_keys=True)
+        tracked = fleet.names()
         with self._lock:
+            for gone in [name for name in self._snapshots if name not in tracked]:  # evicted: its pictures go too
+                for snapshot in self._snapshots.pop(gone):
+                    self._by_id.pop(snapshot.id, None)
             if key != self._fleet_key:
                 self._fleet_key = key
                 self._fleet = document
                 self._bump()
+                self._note_rows(document["devices"])
 
     def close(self, fleet: Fleet, now: float) -> None:
         self._refreshed_at = float("-inf")
@@ -159,6 +171,34 @@ class LiveView(View):
 
     def _bump(self) -> None:  # with the lock held; the live updates poll this number
         self.version += 1
+
+    def _note_rows(self, rows: list[dict[str, Any]]) -> None:  # with the lock held, after the bump
+        current = {row["device"]: row for row in rows}
+        for name, row in current.items():
+            if self._rows.get(name) != row:
+                self._row_versions[name] = self.version
+        for name in [name for name in self._rows if name not in current]:
+            self._row_versions.pop(name, None)
+            self._removed[name] = self.version
+            self._removed.move_to_end(name)
+        while len(self._removed) > MAX_REMOVALS:
+            self._removals_forgotten = max(self._removals_forgotten, self._removed.popitem(last=False)[1])
+        for name in list(self._removed):
+            if name in current:  # back again: a row, not a removal
+                del self._removed[name]
+        self._rows = current
+
+    def changes(self, since: int) -> dict[str, Any]:
+        """What changed after version ``since``: the rows that changed, the devices gone, the summary. A live
+        update of one camera's row is that row, not the whole fleet (which grew with every device). ``full`` is
+        set when removals that old are forgotten: the client then takes the whole fleet."""
+        with self._lock:
+            if since < self._removals_forgotten:
+                return {**self._fleet, "topics": list(self._topics), "version": self.version, "full": True}
+            rows = [self._rows[n] for n, v in self._row_versions.items() if v > since and n in self._rows]
+            removed = [name for name, version in self._removed.items() if version > since]
+            return {"rows": sorted(rows, key=lambda row: str(row["device"])), "removed": removed,
+                    "summary": self._fleet["summary"], "version": self.version}  # fmt: skip
 
     # the web server's side
     def fleet(self) -> dict[str, Any]:

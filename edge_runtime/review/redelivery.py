@@ -20,7 +20,8 @@ from edge_runtime.review.snapshots import SNAPSHOT_REJECTIONS
 from edge_runtime.review.validation import REJECTIONS, Checked
 
 DUPLICATE = "duplicate"
-SKIPPED = (*REJECTIONS, *SNAPSHOT_REJECTIONS, DUPLICATE)  # every outcome counted and skipped (fleet, report)
+UNHANDLED = "unhandled"  # a message that passed every check yet failed to fold in: skipped, counted, logged
+SKIPPED = (*REJECTIONS, *SNAPSHOT_REJECTIONS, DUPLICATE, UNHANDLED)  # every outcome counted and skipped (fleet, report)
 MAX_SESSIONS = 10_000
 
 

@@ -6,9 +6,11 @@ thread of its own (so it installs no signal handlers), on a socket bound here fi
 and exit 2 before anything connects. When the loop ends (signal, ``--duration``, ``--max-messages``) the live view
 closes, the event streams end and the server is told to exit within ``SHUTDOWN_S``.
 
-Binding: 127.0.0.1 by default. Any address that is not loopback needs a token (``--token`` or
-``EDGE_RUNTIME_CONSOLE_TOKEN``) or HTTPS with client certificates (``--https-client-ca``); without one the command
-refuses in one line (exit 2), because the console shows what every camera saw.
+Binding: 127.0.0.1 by default. Any address that is not loopback needs a token (``EDGE_RUNTIME_CONSOLE_TOKEN``,
+``--token-file`` or ``--token``, which other users can read in ``/proc/PID/cmdline``) or HTTPS with client
+certificates (``--https-client-ca``); without one the command refuses in one line (exit 2), because the console
+shows what every camera saw. The token is never printed; the variable is removed from the process environment
+once read, so nothing the console starts inherits it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Listen:
     https_cert: Optional[str] = None
     https_key: Optional[str] = None
     https_client_ca: Optional[str] = None
+    allow_hosts: tuple[str, ...] = ()  # Host header names answered besides the bind address (and loopback's names)
 
 
 def is_loopback(host: str) -> bool:
@@ -65,6 +68,40 @@ def check_listen(listen: Listen) -> None:
         raise ReviewError(
             f"--bind {listen.host}: refused, a console off loopback needs --token (or {TOKEN_ENV}) or --https-client-ca"
         )
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def allowed_hosts(listen: Listen) -> Optional[list[str]]:
+    """The Host header names the console answers (DNS rebinding defence); None answers any.
+
+    Loopback and a named address answer their own names and loopback's; a wildcard bind (``0.0.0.0``) cannot
+    know the names it is reached by, so it answers any unless ``--allow-host`` lists them (it needs a token or
+    client certificates anyway)."""
+    if listen.host in WILDCARDS and not listen.allow_hosts:
+        return None
+    names = [*LOOPBACK_NAMES, *listen.allow_hosts]
+    if listen.host not in WILDCARDS:
+        names.append(listen.host)
+    return names
+
+
+def read_token(given: Optional[str], file: Optional[str], environ: dict[str, str]) -> Optional[str]:
+    """The token from ``--token``, ``--token-file`` or ``$EDGE_RUNTIME_CONSOLE_TOKEN`` (in that order); errors
+    name where it came from and its length, never the token."""
+    if given is not None and file is not None:
+        raise ReviewError("--token and --token-file: give one")
+    if file is not None:
+        try:
+            text = open(file, encoding="utf-8").read().strip()  # noqa: SIM115 (read at once)
+        except OSError as error:
+            raise ReviewError(f"--token-file {file}: cannot read ({error.strerror or error})") from None
+        if not text or "\n" in text:
+            raise ReviewError(f"--token-file {file}: one line with the token expected")
+        return text
+    return given or environ.get(TOKEN_ENV) or None
 
 
 def bind(listen: Listen) -> socket.socket:
@@ -138,7 +175,7 @@ def run_console(session: Any, live: Any, listen: Listen, topics: list[str]) -> i
     from edge_runtime.review.web import create_app
 
     check_listen(listen)
-    server = ConsoleServer(create_app(live, listen.token), listen)
+    server = ConsoleServer(create_app(live, listen.token, allowed_hosts=allowed_hosts(listen)), listen)
     server.start()
     print(f"edge-runtime review serve: console on {server.url} (topics {', '.join(topics)})", file=sys.stderr,
           flush=True)  # fmt: skip

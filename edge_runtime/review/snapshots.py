@@ -22,7 +22,6 @@ BAD_IMAGE = "bad_image"
 UNKNOWN_DETECTION = "unknown_detection"
 SNAPSHOT_REJECTIONS = (BAD_IMAGE, UNKNOWN_DETECTION)
 MAX_DETECTIONS = 10_000
-JPEG_START = b"\xff\xd8\xff"
 
 Key = tuple[str, str, int]
 
@@ -31,16 +30,58 @@ def key_of(message: dict[str, Any]) -> Key:
     return str(message["device"]), str(message["session"]), int(message["seq"])
 
 
+SOF_MARKERS = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)})
+STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM and RST0-7 carry no length
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` from a JPEG's frame header, walking its marker segments; ValueError when ``data`` is
+    not a JPEG (a start marker followed by anything is not one) or ends before its end-of-image marker."""
+    if not data.startswith(b"\xff\xd8"):
+        raise ValueError(f"data is not a JPEG (starts {data[:4].hex() or 'empty'})")
+    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise ValueError("data is not a whole JPEG (no end-of-image marker)")
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            raise ValueError(f"data is not a JPEG (no marker at byte {at})")
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in STANDALONE:
+            at += 2
+            continue
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        if length < 2:
+            raise ValueError(f"data is not a JPEG (segment length {length} at byte {at})")
+        if marker in SOF_MARKERS:
+            if length < 8 or at + 9 > len(data):
+                raise ValueError("data is not a JPEG (short frame header)")
+            height = int.from_bytes(data[at + 5 : at + 7], "big")
+            width = int.from_bytes(data[at + 7 : at + 9], "big")
+            if width == 0 or height == 0:
+                raise ValueError(f"data is not a usable JPEG ({width}x{height})")
+            return width, height
+        if marker == 0xDA:  # start of scan before any frame header
+            break
+        at += 2 + length
+    raise ValueError("data is not a JPEG (no frame header)")
+
+
 def jpeg_bytes(message: dict[str, Any]) -> bytes:
-    """The snapshot's JPEG; ValueError when its data is not base64 of a JPEG of the size it states."""
+    """The snapshot's JPEG; ValueError when its data is not base64 of a JPEG of the size it states, whose frame
+    header (decoded, not just its first bytes) gives the width and height the message states."""
     try:
         data = base64.b64decode(str(message["data"]), validate=True)
     except (binascii.Error, ValueError) as error:
         raise ValueError(f"data is not base64 ({error})") from None
-    if not data.startswith(JPEG_START):
-        raise ValueError(f"data is not a JPEG (starts {data[:4].hex() or 'empty'})")
     if len(data) != int(message["image"]["bytes"]):
         raise ValueError(f"data is {len(data)} bytes, image.bytes says {message['image']['bytes']}")
+    width, height = jpeg_size(data)
+    stated = (int(message["image"]["width"]), int(message["image"]["height"]))
+    if (width, height) != stated:
+        raise ValueError(f"the JPEG is {width}x{height}, image says {stated[0]}x{stated[1]}")
     return data
 
 

@@ -70,8 +70,9 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
         # not mode=ro: a reader of a WAL database must be able to create its -shm file when no writer has one open
-        connection = sqlite3.connect(str(path), timeout=10, check_same_thread=False)
-        connection.execute("PRAGMA busy_timeout = 10000")
+        # a short wait for a lock: a recorder kept waiting would stall the review loop; review.recording retries
+        connection = sqlite3.connect(str(path), timeout=1, check_same_thread=False)
+        connection.execute("PRAGMA busy_timeout = 1000")
         return connection
     except sqlite3.Error as error:
         raise ReviewError(f"{path}: cannot open the recording ({error})") from None

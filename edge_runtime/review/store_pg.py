@@ -80,6 +80,7 @@ class PgRecorder:
         from edge_runtime.review.store import FORMAT
 
         self.path = redact(url)
+        self._url = url
         self._db = _connect(url)
         try:
             with self._db.transaction():
@@ -108,11 +109,14 @@ class PgRecorder:
         ]  # fmt: skip
         if not rows:
             return
+        if self._db.closed or self._db.broken:  # the server restarted or the network dropped: a new connection
+            self._db = _connect(self._url)  # ReviewError while it is still away; review.recording retries
         try:
             with self._db.transaction(), self._db.cursor() as cursor:
                 cursor.executemany(INSERT, rows)
         except psycopg.Error as error:
-            raise ReviewError(f"{self.path}: cannot append ({str(error).strip().splitlines()[0]})") from None
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ReviewError(f"{self.path}: cannot append ({reason})") from None
         self.written += len(rows)
 
     def close(self) -> None:

@@ -56,6 +56,10 @@ class Subscriber:
     def maintain(self) -> None:
         """Called on every turn of the review loop: repair what a reconnect undid. Must return quickly."""
 
+    def state(self) -> dict[str, Any]:
+        """The broker connection for the page: ``state`` connected | connecting | disconnected | replay, ``error``."""
+        return {"state": "replay", "error": None}
+
     def close(self, timeout_s: float) -> None:
         """Stop delivering, within ``timeout_s``."""
 
@@ -140,6 +144,12 @@ class MqttSubscriber(Subscriber):
                 raise ReviewError(f"the broker refused the subscription to {topic!r} (reason code {int(code):#x})")
         self._subscribed = True
 
+    def state(self) -> dict[str, Any]:
+        if self.connected.is_set():
+            return {"state": "connected", "error": None, "session_expiry_s": self.session_expiry_s}
+        return {"state": "disconnected" if self._was_connected else "connecting", "error": self.last_failure,
+                "session_expiry_s": self.session_expiry_s}  # fmt: skip
+
     def maintain(self) -> None:
         if self.connected.is_set() and not self._subscribed:
             log.info("review: resubscribing after reconnect")
@@ -170,7 +180,8 @@ class MqttSubscriber(Subscriber):
         log.log(level, "review: %s", self.last_failure)
 
     def _on_disconnected(self, data: Any) -> None:
-        log.warning("review: disconnected (%s)", getattr(data, "exception", "unknown"))
+        self.last_failure = f"disconnected ({getattr(data, 'exception', None) or 'unknown'})"
+        log.warning("review: %s", self.last_failure)
         self.connected.clear()
 
     def _on_stopped(self, _data: Any) -> None:

@@ -18,7 +18,8 @@ from edge_runtime.review.fleet import DeviceRow, Fleet
 from edge_runtime.review.validation import Checked
 
 CLEAR = "\x1b[H\x1b[2J"
-COLOURS = {"online": "\x1b[32m", "offline": "\x1b[31m", "stale": "\x1b[33m", "degraded": "\x1b[35m"}
+COLOURS = {"online": "\x1b[32m", "offline": "\x1b[31m", "stopped": "\x1b[90m", "stale": "\x1b[33m",
+           "degraded": "\x1b[35m", "starting": "\x1b[33m"}
 RESET = "\x1b[0m"
 LATEST_SHOWN = 3
 

@@ -9,38 +9,41 @@ Routes (all read-only; the review loop is the only writer, through :class:`~edge
                                     chart) and its latest snapshots with their detections' boxes and labels
 - ``GET /api/snapshots/{id}.jpg``   one snapshot's JPEG as the device sent it (boxes are drawn by the page)
 - ``GET /api/detections``           the filter: ``device``, ``label``, ``min_score``, ``since``, ``until`` (epoch s)
-- ``GET /api/events``               ``text/event-stream``: a ``fleet`` event whenever anything shown changes
+- ``GET /api/events``               ``text/event-stream``: a ``fleet`` event (the whole fleet) first, then a ``rows``
+                                    event whenever anything shown changes: the rows that changed, the devices
+                                    removed and the summary
+- ``GET /metrics``                  Prometheus text format (:mod:`edge_runtime.review.metrics`)
 
 With a token (required off loopback, see :mod:`edge_runtime.review.serve`) every request must carry it: the header
-``Authorization: Bearer TOKEN``, or the cookie the page gets by opening ``/?token=TOKEN`` once (the browser's
-EventSource cannot send headers). Compared in constant time; a wrong or missing one is a 401 with one line.
+``Authorization: Bearer TOKEN``, or the session cookie the page gets by opening ``/?token=TOKEN`` once (the
+browser's EventSource cannot send headers). The gate, the Host allowlist and the security headers are
+:mod:`edge_runtime.review.guard`'s. A query value that is not a finite number is a 400, never a 500.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
+import math
 import time
 from importlib import resources
 from typing import Any, Callable, Optional
 
 from starlette.applications import Starlette
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
-    RedirectResponse,
     Response,
     StreamingResponse,
 )
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
+from edge_runtime.review.guard import Guard, TokenGate, content_security_policy
 from edge_runtime.review.live import Filter, LiveView
 
-COOKIE = "edge_runtime_console"
 EVENT_POLL_S = 0.25
 KEEPALIVE_S = 15.0
 
@@ -49,49 +52,30 @@ def page() -> str:
     return resources.files("edge_runtime.review").joinpath("static/console.html").read_text(encoding="utf-8")
 
 
-class TokenGate:
-    """Pure ASGI middleware (so the event stream is not buffered): the token, or 401."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.token = token.encode()
-
-    def _ok(self, given: Optional[str]) -> bool:
-        return given is not None and hmac.compare_digest(given.encode(), self.token)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        connection = HTTPConnection(scope)
-        header = connection.headers.get("authorization", "")
-        bearer = header[7:] if header.lower().startswith("bearer ") else None
-        if self._ok(bearer) or self._ok(connection.cookies.get(COOKIE)):
-            await self.app(scope, receive, send)
-            return
-        if self._ok(connection.query_params.get("token")):  # the link an operator opens once: set the cookie
-            response: Response = RedirectResponse(connection.url.path, status_code=303)
-            response.set_cookie(COOKIE, self.token.decode(), httponly=True, samesite="strict",
-                                secure=connection.url.scheme == "https")  # fmt: skip
-        else:
-            response = PlainTextResponse("401: this console needs its token (Authorization: Bearer, or /?token=)\n",
-                                         status_code=401)  # fmt: skip
-        await response(scope, receive, send)
-
-
 def _number(request: Request, name: str, default: Optional[float] = None) -> Optional[float]:
     text = request.query_params.get(name)
     if text in (None, ""):
         return default
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise ValueError(f"{name}: not a number (got {text!r})") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: not a finite number (got {str(text)[:40]!r})")
+    return value
 
 
-def create_app(live: LiveView, token: Optional[str] = None, clock: Callable[[], float] = time.time) -> ASGIApp:
+def create_app(
+    live: LiveView,
+    token: Optional[str] = None,
+    clock: Callable[[], float] = time.time,
+    allowed_hosts: Optional[list[str]] = None,
+) -> ASGIApp:
+    """The console app; ``allowed_hosts`` None answers any Host header (serve passes the names it is reached by)."""
+    html = page()
+
     async def index(_request: Request) -> Response:
-        return HTMLResponse(page(), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     async def fleet(_request: Request) -> Response:
         return JSONResponse(live.fleet())
@@ -135,9 +119,11 @@ def create_app(live: LiveView, token: Optional[str] = None, clock: Callable[[], 
                 if await request.is_disconnected():
                     return
                 if live.version != sent:
-                    document = live.fleet()
+                    # the whole fleet first, then only what changed since the last event
+                    document = live.fleet() if sent == -1 else live.changes(sent)
+                    kind = "fleet" if sent == -1 or document.get("full") else "rows"
                     sent = int(document["version"])
-                    yield f"event: fleet\ndata: {json.dumps(document, separators=(',', ':'))}\n\n"
+                    yield f"event: {kind}\ndata: {json.dumps(document, separators=(',', ':'))}\n\n"
                     quiet_since = time.monotonic()
                 elif time.monotonic() - quiet_since > KEEPALIVE_S:  # proxies drop silent streams
                     yield ": keep-alive\n\n"
@@ -148,9 +134,15 @@ def create_app(live: LiveView, token: Optional[str] = None, clock: Callable[[], 
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
+    async def metrics(_request: Request) -> Response:
+        from edge_runtime.review.metrics import render
+
+        return PlainTextResponse(render(live.fleet()), media_type="text/plain; version=0.0.4")
+
     app: ASGIApp = Starlette(
         routes=[
             Route("/", index),
+            Route("/metrics", metrics),
             Route("/api/fleet", fleet),
             Route("/api/devices/{name:str}", device),
             Route("/api/snapshots/{ident:int}.jpg", snapshot),
@@ -158,4 +150,5 @@ def create_app(live: LiveView, token: Optional[str] = None, clock: Callable[[], 
             Route("/api/events", events),
         ]
     )
-    return TokenGate(app, token) if token else app
+    gated = TokenGate(app, token) if token else app
+    return Guard(gated, allowed_hosts, content_security_policy(html))

@@ -60,14 +60,22 @@ def start_postgres(folder: Path, port: int) -> Postgres:
     return server
 
 
+def start_again(server: Postgres) -> None:
+    """Start a stopped test server on its data folder again, as ``Postgres.start`` first did (no initdb)."""
+    options = f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories={server.folder}" \
+              " -c max_connections=50 -c fsync=off"  # fmt: skip
+    server._run("pg_ctl", "-D", str(server.data), "-o", options, "-l", str(server.folder / "log"), "-w", "-t", "30",
+                "start")  # fmt: skip
+
+
 class Console:
     """``edge-runtime review serve`` as a subprocess; stderr collected, the URL taken from its first line."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "edge_runtime", "review", "serve", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={k: v for k, v in os.environ.items() if not k.startswith("EDGE_RUNTIME_")},
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("EDGE_RUNTIME_")}, **(env or {})},
         )  # fmt: skip
         self.lines: list[str] = []
         self._lock = threading.Lock()

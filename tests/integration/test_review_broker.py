@@ -82,7 +82,7 @@ def test_two_daemons_one_killed_recorded_and_reported(broker: Broker, tmp_path: 
 
         daemons["cam-a"].send_signal(signal.SIGTERM)
         assert daemons["cam-a"].wait(timeout=15) == 0
-        assert wait_for(lambda: review.states().get("cam-a") == "offline", timeout=10), review.states()
+        assert wait_for(lambda: review.states().get("cam-a") == "stopped", timeout=10), review.states()
         delivered = witness.snapshot()
         assert wait_for(lambda: len(review.snapshot("message")) >= len(delivered) + 3, timeout=15)
         review.process.send_signal(signal.SIGTERM)
@@ -98,7 +98,8 @@ def test_two_daemons_one_killed_recorded_and_reported(broker: Broker, tmp_path: 
     # the review counted and skipped each bad message, and survived them
     summary = review.snapshot("summary")[-1]
     assert summary["rejected"] == {"oversize": 1, "malformed": 1, "unknown_schema": 1, "invalid": 0, "bad_image": 0,
-                                  "unknown_detection": 0, "duplicate": 0}
+                                  "unknown_detection": 0, "duplicate": 0, "too_deep": 0, "bad_field": 0,
+                                  "wrong_device": 0, "unhandled": 0}
     assert summary["valid"] == len(delivered)
 
     # the recording holds exactly what the broker delivered: every message once, nothing else valid

@@ -101,10 +101,13 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
                                                  args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(30_000)
+            blocked: list[str] = []  # what the Content-Security-Policy refused: the page's own script must run
+            page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
             page.goto(url)
             for name in ("cam-a", "cam-b"):
                 page.wait_for_function(f"(name) => {STATE} === 'online'", arg=name, timeout=40_000)
             assert page.evaluate("document.getElementById('live').dataset.live") == "open"
+            assert page.evaluate("document.getElementById('broker').dataset.state") == "connected"
 
             page.click('#fleet tr[data-device="cam-a"]')
             page.wait_for_selector("canvas.snapshot[data-boxes]", timeout=40_000)
@@ -113,15 +116,15 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
             # the box outline, drawn from the detection (another box drawn later may cross it: any box colour)
             assert pixel["drawn"] in [rgb(colour) for colour in pixel["palette"]], pixel
             assert pixel["under"] != pixel["drawn"]  # and not in the JPEG itself: boxes are not burned in
-            page.wait_for_function("document.querySelectorAll('#chart rect').length > 0")
+            page.wait_for_function("() => document.querySelectorAll('#chart rect').length > 0")
             page.click("canvas.snapshot[data-boxes]")  # full size: the JPEG's own pixels, boxes drawn again
-            page.wait_for_function("document.querySelector('#full.open canvas[data-boxes]') !== null")
+            page.wait_for_function("() => document.querySelector('#full.open canvas[data-boxes]') !== null")
             size = "(selector) => { const c = document.querySelector(selector); return [c.width, c.height," \
                    " Math.round(c.getBoundingClientRect().width)] }"
             full, thumb = page.evaluate(size, "#full canvas"), page.evaluate(size, "canvas.snapshot[data-boxes]")
             assert full[:2] == thumb[:2] and full[2] > thumb[2], (full, thumb)  # same pixels, shown bigger
             page.click("#full")
-            page.wait_for_function("document.querySelector('#full.open') === null")
+            page.wait_for_function("() => document.querySelector('#full.open') === null")
 
             daemons["cam-b"].send_signal(signal.SIGKILL)
             daemons["cam-b"].wait(timeout=10)
@@ -132,11 +135,16 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
                    "captured_at": "2026-12-02T00:00:00.000Z", "frame": {"width": 8, "height": 8},
                    "image": {"format": "jpeg", "width": 8, "height": 8, "quality": 80, "bytes": 4},
                    "data": "AAAAAA=="}  # fmt: skip
+            forged = {"schema": "edge-runtime/status/1", "device": "cam-a", "session": "forged", "state": "degraded",
+                      "at": "2026-12-02T00:00:00.000Z"}  # fmt: skip
             publish_raw(broker.port, [("edge/cam-a/snapshot", json.dumps(bad).encode()),
-                                      ("edge/cam-a/snapshot", b"{" * 300_000)])  # fmt: skip
-            counted = "['bad_image 1', 'oversize 1'].every((s) => document.querySelector('#rejected').textContent" \
-                      ".includes(s))"
+                                      ("edge/cam-a/snapshot", b"{" * 300_000),
+                                      ("edge/cam-a/detections", b"[" * 2048),  # once a RecursionError
+                                      ("edge/intruder/status", json.dumps(forged).encode())])  # fmt: skip
+            counted = "['bad_image 1', 'oversize 1', 'malformed 1', 'wrong_device 1'].every((s) =>" \
+                      " document.querySelector('#rejected').textContent.includes(s))"
             assert wait_for(lambda: page.evaluate(counted), timeout=20), page.text_content("#rejected")
+            assert page.evaluate(f"(name) => {STATE}", "cam-a") == "online"  # the intruder could not degrade it
 
             # a device that says it is degraded, and why (a literal status, repeated as a device's interval would)
             degraded = threading.Event()
@@ -149,7 +157,7 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
             page.fill("#filter input[name=device]", "cam-a")
             page.fill("#filter input[name=min_score]", "0.5")
             page.click("#filter button")
-            page.wait_for_function("document.querySelectorAll('#found tbody tr').length > 0")
+            page.wait_for_function("() => document.querySelectorAll('#found tbody tr').length > 0")
             cells = "rows => rows.map(r => [r.cells[1].textContent, Number(r.cells[3].textContent)])"
             found = page.eval_on_selector_all("#found tbody tr", cells)
             assert all(device == "cam-a" and score >= 0.5 for device, score in found), found
@@ -159,6 +167,7 @@ def test_console_in_chromium(broker: Broker, tmp_path: Path) -> None:
             degraded.set()
             sender.join(10)
             browser.close()
+        assert blocked == [], blocked
         assert shot.stat().st_size > 10_000
         if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
             shutil.copyfile(shot, REPO / "docs" / "console.png")

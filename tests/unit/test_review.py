@@ -58,8 +58,10 @@ def raw(message: dict[str, Any]) -> bytes:
     return json.dumps(message).encode()
 
 
-def checked(message: dict[str, Any] | bytes, at: float, topic: str = "edge/x/detections") -> Any:
-    return check(topic, message if isinstance(message, bytes) else raw(message), at)
+def checked(message: dict[str, Any] | bytes, at: float, topic: str = "") -> Any:
+    """``check`` on the topic the daemon would use for the message's device (``edge/x/detections`` for bytes)."""
+    device = "x" if isinstance(message, bytes) else message.get("device", "x")
+    return check(topic or f"edge/{device}/detections", message if isinstance(message, bytes) else raw(message), at)
 
 
 BAD = [
@@ -71,7 +73,7 @@ BAD = [
 
 
 def test_check_classifies_every_rejection_without_raising():
-    outcomes = [check("t", payload, T0).outcome for payload in [*BAD, b"[1, 2]", b"\xff\xfe", raw(running("a"))]]
+    outcomes = [check("edge/a/status", p, T0).outcome for p in [*BAD, b"[1, 2]", b"\xff\xfe", raw(running("a"))]]
     assert outcomes == ["malformed", "unknown_schema", "oversize", "invalid", "malformed", "malformed", "valid"]
     assert check("t", BAD[2], T0).problem == f"{10 * 1024 * 1024} bytes > {256 * 1024}"
     assert "seq" in check("t", BAD[3], T0).problem
@@ -94,7 +96,7 @@ def test_fleet_rows_state_counts_and_latest():
     assert rows["cam-2"].inference_ms == 12.5  # no status yet: the detection's own timing
     assert fleet.summary()["rejected"] == {
         "oversize": 1, "malformed": 1, "unknown_schema": 1, "invalid": 1, "bad_image": 0, "unknown_detection": 0,
-        "duplicate": 0,
+        "duplicate": 0, "too_deep": 0, "bad_field": 0, "wrong_device": 0, "unhandled": 0,
     }  # fmt: skip
     assert fleet.rows(now=T0 + 43)[0].state == "stale"
 
@@ -108,7 +110,7 @@ def test_fleet_offline_by_stop_or_last_will_until_a_new_session():
     fleet.add(checked(detection("cam-1", 1, [], session="s2"), T0 + 3))
     assert fleet.rows(T0 + 3)[0].state == "online"
     fleet.add(checked(status("cam-1", "stopped", session="s2"), T0 + 4))
-    assert fleet.rows(T0 + 100)[0].state == "offline"  # offline, not stale
+    assert fleet.rows(T0 + 100)[0].state == "stopped"  # a clean stop (not the last will), not stale
     fleet.add(checked(running("cam-1", session="s3"), T0 + 101))
     assert fleet.rows(T0 + 101)[0].state == "online"
 
@@ -346,8 +348,8 @@ def test_session_skips_records_and_reports_redeliveries(tmp_path: Path):
     report = build_report(db).to_dict()
     assert (report["messages"], report["valid"], report["rejected"]["duplicate"]) == (7, 5, 2)
     assert report["devices"]["cam-1"]["detection_messages"] == 3
-    skipped = "skipped: oversize 0, malformed 0, unknown_schema 0, invalid 0, bad_image 0, unknown_detection 0, "
-    skipped += "duplicate 2"
+    skipped = "skipped: oversize 0, malformed 0, unknown_schema 0, invalid 0, too_deep 0, bad_field 0, "
+    skipped += "wrong_device 0, bad_image 0, unknown_detection 0, duplicate 2"
     assert skipped in render_text(build_report(db))
 
 
@@ -391,11 +393,38 @@ def test_subscriber_resubscribes_only_when_the_broker_forgot_the_session():
     assert not subscriber._subscribed  # maintain() subscribes again
 
 
-def test_session_expiry_needs_a_client_id(capsys: pytest.CaptureFixture[str]):
-    assert main(["review", "--session-expiry", "60", "--mqtt-port", "1"]) == 2
+def test_session_expiry_with_share_needs_a_client_id(capsys: pytest.CaptureFixture[str]):
+    assert main(["review", "--session-expiry", "60", "--share", "g", "--mqtt-port", "1"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "edge-runtime: error: --session-expiry needs --client-id: a persistent session belongs to one client id"
+        "edge-runtime: error: --session-expiry with --share needs --client-id: one per reviewer of the group"
     ]
+
+
+def test_a_persistent_session_by_default_with_a_stable_client_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Without flags the broker keeps the session an hour under an id that the same command finds again."""
+    from edge_runtime.review import cli
+
+    monkeypatch.chdir(tmp_path)
+    built: list[tuple[str | None, int]] = []
+    monkeypatch.setattr(cli, "_build_session", _spy(cli._build_session, built))
+    for argv in (["review", "--mqtt-port", "1", "--connect-timeout", "0.2"],) * 2 + (
+        ["review", "--mqtt-port", "1", "--connect-timeout", "0.2", "--record", "other.db"],
+        ["review", "--mqtt-port", "1", "--connect-timeout", "0.2", "--clean-session"],
+        ["review", "--mqtt-port", "1", "--connect-timeout", "0.2", "--share", "g"],
+    ):
+        assert main(argv) == 2  # no broker on port 1
+    (first, second, other, clean, shared) = built
+    assert first == second and first[1] == 3600 and (first[0] or "").startswith("edge-runtime-review-")
+    assert other[0] != first[0] and clean[1] == 0 and shared[1] == 0
+
+
+def _spy(build: Any, built: list[tuple[str | None, int]]) -> Any:
+    def spy(args: Any, view: Any, snapshots: Any = None) -> Any:
+        session, recorder = build(args, view, snapshots)
+        built.append((session.subscriber.mqtt.client_id, session.subscriber.session_expiry_s))
+        return session, recorder
+
+    return spy
 
 
 def test_session_expiry_beyond_mqtt_limit_is_one_line(capsys: pytest.CaptureFixture[str]):

@@ -23,13 +23,14 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 for its TestCli
 
 from edge_runtime.errors import ReviewError
 from edge_runtime.review.fleet import Fleet
+from edge_runtime.review.guard import COOKIE
 from edge_runtime.review.live import LiveView, chart
 from edge_runtime.review.serve import Listen, check_listen, is_loopback
 from edge_runtime.review.session import Limits, ReviewSession
 from edge_runtime.review.snapshots import SnapshotMatcher
 from edge_runtime.review.subscriber import ListSubscriber
 from edge_runtime.review.view import View, table
-from edge_runtime.review.web import COOKIE, create_app
+from edge_runtime.review.web import create_app
 from edge_runtime.snapshots import SnapshotConfig, fit_snapshot
 
 T0 = 1_800_000_000.0
@@ -110,7 +111,9 @@ def test_bad_snapshots_are_counted_and_skipped() -> None:
     live, session = replay(fleet_messages())
     fleet = live.fleet()
     assert fleet["summary"]["rejected"] == {"oversize": 1, "malformed": 1, "unknown_schema": 0, "invalid": 1,
-                                            "bad_image": 2, "unknown_detection": 1, "duplicate": 0}  # fmt: skip
+                                            "bad_image": 2, "unknown_detection": 1, "duplicate": 0,
+                                            "too_deep": 0, "bad_field": 0, "wrong_device": 0,
+                                            "unhandled": 0}  # fmt: skip
     assert session.received == 12
     snaps = live.device("cam-1", T0 + 5)["snapshots"]  # type: ignore[index]
     assert [(s["seq"], len(s["detections"])) for s in snaps] == [(1, 2)]
@@ -155,7 +158,7 @@ def test_older_snapshots_leave_the_ring() -> None:
     messages = []
     for seq in range(1, 5):
         message = detection("cam-1", seq, ["box"])
-        messages += [("t/d", raw(message)), ("t/s", raw(snapshot_of(message)))]
+        messages += [("edge/cam-1/detections", raw(message)), ("edge/cam-1/snapshot", raw(snapshot_of(message)))]
     live, _ = replay(messages)
     assert [s["seq"] for s in live.device("cam-1", T0 + 5)["snapshots"]] == [4, 3]  # type: ignore[index]
     assert live.snapshot_jpeg(1) is None and live.snapshot_jpeg(4) is not None
@@ -207,7 +210,7 @@ def test_terminal_table_shows_degraded_and_why() -> None:
 
 def test_degraded_then_running_clears_the_reasons() -> None:
     recovered = status("cam-2", "running", fps_out=4.0)
-    _live, session = replay([("s", raw(DEGRADED)), ("s", raw(recovered))])
+    _live, session = replay([("edge/cam-2/status", raw(DEGRADED)), ("edge/cam-2/status", raw(recovered))])
     (row,) = session.fleet.rows(T0 + 5)
     assert (row.state, row.problems) == ("online", [])
 
