@@ -36,7 +36,9 @@ def events_of(device: str, source: str) -> list[dict[str, Any]]:
 def record(db: Path, messages: list[dict[str, Any]]) -> None:
     recorder = Recorder(db)
     payloads = [json.dumps(m).encode() for m in messages]
-    recorder.append([check("edge/x/detections", p, T0 + i) for i, p in enumerate(payloads)], payloads)
+    # each on its device's own topic: the console takes the device from the topic (a payload naming another is refused)
+    topics = [f"edge/{m['device']}/detections" for m in messages]
+    recorder.append([check(t, p, T0 + i) for i, (t, p) in enumerate(zip(topics, payloads))], payloads)
     recorder.close()
 
 
@@ -69,5 +71,5 @@ def test_review_report_prints_the_events_and_the_fleet_takes_them(tmp_path: Path
     assert json.loads(capsys.readouterr().out)["events"]["cam-2"]["door"]["open"] == 1
     fleet = Fleet()
     for index, message in enumerate(messages):
-        fleet.add(check("edge/x/detections", json.dumps(message).encode(), T0 + index))
+        fleet.add(check("edge/cam-2/detections", json.dumps(message).encode(), T0 + index))
     assert fleet.valid == len(messages)
