@@ -86,7 +86,8 @@ def test_publish_uploads_the_zip_creates_the_version_and_deploys(model_dir, s3_b
     assert s3_bucket.keys() == ["ssd.ObjectDetector.Model/1.2.0/model.zip"]
     data = s3_bucket.get("ssd.ObjectDetector.Model/1.2.0/model.zip")
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert sorted(archive.namelist()) == ["model.json", "model.onnx"]  # at the root, no MXNet files
+        # at the root, no MXNet files; samples.npz is the engines' accuracy gate (model.backend auto, issue 25)
+        assert sorted(archive.namelist()) == ["model.json", "model.onnx", "samples.npz"]
         archive.extractall(tmp_path / "model")  # as Greengrass unzips it into .../model/
     from edge_runtime.model import read_model_info
 
