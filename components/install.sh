@@ -7,6 +7,8 @@
 # uname -m; the recipe's WHEELHOUSE names the folder its architecture's wheelhouse-ARCH.zip unpacks to), everything
 # is installed from there (and wheelhouse/shared/, the wheels every Python of the architecture uses, shipped once)
 # with --no-index and the hashes of its requirements.txt: no network, the same versions on every device, seconds.
+# A device whose nucleus states its Python (platformOverride python) gets wheelhouse-ARCH-cpXY.zip and
+# wheelhouse-ARCH-shared.zip instead of wheelhouse-ARCH.zip: the tag's folder and shared/ are looked for in each.
 # Otherwise pip uses the index (and PIP_OPTIONS), failing fast when it
 # cannot be reached: 15 s per connection, 2 retries, the whole pip run bounded by PIP_TIME_LIMIT (default 900 s,
 # inside the recipe's 1800 s Timeout).
