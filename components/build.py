@@ -247,10 +247,59 @@ def build_wheelhouse(root: Path, out: Path, version: Optional[str] = None, recip
     with tempfile.TemporaryDirectory() as tmp:
         for arch, files in wheelhouses(root, Path(tmp), tags).items():
             write_zip(artifacts / f"wheelhouse-{arch}.zip", files)  # one per architecture: a device fetches its own
+            for name, members in per_python(arch, files).items():
+                write_zip(artifacts / name, members)
     description = f"Wheels of ssd.ObjectDetector for {', '.join(tags)} (components/locks sha256 {hexdigest[:12]})"
     recipe = fill_recipe(load_template(root, WHEELHOUSE_COMPONENT), WHEELHOUSE_COMPONENT, version or locked, author,
                          WHEELHOUSE_DESCRIPTION=description)
-    return write_recipe(out, only_built_artifacts(recipe, artifacts), recipe_file)
+    recipe = only_built_artifacts(recipe, artifacts)
+    recipe["Manifests"] = python_manifests(recipe["Manifests"], artifacts)
+    return write_recipe(out, recipe, recipe_file)
+
+
+PYTHON_ATTRIBUTE = "python"  # the nucleus' platformOverride key a device states its Python with: {"python": "cp313"}
+
+
+def per_python(arch: str, members: dict[str, tuple[bytes, int]]) -> dict[str, dict[str, tuple[bytes, int]]]:
+    """An architecture's wheelhouse split for the per-Python manifests: ``wheelhouse-<arch>-<cpXY>.zip`` (one
+    Python's own wheels) and ``wheelhouse-<arch>-shared.zip`` (``wheelhouse/shared/``), so a device that states its
+    Python downloads only the wheels it installs, each once. Nothing when the architecture has one Python: its
+    ``wheelhouse-<arch>.zip`` already is that."""
+    folders = {path.split("/")[1] for path in members} - {SHARED}
+    if len(folders) < 2:
+        return {}
+    split: dict[str, dict[str, tuple[bytes, int]]] = {}
+    for path, member in members.items():
+        folder = path.split("/")[1]
+        name = f"wheelhouse-{arch}-{SHARED if folder == SHARED else folder.split('-', 1)[0]}.zip"
+        split.setdefault(name, {})[path] = member
+    return split
+
+
+def python_manifests(manifests: list[dict[str, Any]], artifacts: Path) -> list[dict[str, Any]]:
+    """Before each architecture's manifest, one per Python built for it: Platform plus ``python: cpXY`` (a custom
+    platform attribute: the nucleus takes it from its configuration's ``platformOverride`` and uses the first
+    manifest whose Platform matches), artifacts that Python's zip and the shared one. A device without the
+    attribute matches none of them and falls through to the architecture's manifest (every Python's wheels)."""
+    out: list[dict[str, Any]] = []
+    for manifest in manifests:
+        files = [artifact["Uri"].rsplit("/", 1)[-1] for artifact in manifest.get("Artifacts", [])]
+        arch = files[0].removeprefix("wheelhouse-").removesuffix(".zip") if len(files) == 1 else None
+        for python in sorted(path.name.rsplit("-", 1)[1].removesuffix(".zip")
+                             for path in artifacts.glob(f"wheelhouse-{arch}-cp*.zip")) if arch else ():
+            artifact = manifest["Artifacts"][0]
+            chosen = [f"wheelhouse-{arch}-{python}.zip"]
+            if (artifacts / f"wheelhouse-{arch}-{SHARED}.zip").is_file():
+                chosen.append(f"wheelhouse-{arch}-{SHARED}.zip")
+            out.append({
+                "Name": f"Linux {arch}, platformOverride {PYTHON_ATTRIBUTE} {python}: that Python's wheels "
+                        f"and the shared ones only",
+                "Platform": {**manifest["Platform"], PYTHON_ATTRIBUTE: python},
+                "Lifecycle": manifest.get("Lifecycle", {}),
+                "Artifacts": [{**artifact, "Uri": artifact["Uri"].replace(files[0], name)} for name in chosen],
+            })
+        out.append(manifest)
+    return out
 
 
 def wheelhouses(root: Path, tmp: Path, tags: tuple[str, ...]) -> dict[str, dict[str, tuple[bytes, int]]]:

@@ -7,6 +7,8 @@
 # uname -m; the recipe's WHEELHOUSE names the folder its architecture's wheelhouse-ARCH.zip unpacks to), everything
 # is installed from there (and wheelhouse/shared/, the wheels every Python of the architecture uses, shipped once)
 # with --no-index and the hashes of its requirements.txt: no network, the same versions on every device, seconds.
+# A device whose nucleus states its Python (platformOverride python) gets wheelhouse-ARCH-cpXY.zip and
+# wheelhouse-ARCH-shared.zip instead of wheelhouse-ARCH.zip: the tag's folder and shared/ are looked for in each.
 # Otherwise pip uses the index (and PIP_OPTIONS), failing fast when it
 # cannot be reached: 15 s per connection, 2 retries, the whole pip run bounded by PIP_TIME_LIMIT (default 900 s,
 # inside the recipe's 1800 s Timeout).
@@ -45,7 +47,21 @@ if [ -f "$STAMP" ]; then
 fi
 
 TAG=$("$PYTHON" -c 'import platform, sys; print("cp%d%d-%s" % (sys.version_info[0], sys.version_info[1], platform.machine()))')
-HOUSE="${WHEELHOUSE:-$ARTIFACTS/wheelhouse}/$TAG"  # the recipe points WHEELHOUSE at its architecture's artifact
+WHEELS=${WHEELHOUSE:-$ARTIFACTS/wheelhouse}  # the recipe points WHEELHOUSE at its architecture's artifact
+HOUSE="$WHEELS/$TAG"
+# A device whose nucleus states its Python (platformOverride python: cpXY) gets the wheelhouse component's per-Python
+# manifest instead: wheelhouse-ARCH-cpXY.zip and wheelhouse-ARCH-shared.zip, unpacked beside where wheelhouse-ARCH
+# would be. Take the tag's folder and every shared/ folder wherever the component's artifacts put them.
+UNPACKED=$(dirname "$(dirname "$WHEELS")")
+if [ ! -f "$HOUSE/requirements.txt" ]; then
+    for found in "$UNPACKED"/*/wheelhouse/"$TAG"; do
+        if [ -f "$found/requirements.txt" ]; then HOUSE=$found; break; fi
+    done
+fi
+set --  # the --find-links arguments for shared/ (positional: paths with spaces stay whole)
+for shared in "$(dirname "$HOUSE")/shared" "$UNPACKED"/*/wheelhouse/shared; do
+    if [ -d "$shared" ]; then set -- "$@" --find-links "$shared"; fi
+done
 
 PARTIAL="$WORK/.venv-$HASH.partial"
 rm -rf "$VENV" "$WORK"/.venv-*.partial  # an unstamped venv (made before .partial existed); killed attempts
@@ -58,14 +74,14 @@ fi
 PIP="$PARTIAL/bin/python -m pip --disable-pip-version-check --no-input"
 started=$(date +%s)
 if [ -f "$HOUSE/requirements.txt" ]; then
-    echo "install.sh: installing from the artifact's wheelhouse $TAG (no network)"
+    echo "install.sh: installing from the artifact's wheelhouse $TAG (no network): $HOUSE"
     # shellcheck disable=SC2086 # PIP is a command with arguments
-    timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --no-index --find-links "$HOUSE" \
-        --find-links "$(dirname "$HOUSE")/shared" --require-hashes -r "$HOUSE/requirements.txt"
+    timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --no-index --find-links "$HOUSE" "$@" \
+        --require-hashes -r "$HOUSE/requirements.txt"
     # shellcheck disable=SC2086
     timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --no-index --no-deps "$WHEEL"
 else
-    echo "install.sh: no wheelhouse for $TAG (shipped: $(ls "${WHEELHOUSE:-$ARTIFACTS/wheelhouse}" 2>/dev/null | tr '\n' ' ')); installing from the package index"
+    echo "install.sh: no wheelhouse for $TAG (shipped: $(ls "$WHEELS" 2>/dev/null | tr '\n' ' ')); installing from the package index"
     # shellcheck disable=SC2086 # PIP and PIP_OPTIONS are lists of arguments on purpose
     if ! timeout "$PIP_TIME_LIMIT" $PIP install --progress-bar off --timeout 15 --retries 2 ${PIP_OPTIONS:-} \
         "$WHEEL[edge]"; then

@@ -83,3 +83,39 @@ def test_install_as_ggc_user_run_publish_and_stop_within_5s(as_root: None, nucle
     (venv,) = (nucleus_root / "v2" / "work" / nucleus_sim.COMPONENT).glob("venv-*")
     assert venv.stat().st_uid == nucleus_sim.user_ids()[0]  # type: ignore[index]  # made by ggc_user
     assert report["ok"]
+
+
+def test_a_device_stating_its_python_gets_only_its_wheels_and_installs_offline(as_root: None,
+                                                                               nucleus_root: Path) -> None:
+    """The wheelhouse built for two Pythons of this architecture; the nucleus configured with platformOverride
+    {"python": "cpXY"} (this device's Python) takes that Python's manifest: only its own zip and the shared one are
+    unpacked (not one wheel of the other Python), and Install succeeds from them with no network (unshare -n)."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "true"]).returncode != 0:
+        unavailable("unshare -n (a network namespace) is not available here")
+    build = nucleus_root / "greengrass-build"
+    tag = device_tag()
+    python, arch = tag.split("-")
+    other = f"{'cp313' if python != 'cp313' else 'cp311'}-{arch}"
+    built = subprocess.run([sys.executable, str(REPO / "components" / "build.py"), "--out", str(build)],
+                           env={**os.environ, "COMPONENT_WHEELHOUSE": f"{tag},{other}"}, capture_output=True,
+                           text=True, timeout=900)  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+
+    base = nucleus_root / "v2"
+    base.mkdir()
+    layout = nucleus_sim.unpack(build, base, arch, nucleus_sim.ensure_user(), override={"python": python})
+    (wheels_dir,) = (base / "packages" / "artifacts-unarchived" / nucleus_sim.WHEELHOUSE_COMPONENT).iterdir()
+    assert sorted(path.name for path in wheels_dir.iterdir()) == [f"wheelhouse-{arch}-{python}",
+                                                                  f"wheelhouse-{arch}-shared"]  # fmt: skip
+    unpacked = [path.relative_to(wheels_dir).parts for path in wheels_dir.rglob("*.whl")]
+    assert unpacked and {parts[2] for parts in unpacked} == {tag, "shared"}  # no folder of the other Python
+    assert not [parts for parts in unpacked if f"-{other.split('-')[0]}-" in parts[-1]]  # nor one of its wheels
+    assert len({parts[-1] for parts in unpacked}) == len(unpacked)  # each wheel once
+    home = next(line.split(":")[5] for line in Path("/etc/passwd").read_text().splitlines()
+                if line.split(":")[0] == nucleus_sim.USER)  # fmt: skip
+    env = nucleus_sim.nucleus_environment(str(nucleus_root / "ipc.sock"), home)
+    done, seconds = nucleus_sim.install(layout, ["unshare", "-n", "env", "-i"], env, 600)
+    print(f"offline install from {tag}'s manifest (platformOverride python={python}): {seconds:.1f} s")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"installing from the artifact's wheelhouse {tag} (no network): {wheels_dir}/wheelhouse-{arch}-{python}/" \
+        in done.stdout

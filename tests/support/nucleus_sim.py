@@ -114,11 +114,20 @@ def ensure_user(prefix: Path = Path("/")) -> tuple[int, int]:
     return ids
 
 
-def manifest_for(recipe: dict[str, Any], machine: str) -> dict[str, Any]:
-    arch = ARCHITECTURES[machine]
-    manifest: dict[str, Any] = next(m for m in recipe["Manifests"]
-                                    if m["Platform"] == {"os": "linux", "architecture": arch})  # fmt: skip
-    return manifest
+def device_platform(machine: str, override: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The platform the nucleus resolves manifests against: the os and architecture it detects, updated with the
+    string values of its configuration's ``platformOverride`` (PlatformResolver.getCurrentPlatform)."""
+    return {"os": "linux", "architecture": ARCHITECTURES[machine], **(override or {})}
+
+
+def manifest_for(recipe: dict[str, Any], machine: str, override: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """The manifest the nucleus takes: the first whose Platform's every key has the device's value (or ``*``); a
+    key the device lacks (a custom attribute not in its ``platformOverride``) does not match."""
+    device = device_platform(machine, override)
+    for manifest in recipe["Manifests"]:
+        if all(value in ("*", device.get(key)) for key, value in manifest.get("Platform", {}).items()):
+            return dict(manifest)
+    raise LookupError(f"{recipe['ComponentName']}: no manifest for the platform {device}")
 
 
 def _own(path: Path, uid: int, gid: int, read: str, execute: str) -> None:
@@ -133,10 +142,11 @@ def _own(path: Path, uid: int, gid: int, read: str, execute: str) -> None:
 
 
 def unpack(build: Path, base: Path, machine: str, ids: tuple[int, int],
-           seen_as: Callable[[Path], str] = str) -> Layout:  # fmt: skip
-    """The built components (components/build.py's ``--out``) laid out under ``base`` as the nucleus lays them out."""
+           seen_as: Callable[[Path], str] = str, override: Optional[dict[str, str]] = None) -> Layout:  # fmt: skip
+    """The built components (components/build.py's ``--out``) laid out under ``base`` as the nucleus lays them out,
+    each component's manifest chosen for the device's platform (``override``: the nucleus' platformOverride)."""
     recipe = json.loads((build / "recipes" / f"{COMPONENT}.json").read_text())
-    manifest = manifest_for(recipe, machine)
+    manifest = manifest_for(recipe, machine, override)
     version = recipe["ComponentVersion"]
     uid, gid = ids
     os.chmod(base, 0o755)
@@ -163,7 +173,7 @@ def unpack(build: Path, base: Path, machine: str, ids: tuple[int, int],
         assert required == f"={wheels['ComponentVersion']}", (required, wheels["ComponentVersion"])
         wheels_dir = unarchived / WHEELHOUSE_COMPONENT / wheels["ComponentVersion"]
         wheels_dir.mkdir(parents=True, exist_ok=True)
-        for artifact in manifest_for(wheels, machine)["Artifacts"]:
+        for artifact in manifest_for(wheels, machine, override)["Artifacts"]:
             name = artifact["Uri"].rsplit("/", 1)[-1]
             built = build / "artifacts" / WHEELHOUSE_COMPONENT / wheels["ComponentVersion"] / name
             with zipfile.ZipFile(built) as archive:
@@ -388,8 +398,10 @@ def mean_colour_video(path: Path, frames: int = 20) -> Path:
 
 
 def simulate(build: Path, base: Path, out: Path, wrap: list[str], machine: str, root: Optional[Path] = None,
-             install_limit_s: float = 900.0, wait_s: float = 120.0) -> dict[str, Any]:  # fmt: skip
-    """The whole sequence; a report (times, exit codes, problems) also written to ``out/nucleus-sim.json``."""
+             install_limit_s: float = 900.0, wait_s: float = 120.0, override: Optional[dict[str, str]] = None
+             ) -> dict[str, Any]:  # fmt: skip
+    """The whole sequence; a report (times, exit codes, problems) also written to ``out/nucleus-sim.json``.
+    ``override``: the nucleus configuration's platformOverride (e.g. ``{"python": "cp313"}``)."""
     prefix = root or Path("/")
 
     def seen_as(path: Path) -> str:
@@ -397,7 +409,7 @@ def simulate(build: Path, base: Path, out: Path, wrap: list[str], machine: str, 
 
     ids = ensure_user(prefix)
     base.mkdir(parents=True, exist_ok=True)
-    layout = unpack(build, base, machine, ids, seen_as)
+    layout = unpack(build, base, machine, ids, seen_as, override)
     media = base / "media"
     media.mkdir(exist_ok=True)
     os.chmod(media, 0o755)
@@ -412,7 +424,7 @@ def simulate(build: Path, base: Path, out: Path, wrap: list[str], machine: str, 
     os.chmod(ipc, 0o755)
     home = next((line.split(":")[5] for line in (prefix / "etc" / "passwd").read_text().splitlines()
                  if line.split(":")[0] == USER), "/")  # fmt: skip
-    report: dict[str, Any] = {"machine": machine, "uname": platform.machine()}
+    report: dict[str, Any] = {"machine": machine, "uname": platform.machine(), "platform_override": override or {}}
     with GreengrassIpcServer(ipc / "ipc.sock", TOKEN, configuration, COMPONENT, enforce_access=True) as server:
         os.chmod(ipc / "ipc.sock", 0o666)  # the nucleus' socket: any local process may connect, the token decides
         env = nucleus_environment(seen_as(ipc / "ipc.sock"), home)
@@ -449,13 +461,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--root", type=Path, help="the device root the wrap command chroots into")
     parser.add_argument("--machine", default=platform.machine(), choices=sorted(ARCHITECTURES))
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--platform", action="append", default=[], metavar="KEY=VALUE",
+                        help="a platformOverride attribute of the nucleus (e.g. python=cp313; repeatable)")
     parser.add_argument("--install-limit", type=float, default=900.0)
     parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the publishes")
     parser.add_argument("wrap", nargs="+", help="the command prefix, ending with env -i (after --)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # timeout(1) stopping us: the finally blocks kill Run
+    override = dict(item.split("=", 1) for item in args.platform)
     report = simulate(args.build, args.base, args.out, args.wrap, args.machine, args.root, args.install_limit,
-                      args.wait)  # fmt: skip
+                      args.wait, override)  # fmt: skip
     for key in ("machine", "install_exit", "run_error", "install_s", "first_publish_s", "publishes", "stop_s", "killed",
                 "daemon_exit", "shell_exit", "problems"):  # fmt: skip
         print(f"{key}: {report.get(key)}")

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,49 @@ def build_cmd(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess
         environment.pop("COMPONENT_WHEELHOUSE")
     return subprocess.run([sys.executable, *argv[1:]], cwd=project, capture_output=True, text=True, timeout=120,
                           env=environment)  # fmt: skip
+
+
+def test_a_device_stating_its_python_gets_only_its_wheels_each_once(tmp_path: Path) -> None:
+    """Per-Python manifests of the wheelhouse: a nucleus with platformOverride {"python": "cp313"} takes the first
+    manifest that matches, cp313's zip and the shared one (no cp311 wheel, no wheel twice); one without the attribute,
+    or stating a Python not built, falls through to the architecture's zip (both Pythons)."""
+    from tests.support import nucleus_sim
+
+    build = load_build()
+    wheel = {"numpy": b"numpy for ", "onnxruntime": b"onnxruntime for "}
+    members: dict[str, tuple[bytes, int]] = {}
+    for tag in ("cp311-x86_64", "cp313-x86_64"):
+        for name, data in wheel.items():
+            members[f"wheelhouse/{tag}/{name}-1.0-{tag[:5]}-{tag[:5]}-linux.whl"] = (data + tag.encode(), 0o644)
+        members[f"wheelhouse/{tag}/opencv-4.0-cp37-abi3-linux.whl"] = (b"abi3: the same bytes", 0o644)
+        members[f"wheelhouse/{tag}/requirements.txt"] = (tag.encode(), 0o644)
+    arch_members = build.shared_once(members)
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    build.write_zip(artifacts / "wheelhouse-x86_64.zip", arch_members)
+    split = build.per_python("x86_64", arch_members)
+    assert sorted(split) == ["wheelhouse-x86_64-cp311.zip", "wheelhouse-x86_64-cp313.zip",
+                             "wheelhouse-x86_64-shared.zip"]  # fmt: skip
+    for name, part in split.items():
+        build.write_zip(artifacts / name, part)
+    assert build.per_python("aarch64", {k: v for k, v in arch_members.items() if "cp311" in k}) == {}  # one Python
+    template = build.load_template(REPO, build.WHEELHOUSE_COMPONENT)
+    recipe = build.only_built_artifacts(build.fill_recipe(template, build.WHEELHOUSE_COMPONENT, "1.0.1", "me"),
+                                        artifacts)  # fmt: skip
+    recipe["Manifests"] = build.python_manifests(recipe["Manifests"], artifacts)
+
+    def files(override: dict[str, str] | None) -> list[str]:
+        manifest = nucleus_sim.manifest_for(recipe, "x86_64", override)
+        return [artifact["Uri"].rsplit("/", 1)[-1] for artifact in manifest["Artifacts"]]
+
+    assert files({"python": "cp313"}) == ["wheelhouse-x86_64-cp313.zip", "wheelhouse-x86_64-shared.zip"]
+    wheels: list[str] = []
+    for name in files({"python": "cp313"}):
+        with zipfile.ZipFile(artifacts / name) as archive:
+            wheels += [Path(member).name for member in archive.namelist() if member.endswith(".whl")]
+    assert sorted(wheels) == ["numpy-1.0-cp313-cp313-linux.whl", "onnxruntime-1.0-cp313-cp313-linux.whl",
+                              "opencv-4.0-cp37-abi3-linux.whl"]  # fmt: skip
+    assert files(None) == files({"python": "cp310"}) == ["wheelhouse-x86_64.zip"]  # no attribute, or not built
+    assert files({"python": "cp313", "os": "linux"}) == files({"python": "cp313"})
+    assert nucleus_sim.manifest_for(recipe, "aarch64", {"python": "cp313"})["Artifacts"] == []  # not built: none
+    assert len((json.dumps(recipe, indent=2) + "\n").encode()) < build.RECIPE_LIMIT
