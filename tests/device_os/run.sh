@@ -272,8 +272,9 @@ step "synth video (host)" 300 -- "$REPO/.venv/bin/cloud-training" synth --out "$
     --video "$OUT/synth/boxes.mp4" --frames 30 --force
 step "detect (host)" 300 --out "$OUT/host-detect.json" -- "$REPO/.venv/bin/edge-runtime" detect --model models/demo "${IMAGES[@]}"
 if [ -f "$OUT/synth/boxes.mp4" ]; then
+    # the same engine on both sides (ONNX Runtime fp32): auto would measure, and the host has OpenVINO, the root not
     step "run on video (host)" 300 --out "$OUT/host-run.jsonl" -- "$REPO/.venv/bin/edge-runtime" run \
-        --model models/demo --source "$OUT/synth/boxes.mp4"
+        --model models/demo --source "$OUT/synth/boxes.mp4" --backend onnxruntime --precision fp32
 else
     not_run "run on video (host)" "no video"
 fi
@@ -392,7 +393,7 @@ if step "pip install wheel[edge] in root" "$INSTALL_LIMIT" -- "${IN_ROOT[@]}" /o
         --model /m/demo "${IMAGES_IN[@]}"
     if [ -f "$ROOT/m/boxes.mp4" ]; then
         step "run on video in root" 600 --out "$OUT/device-run.jsonl" -- "${IN_ROOT[@]}" /opt/edge/bin/edge-runtime \
-            run --model /m/demo --source /m/boxes.mp4
+            run --model /m/demo --source /m/boxes.mp4 --backend onnxruntime --precision fp32
     else
         not_run "run on video in root" "no video"
     fi
