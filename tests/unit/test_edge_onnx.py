@@ -20,7 +20,7 @@ import pytest
 from edge_runtime.cli import main
 from edge_runtime.config import ModelConfig
 from edge_runtime.detectors import create_detector, read_image, resolve_backend
-from edge_runtime.detectors.multibox import decode_boxes, multibox_detection
+from edge_runtime.detectors.multibox import NMS_BLOCK, decode_boxes, greedy_nms, iou_with, multibox_detection
 from edge_runtime.model import read_model_info
 from tests.support.shared import aws_sample
 
@@ -116,6 +116,27 @@ def test_min_score_changes_nothing_a_caller_can_see() -> None:
     visible = (full[:, 0] >= 0) & (full[:, 1] >= 0.3)
     assert visible.sum() >= 20
     assert np.array_equal(full[visible], fast[(fast[:, 0] >= 0) & (fast[:, 1] >= 0.3)])
+
+
+@pytest.mark.parametrize("force_suppress", [True, False])
+def test_blocked_nms_keeps_exactly_what_the_row_by_row_loop_keeps(force_suppress: bool) -> None:
+    # a busy scene: more rows than one block, many overlapping, two classes; the reference is the plain greedy loop
+    rng = np.random.default_rng(7)
+    count = NMS_BLOCK * 2 + 37
+    centres = rng.uniform(0.2, 0.8, (count, 2))
+    sizes = rng.uniform(0.05, 0.3, (count, 2))
+    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1).astype(np.float32)
+    classes = rng.integers(0, 2, count).astype(np.float32)
+    expected = np.ones(count, dtype=bool)
+    for row in range(count):
+        if expected[row]:
+            later = np.arange(row + 1, count)
+            if not force_suppress:
+                later = later[classes[later] == classes[row]]
+            expected[later[iou_with(boxes[row], boxes[later]) >= np.float32(0.45)]] = False
+    kept = greedy_nms(boxes, classes, np.float32(0.45), force_suppress)
+    assert 10 < kept.sum() < count  # the scene suppresses some rows and keeps others
+    assert np.array_equal(kept, expected)
 
 
 # ---- one line, exit 2, for every bad model or backend --------------------------------------------------------
