@@ -90,30 +90,48 @@ class ChangeFilter:
 
 
 class InOrder:
-    """Publishing turns within one source: the holder of ticket ``n`` goes once tickets ``0..n-1`` are done.
+    """Publishing turns within one source: ticket ``n``'s publishing step runs once tickets ``0..n-1``'s have run.
 
-    Several inference threads may detect frames of one source side by side; each waits for its turn
-    (:meth:`wait_turn`) before publishing, so subscribers see ``seq`` ascending per source. A turn always ends
-    (:meth:`done`), even when detection fails; waits poll so a stuck turn never blocks the stop event.
+    Several inference threads may detect frames of one source side by side; each hands its frame's publishing step
+    over (:meth:`deliver`) and goes back to inference. The step runs in ticket order, one at a time: in the thread
+    that completes the run of ready tickets, while the others are already detecting their next frame. Waiting for
+    one's turn instead (as this class once did) left a worker idle behind every slower frame: 14% of the workers'
+    time on a 16-core device (py-spy, OpenVINO bf16 at 110 fps). At most ``max_pending`` finished frames wait for
+    their turn (each holds its image), and every taken ticket is delivered, even when detection fails.
     """
 
     def __init__(self) -> None:
         self._turns = threading.Condition()
         self._next = 0
+        self._pending: dict[int, Optional[Callable[[], None]]] = {}
+        self._draining = False
 
-    def wait_turn(self, ticket: int, give_up: Callable[[], bool]) -> bool:
-        """Block until ``ticket`` is next (True), or ``give_up()`` says the daemon failed (False)."""
+    def deliver(
+        self, ticket: int, step: Optional[Callable[[], None]], give_up: Callable[[], bool], max_pending: int = 1
+    ) -> None:
+        """Queue ``ticket``'s publishing ``step`` (None: nothing to publish) and run every step whose turn has come
+        unless another thread is running them. Waits (polling ``give_up``) only while ``max_pending`` steps of
+        later tickets already wait. A step that raises ends its turn and propagates in the thread that ran it."""
         with self._turns:
-            while self._next != ticket:
-                if give_up():
-                    return False
+            while ticket != self._next and len(self._pending) >= max_pending and not give_up():
                 self._turns.wait(POLL_S)
-            return True
-
-    def done(self, ticket: int) -> None:
-        with self._turns:
-            self._next = max(self._next, ticket + 1)
-            self._turns.notify_all()
+            self._pending[ticket] = step
+            if self._draining:
+                return  # the thread running steps now will run this one in its turn
+            self._draining = True
+            try:
+                while self._next in self._pending:
+                    ready = self._pending.pop(self._next)
+                    self._turns.release()
+                    try:
+                        if ready is not None:
+                            ready()
+                    finally:
+                        self._turns.acquire()
+                        self._next += 1
+                        self._turns.notify_all()
+            finally:
+                self._draining = False
 
 
 class Pipeline:

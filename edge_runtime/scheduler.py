@@ -9,10 +9,11 @@ poll, so the stop event is always seen. ``inference.interval_s`` spaces takes ac
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from edge_runtime.detectors.base import Detector
 from edge_runtime.frames import Doorbell, Frame
@@ -64,12 +65,12 @@ class SharedDetector:
                         break  # every source is a file that has ended, and everything it gave is processed
                     continue
                 pipeline, ticket, frame = taken
+                step: Optional[Callable[[], None]] = None
                 try:
                     result = self.detector.detect(frame.image)
-                    if pipeline.order.wait_turn(ticket, lambda: self.failed):
-                        pipeline.handle(frame, result)
-                finally:
-                    pipeline.order.done(ticket)
+                    step = functools.partial(pipeline.handle, frame, result)
+                finally:  # a failed detection still ends its ticket's turn, or the source's later frames would wait
+                    pipeline.order.deliver(ticket, step, lambda: self.failed, self.workers)
         except Exception:
             log.exception("inference thread failed")
             self.failed = True

@@ -19,7 +19,7 @@ from edge_runtime.errors import SourceError
 from edge_runtime.frames import Frame, LatestQueue
 from edge_runtime.health import percentile
 from edge_runtime.messages import MAX_PAYLOAD_BYTES, detection_message, encode, fit_payload, validate_message
-from edge_runtime.pipeline import ChangeFilter
+from edge_runtime.pipeline import ChangeFilter, InOrder
 from edge_runtime.publishers.base import JsonlFilePublisher, RecordingPublisher, StdoutPublisher
 from edge_runtime.sources.base import FakeSource, ImageFolderSource
 from edge_runtime.sources.capture import Capture
@@ -76,6 +76,48 @@ def test_change_mode_publishes_on_label_change_only() -> None:
     _, recorder = run_pipeline(FakeSource(count=9), publish_mode="change", heartbeat_s=3600, status_interval_s=0)
     # calls 0..8 give labels [], [thing], [thing], [], [thing], [thing], [], ...: changes at 0, 1, 3, 4, 6, 7
     assert [m["seq"] for m in recorder.of_kind("detection")] == [1, 2, 4, 5, 7, 8]
+
+
+def test_in_order_runs_steps_in_ticket_order_without_holding_back_a_finished_worker() -> None:
+    order = InOrder()
+    ran: list[int] = []
+    order.deliver(1, lambda: ran.append(1), lambda: False, max_pending=2)  # returns at once: ticket 0 is not done
+    order.deliver(2, None, lambda: False, max_pending=2)  # a failed detection: nothing to publish, its turn still ends
+    assert ran == []
+    order.deliver(0, lambda: ran.append(0), lambda: False, max_pending=2)  # runs 0, then the waiting 1, then 2
+    assert ran == [0, 1]
+
+    def broken() -> None:
+        raise RuntimeError("publisher exploded")
+
+    with pytest.raises(RuntimeError):
+        order.deliver(3, broken, lambda: False)
+    order.deliver(4, lambda: ran.append(4), lambda: False)  # the raising step ended its turn
+    assert ran == [0, 1, 4]
+
+
+def test_in_order_from_many_threads_keeps_order_and_bounds_what_waits() -> None:
+    order = InOrder()
+    ran: list[int] = []
+    waiting: list[int] = []
+    lock = threading.Lock()
+    tickets = list(range(200))
+    np.random.default_rng(3).shuffle(tickets)
+
+    def worker(mine: list[int]) -> None:
+        for ticket in mine:
+            time.sleep(0.0005 * (ticket % 3))
+            order.deliver(ticket, lambda t=ticket: ran.append(t), lambda: False, max_pending=4)
+            with lock:
+                waiting.append(len(order._pending))
+
+    threads = [threading.Thread(target=worker, args=(sorted(tickets[i::4]),)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert ran == list(range(200))
+    assert max(waiting) <= 4 + 4  # max_pending, plus at most one deposit per thread past the wait
 
 
 def test_change_filter_heartbeat() -> None:
