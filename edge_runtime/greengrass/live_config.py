@@ -76,7 +76,9 @@ class LiveConfig:
 
 
 def _without_live(config: RuntimeConfig) -> dict[str, Any]:
-    tree = config.model_dump(mode="json")
+    # Python mode, not JSON: JSON masks a secret as "**********", so a changed MQTT password compared equal and was
+    # never applied; SecretStr objects compare by their values (and only the key's name is ever logged)
+    tree = config.model_dump()
     for dotted in LiveConfig.LIVE:
         section, key = dotted.split(".")
         tree[section].pop(key, None)

@@ -295,6 +295,18 @@ def test_live_config_applies_thresholds_interval_topics(mocker, tmp_path: Path) 
     assert live.apply(new) == []  # nothing differs from what runs
 
 
+def test_live_config_sees_a_changed_password_and_never_logs_it(mocker, caplog) -> None:
+    mqtt = {"host": "localhost", "username": "cam", "password": "first-secret"}
+    restarts: list[list[str]] = []
+    live = LiveConfig(validate({"publish": {"mqtt": mqtt}}), mocker.Mock(detector=FakeDetector()), None,
+                      on_restart=restarts.append)  # fmt: skip
+    live.apply(validate({"publish": {"mqtt": {**mqtt, "password": "first-secret"}}}))
+    assert restarts == []  # the same secret: nothing to do
+    live.apply(validate({"publish": {"mqtt": {**mqtt, "password": "second-secret"}}}))
+    assert restarts == [["publish.mqtt.password"]]
+    assert "secret" not in caplog.text
+
+
 def test_live_config_refuses_bad_update(mocker, caplog) -> None:
     pipeline = mocker.Mock(detector=FakeDetector())
     live = LiveConfig(validate({}), pipeline, None)
