@@ -206,6 +206,7 @@ class Daemon:
             sources=sources,
             outbox=self.outlet.outbox_stats(),
             rss_bytes=rss_bytes(),
+            **({"samples": self.sampler.stats()} if self.sampler is not None else {}),
             **({"problems": [problem.to_dict() for problem in problems]} if problems else {}),
         )
 

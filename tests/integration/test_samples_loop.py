@@ -42,14 +42,18 @@ def fixtures_dir() -> Path:
     pytest.skip("the AWS sample fixtures (shared/fixtures/aws-sample) are not here")
 
 
-def run_daemon(config: dict[str, Any], folder: Path, env: dict[str, str]) -> tuple[list[dict[str, Any]], str]:
+def run_daemon(
+    config: dict[str, Any], folder: Path, env: dict[str, str]
+) -> tuple[list[dict[str, Any]], str, list[dict[str, Any]]]:
+    """The detection messages, the log, and the status messages of one run."""
     path = folder / "config.json"
     path.write_text(json.dumps(config))
     done = subprocess.run([sys.executable, "-m", "edge_runtime", "run", "--config", str(path)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     messages = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-    return [m for m in messages if m["schema"] == "edge-runtime/detection/1"], done.stderr
+    statuses = [m for m in messages if m["schema"] == "edge-runtime/status/1"]
+    return [m for m in messages if m["schema"] == "edge-runtime/detection/1"], done.stderr, statuses
 
 
 def expected_samples(detections: list[dict[str, Any]]) -> dict[int, list[str]]:
@@ -122,14 +126,14 @@ def test_field_samples_to_a_labeling_job_and_back_into_training(s3_bucket, tmp_p
     config = {
         "thing_name": "cam-dock", "state_dir": str(tmp_path / "state"), "shutdown_timeout_s": 20,
         "model": {"path": str(REPO / "models" / "demo"), "score_threshold": 0.3},
-        "source": {"uri": str(frames)}, "status": {"interval_s": 0},
+        "source": {"uri": str(frames)}, "status": {"interval_s": 600},  # only the final status: its counts
         "samples": samples,
     }
     with CredentialsEndpoint() as tes, SwitchProxy(moto_port, up=False) as proxy:
         env.update(tes.environ)  # no access keys anywhere: only the nucleus's endpoint can sign
         samples["endpoint_url"] = f"http://127.0.0.1:{proxy.port}"
         # 1. S3 is away for the whole run: every sample waits in the spool
-        detections, log = run_daemon(config, tmp_path, env)
+        detections, log, statuses = run_daemon(config, tmp_path, env)
         assert [m["seq"] for m in detections] == list(range(1, len(order) + 1))
         wanted = expected_samples(detections)
         assert 3 <= len(wanted) <= CAP, wanted
@@ -138,6 +142,9 @@ def test_field_samples_to_a_labeling_job_and_back_into_training(s3_bucket, tmp_p
         assert len(list(spool.glob("*.json"))) == len(wanted) and proxy.refused > 0
         assert (f"{len(wanted)} sampled" in log and f"{len(wanted)} waiting in the spool" in log), log
         assert tes.requests and all(token == tes.token for _, token in tes.requests)
+        counts = statuses[-1]["samples"]  # the final status says the same as the log
+        assert statuses[-1]["state"] == "stopped" and counts["offered"] == len(order)
+        assert counts["sampled"] == counts["spooled"] == len(wanted) and counts["uploaded"] == 0
         # 2. the network is back: a run that samples nothing more delivers what the outage kept
         proxy.set_up(True)
         samples["max_per_hour"] = 0
