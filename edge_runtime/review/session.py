@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gc
 import logging
 import threading
 import time
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.2
 BATCH = 500
 REPLAY_LIMIT = 50_000
+GC_THRESHOLDS = (20_000, 50, 100)  # the cyclic collector's, while the loop runs
 ROOM_POLL_S = 0.002  # how often a subscriber held by a full inbox looks again
 DROP_LOG_S = 10.0  # at most one warning about drops this often: a flood must not become a flood of log lines
 
@@ -115,6 +117,11 @@ class ReviewSession:
         started = time.monotonic()
         deadline = None if self.limits.duration_s is None else started + self.limits.duration_s
         self._loop_thread = threading.get_ident()
+        # each message is a dozen small dicts and lists that live until its batch is done: with Python's default
+        # collector thresholds (700, 10, 10) the collections cost a quarter of the loop at 10,000 messages/s
+        # (the loop alone, 100,000 detections: 10,200 msg/s, 15,000 with these); it makes no reference cycles
+        thresholds = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)
         self.subscriber.start(self._deliver)
         try:
             self.view.started(list(self.subscriber.topics))
@@ -144,6 +151,7 @@ class ReviewSession:
             self.view.close(self.fleet, self.clock())
             if self.dropped:
                 log.warning("review: %d messages dropped because the review fell behind", self.dropped)
+            gc.set_threshold(*thresholds)
         return self.received
 
     def _health(self) -> None:
