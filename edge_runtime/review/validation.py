@@ -10,8 +10,9 @@ raise: a payload is either ``valid`` or rejected as
 - ``unknown_schema``: a ``schema`` value this build does not know, e.g. a newer daemon's ``edge-runtime/detection/2``;
 - ``invalid``: a known schema whose JSON Schema check fails;
 - ``bad_field``: a string the console would have to show or store (the device, the session, a label, ...) holds
-  a NUL or another control character, or is longer than the daemon itself ever writes (a thing name is at most
-  128 characters): a NUL used to stop a PostgreSQL recording, a 200 KB device name to push every column off-screen;
+  a NUL or another control character or a lone surrogate, or is longer than the daemon itself ever writes (a
+  thing name is at most 128 characters): a NUL used to stop a PostgreSQL recording, a lone surrogate any recording,
+  a 200 KB device name to push every column off-screen;
 - ``wrong_device``: the payload's ``device`` is not the thing named in its topic (:class:`Identity`): a client
   with publish rights on ``edge/intruder/#`` cannot speak for ``cam-a``.
 
@@ -34,7 +35,9 @@ MAX_DEPTH = 16  # containers within containers; our messages nest at most 5 deep
 MAX_NAME_CHARS = 128  # a thing name (the daemon's device.thing_name bound), a session, a label, a model name
 MAX_TEXT_CHARS = 1024  # free text the daemon writes: a source URI, a degraded reason
 REJECTIONS = ("oversize", "malformed", "unknown_schema", "invalid", "too_deep", "bad_field", "wrong_device")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# control characters, and lone UTF-16 surrogates (JSON's "\ud800" escape): no UTF-8 text holds one, so SQLite and
+# PostgreSQL refuse to store it (a 40-byte message with one in its schema stopped the console)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _NAMES = frozenset(("device", "session", "schema", "label", "name", "version", "part", "state"))
 
 
