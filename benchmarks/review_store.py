@@ -9,9 +9,11 @@ session would still take its share), each with its own client id and a persisten
 ``--share`` gets by default), so a reconnect loses nothing (one reviewer: the same, alone in the group), then one
 client publishes ``--messages`` detection messages (~700 bytes, QoS 1, up to 500 in flight, each on its device's own
 topic ``edge/cam-N/detections``). The time runs from the first publish until the recording holds every message, or
-until it has grown no more for 10 s (polled every 50 ms); recorded messages/s is ``recorded / time``, ``missing`` is
-what the broker accepted but the recording never got, ``dropped`` what the reviewers counted and logged as dropped
-(the reviewer fell behind: its queue was full, or the broker's own queue for it was). The publisher's own rate,
+until it has grown no more for 10 s (its highest id polled every 50 ms, then its rows counted); recorded messages/s
+is ``recorded / time``, ``missing`` is what the broker accepted but the recording never got, ``dropped`` what the
+reviewers counted and logged as dropped (the reviewer fell behind: its queue was full, or the broker's own queue
+for it was), ``cpu µs/msg`` the reviewers' CPU time (user + system, all threads, from /proc) over that time per
+recorded message: on a shared machine the rate one free core would allow is 1e6 / it. The publisher's own rate,
 without recording, is measured first: it is the ceiling of every row. SQLite with several reviewers means several
 writers of one file (WAL, one writer at a time). Ratios are to the first row of the same round. Needs mosquitto,
 PostgreSQL (apt) and the console extra (psycopg).
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -90,24 +93,39 @@ class Publisher:
         self.stopped.wait(5)
 
 
-def count_rows(target: str) -> int:
+def count_rows(target: str, exact: bool = True) -> int:
+    """The rows recorded: ``count(*)`` when ``exact``, else the highest id, which is the count while nothing failed
+    (ids count up from 1 in an empty table) and costs a look at the index's end, where ``count(*)`` reads the
+    whole table: polled every 50 ms, it took a core's share from the recorder and, holding SQLite readers
+    open, kept the WAL from being checkpointed, so long bursts measured the poll more than the console."""
+    query = "SELECT count(*) FROM messages" if exact else "SELECT max(id) FROM messages"
     try:
         if target.startswith("postgresql://"):
             import psycopg
 
             with psycopg.connect(target, connect_timeout=5) as db:
-                row = db.execute("SELECT count(*) FROM messages").fetchone()
+                row = db.execute(query).fetchone()
         else:
             with sqlite3.connect(target, timeout=5) as db:
-                row = db.execute("SELECT count(*) FROM messages").fetchone()
-        return int(row[0]) if row else 0
+                row = db.execute(query).fetchone()
+        return int(row[0] or 0) if row else 0
     except Exception:  # not created yet
         return 0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_case(port: int, target: str, reviewers: int, messages: int, publisher: Publisher, tag: str,
-             folder: Path) -> tuple[float, int, int]:  # fmt: skip
-    """Seconds until the last row arrived, the rows recorded, and the drops the reviewers counted themselves."""
+             folder: Path) -> tuple[float, int, int, float]:  # fmt: skip
+    """Seconds until the last row arrived, the rows recorded, the drops the reviewers counted themselves, and the
+    reviewers' CPU seconds meanwhile."""
     processes = []
     outs = []
     errs = []
@@ -128,15 +146,18 @@ def run_case(port: int, target: str, reviewers: int, messages: int, publisher: P
                 raise SystemExit(f"{tag}: a reviewer did not start")
             time.sleep(0.05)
         items = [(f"edge/cam-{seq % 10}/detections", message(seq, tag)) for seq in range(1, messages + 1)]
+        cpu_before = sum(cpu_s(process.pid) for process in processes)
         started = time.perf_counter()
         publisher.publish(items)
         deadline = time.monotonic() + TIMEOUT_S
         rows, last_row_at, last_change = 0, time.perf_counter(), time.monotonic()
         while rows < messages and time.monotonic() < deadline and time.monotonic() - last_change < STALL_S:
             time.sleep(0.05)
-            now_rows = count_rows(target)
+            now_rows = count_rows(target, exact=False)
             if now_rows != rows:
                 rows, last_row_at, last_change = now_rows, time.perf_counter(), time.monotonic()
+        rows = count_rows(target)  # what the recording holds (the highest id could run ahead of a gap)
+        cpu = sum(cpu_s(process.pid) for process in processes) - cpu_before
     finally:
         for process in processes:
             process.terminate()
@@ -146,7 +167,7 @@ def run_case(port: int, target: str, reviewers: int, messages: int, publisher: P
             except subprocess.TimeoutExpired:
                 process.kill()
     counted = sum(max([int(n) for n in re.findall(r"(\d+) messages dropped", err.read_text())] or [0]) for err in errs)
-    return last_row_at - started, rows, counted
+    return last_row_at - started, rows, counted, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         ceiling = alone / publisher.publish([("bench/nobody", message(i, "x")) for i in range(alone)])
         print(f"publisher alone (nothing subscribed): {ceiling:,.0f} messages/s")
         print(f"{'round':>5} {'messages':>8} {'store':<11} {'reviewers':>9} {'seconds':>8} {'recorded/s':>11}"
-              f" {'missing':>8} {'dropped':>8} {'ratio':>6}")  # fmt: skip
+              f" {'missing':>8} {'dropped':>8} {'cpu µs/msg':>10} {'ratio':>6}")  # fmt: skip
         for round_, messages in ((r, m) for r in range(1, args.rounds + 1) for m in sizes):
             first = None
             for store in stores:
@@ -190,11 +211,13 @@ def main(argv: list[str] | None = None) -> int:
                         with psycopg.connect(postgres.url, autocommit=True) as db:
                             db.execute(f'CREATE DATABASE "{tag}"')
                         target = postgres.url.rsplit("/", 1)[0] + "/" + tag
-                    seconds, rows, counted = run_case(port, target, reviewers, messages, publisher, tag, folder)
+                    seconds, rows, counted, cpu = run_case(port, target, reviewers, messages, publisher, tag, folder)
                     rate = rows / seconds
                     first = first or rate
+                    per_message = cpu / max(rows, 1) * 1e6
                     print(f"{round_:>5} {messages:>8} {store:<11} {reviewers:>9} {seconds:>8.2f} {rate:>11,.0f}"
-                          f" {messages - rows:>8} {counted:>8} {rate / first:>6.2f}", flush=True)  # fmt: skip
+                          f" {messages - rows:>8} {counted:>8} {per_message:>10,.0f} {rate / first:>6.2f}",
+                          flush=True)  # fmt: skip
         publisher.close()
     finally:
         if postgres is not None:

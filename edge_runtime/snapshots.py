@@ -7,8 +7,8 @@ Pure parts, each testable with literal arrays and an injected clock:
   (default 100 000, so it fits AWS IoT Core's 128 KB message limit with room for the topic and headers): it lowers
   the quality step by step, then downscales, until the message fits (base64 makes the JPEG a third bigger, so the
   budget is the message's, not the JPEG's);
-- :class:`RateLimiter` lets at most N snapshots per minute through (a sliding window, per device: one daemon is one
-  device);
+- :class:`RateLimiter` lets at most N snapshots per minute through, spread over the minute (one at most every 60/N
+  seconds, per device: one daemon is one device);
 - :class:`RingFolder` optionally also writes each snapshot to a local folder, keeping the newest ``max_files``, for
   sites without a broker.
 
@@ -53,7 +53,9 @@ class SnapshotConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
 
     enabled: bool = Field(default=False, description="publish a JPEG of frames with detections (kind snapshot)")
-    per_minute: int = Field(default=6, ge=1, le=600, description="at most this many snapshots per minute")
+    per_minute: int = Field(
+        default=6, ge=1, le=600, description="at most this many snapshots a minute, spread evenly (6: one every 10 s)"
+    )
     max_bytes: int = Field(
         default=DEFAULT_MAX_BYTES,
         ge=8_000,
@@ -140,23 +142,27 @@ def fit_snapshot(
 
 
 class RateLimiter:
-    """At most ``limit`` events per ``window_s`` (sliding): :meth:`allow` says whether one more may go now."""
+    """At most ``limit`` events per ``window_s``, spread evenly: one at most every ``window_s / limit`` seconds.
+
+    A sliding window let the first ``limit`` frames with detections through at once, so an operator got 6
+    consecutive frames (a fraction of a second of the scene) once a minute; spaced out, the 6 pictures of a
+    minute show it every 10 s. Any ``window_s`` holds at most ``limit`` of them.
+    """
 
     def __init__(self, limit: int, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1 (got {limit})")
         self.limit = limit
         self.window_s = window_s
+        self.interval_s = window_s / limit
         self.clock = clock
-        self._times: collections.deque[float] = collections.deque()
+        self._last: Optional[float] = None
 
     def allow(self) -> bool:
         now = self.clock()
-        while self._times and self._times[0] <= now - self.window_s:
-            self._times.popleft()
-        if len(self._times) >= self.limit:
+        if self._last is not None and now - self._last < self.interval_s:
             return False
-        self._times.append(now)
+        self._last = now
         return True
 
 

@@ -69,6 +69,7 @@ def build_mqtt5_client(
     will: Any = None,
     on_publish: Callable[[Any], None] | None = None,
     session_expiry_s: int = 0,
+    receive_maximum: int | None = None,
 ) -> Any:
     """An unstarted awscrt MQTT5 client for ``mqtt``: plain TCP, or mutual TLS when ``mqtt.tls`` is set.
 
@@ -77,6 +78,8 @@ def build_mqtt5_client(
     ``session_expiry_s`` > 0: then the broker keeps it (subscriptions and undelivered QoS 1 messages) for that long
     after a disconnect and the client rejoins it, from the first connection on. The daemon needs no broker session
     (its outbox keeps what is unsent); a reviewer that must not miss messages while it is away does.
+    ``receive_maximum``: the QoS 1 messages the broker may send before this client acknowledges them (MQTT 5 flow
+    control; None: the broker's own limit).
     """
     from awscrt import mqtt5
     from awsiot import mqtt5_client_builder
@@ -96,7 +99,7 @@ def build_mqtt5_client(
         "client_id": client_id,
         "connect_options": mqtt5.ConnectPacket(
             keep_alive_interval_sec=mqtt.keep_alive_s, session_expiry_interval_sec=session_expiry_s or None,
-            username=mqtt.username, password=password,
+            username=mqtt.username, password=password, receive_maximum=receive_maximum,
         ),
         "session_behavior": behavior,
         "offline_queue_behavior": mqtt5.ClientOperationQueueBehaviorType.FAIL_ALL_ON_DISCONNECT,

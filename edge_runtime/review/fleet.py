@@ -20,6 +20,7 @@ its detections flow.
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -30,6 +31,7 @@ OFFLINE_STATES = ("stopped", "offline")
 STATES = ("online", "starting", "degraded", "stale", "stopped", "offline")  # what a row's state can be
 NOT_YET = ("starting", "connecting", "reconnecting")  # a source's states before (or between) its frames
 RECENT_PROBLEMS = 5
+WINDOW_SLICES = 60
 MAX_DEVICES = 5_000
 EVICT_AFTER_S = 3_600.0
 FLEET_FULL = "fleet_full"  # a new device while the fleet is at its cap and no device has been silent long enough
@@ -87,7 +89,9 @@ class _Device:
     outbox_depth: Optional[int] = None
     problems: list[dict[str, str]] = field(default_factory=list)
     latest: list[tuple[str, float]] = field(default_factory=list)
-    recent: collections.deque[tuple[float, tuple[str, ...]]] = field(default_factory=collections.deque)
+    # detections per class in the window: running totals, and per time slice what to take off when it leaves
+    window: collections.Counter[str] = field(default_factory=collections.Counter)
+    slices: collections.deque[tuple[float, collections.Counter[str]]] = field(default_factory=collections.deque)
     messages: int = 0
     rejected: int = 0
     waiting: bool = False  # running, but no source has delivered a frame yet (starting, connecting, reconnecting)
@@ -113,6 +117,10 @@ class Fleet:
         evict_after_s: float = EVICT_AFTER_S,
     ) -> None:
         self.window_s = window_s
+        # counts per class are kept per 1/60 of the window: a row costs the same at 10 or 10,000 messages/s (a
+        # list of every detection, recounted on each refresh, slowed the console as a burst went on), and a
+        # slice leaves the window whole, when its last moment has
+        self._slice_s = window_s / WINDOW_SLICES
         self.stale_after_s = stale_after_s
         self.max_devices = max_devices  # memory and every live update grow with devices: a cap, not a hope
         self.evict_after_s = evict_after_s
@@ -193,7 +201,13 @@ class Fleet:
         device.session = session
         detections = message["detections"]
         device.latest = [(str(d["label"]), float(d["score"])) for d in detections]
-        device.recent.append((at, tuple(str(d["label"]) for d in detections)))
+        if detections:
+            labels = [label for label, _score in device.latest]
+            start = math.floor(at / self._slice_s) * self._slice_s
+            if not device.slices or device.slices[-1][0] < start:
+                device.slices.append((start, collections.Counter()))
+            device.slices[-1][1].update(labels)  # a late message joins the newest slice
+            device.window.update(labels)
         if device.inference_ms is None or device.status is None:
             device.inference_ms = float(message["timings_ms"]["inference"])
 
@@ -214,11 +228,9 @@ class Fleet:
         rows = []
         for name in sorted(self._devices):
             device = self._devices[name]
-            while device.recent and device.recent[0][0] < now - self.window_s:
-                device.recent.popleft()
-            counts: collections.Counter[str] = collections.Counter()
-            for _at, labels in device.recent:
-                counts.update(labels)
+            while device.slices and device.slices[0][0] + self._slice_s <= now - self.window_s:
+                device.window -= device.slices.popleft()[1]  # keeps only positive counts
+            counts = device.window
             rows.append(
                 DeviceRow(
                     device=name,

@@ -4,7 +4,9 @@
 :class:`~edge_runtime.review.fleet.Fleet`) drives it exactly as it drives the terminal table. On each turn it copies
 what the console needs into plain dicts under a lock: the fleet rows and the rejection counts (a new ``version``
 when they change, which the live updates wait on), a bounded history of detections (for the chart and the filter)
-and, per device, the latest snapshots with the boxes and labels of their detection messages. The web server's
+and, per device, the latest snapshots with the boxes and labels of their detection messages and the most recent
+events (tracked objects from ``publish.mode events``: first and last seen, label, best score, open or ended), folded
+as ``review report`` folds them. The web server's
 threads only read those copies, so nothing in the fleet is shared across threads.
 """
 
@@ -18,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from edge_runtime.review.events import SourceEvents
 from edge_runtime.review.fleet import Fleet
 from edge_runtime.review.snapshots import SnapshotMatcher, key_of
 from edge_runtime.review.validation import Checked
@@ -25,6 +28,7 @@ from edge_runtime.review.view import View
 
 HISTORY = 50_000  # detections (one per box) kept for the chart and the filter
 SNAPSHOTS_PER_DEVICE = 12
+EVENTS_PER_DEVICE = 50  # the most recent tracked objects (publish.mode events) listed per device
 REFRESH_S = 0.25
 CHART_BUCKETS = 30
 MAX_REMOVALS = 10_000  # removed devices remembered for live updates; a client further behind gets the whole fleet
@@ -108,6 +112,8 @@ class LiveView(View):
         self._removals_forgotten = 0  # the newest version whose removals are no longer in _removed
         self._history: collections.deque[Seen] = collections.deque(maxlen=history)
         self._snapshots: dict[str, collections.deque[Snapshot]] = {}
+        # per device, the most recent events: id -> (source, folded event), oldest first
+        self._events: dict[str, collections.OrderedDict[str, tuple[str, SourceEvents]]] = {}
         self._by_id: dict[int, Snapshot] = {}
         self._ids = itertools.count(1)
         self._refreshed_at = float("-inf")
@@ -128,6 +134,20 @@ class LiveView(View):
                     self._history.append(seen)
         elif item.valid and message is not None and item.kind == "snapshot":
             self._add_snapshot(item, message)
+        elif item.valid and message is not None and item.kind == "event":
+            self._add_event(message)
+
+    def _add_event(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            recent = self._events.setdefault(str(message["device"]), collections.OrderedDict())
+            ident = str(message["id"])
+            if ident not in recent:
+                recent[ident] = (str(message["source"]), SourceEvents())
+            recent[ident][1].fold(message)  # a redelivered copy changes nothing but the message counts
+            recent.move_to_end(ident)
+            while len(recent) > EVENTS_PER_DEVICE:
+                recent.popitem(last=False)
+            self._bump()
 
     def _add_snapshot(self, item: Checked, message: dict[str, Any]) -> None:
         detections = self.matcher.detections(key_of(message)) or []
@@ -156,6 +176,8 @@ class LiveView(View):
             for gone in [name for name in self._snapshots if name not in tracked]:  # evicted: its pictures go too
                 for snapshot in self._snapshots.pop(gone):
                     self._by_id.pop(snapshot.id, None)
+            for gone in [name for name in self._events if name not in tracked]:
+                del self._events[gone]
             if key != self._fleet_key:
                 self._fleet_key = key
                 self._fleet = document
@@ -212,7 +234,13 @@ class LiveView(View):
                 return None
             snapshots = [s.to_dict() for s in reversed(self._snapshots.get(name, ()))]
             seen = [s for s in self._history if s.device == name and s.at >= now - span_s]
-        return {"device": row, "snapshots": snapshots, "chart": chart(seen, now - span_s, now)}
+            events = [
+                {"source": source, **event.to_dict()}
+                for source, folded in self._events.get(name, {}).values()
+                for event in folded.events.values()
+            ]
+        events.sort(key=lambda event: (str(event["first_seen"]), str(event["id"])), reverse=True)  # the newest first
+        return {"device": row, "snapshots": snapshots, "chart": chart(seen, now - span_s, now), "events": events}
 
     def snapshot_jpeg(self, ident: int) -> Optional[bytes]:
         with self._lock:

@@ -6,7 +6,8 @@ Routes (all read-only; the review loop is the only writer, through :class:`~edge
 - ``GET /api/fleet``                every device's row (state, last seen, fps, p95, outbox, degraded reasons) and the
                                     rejected messages by reason
 - ``GET /api/devices/{name}``       one device: its row, detections per class over the last ``span`` seconds (the
-                                    chart) and its latest snapshots with their detections' boxes and labels
+                                    chart), its latest snapshots with their detections' boxes and labels, and its
+                                    most recent events (tracked objects, newest first)
 - ``GET /api/snapshots/{id}.jpg``   one snapshot's JPEG as the device sent it (boxes are drawn by the page)
 - ``GET /api/detections``           the filter: ``device``, ``label``, ``min_score``, ``since``, ``until`` (epoch s)
 - ``GET /api/events``               ``text/event-stream``: a ``fleet`` event (the whole fleet) first, then a ``rows``

@@ -101,6 +101,20 @@ def test_fleet_rows_state_counts_and_latest():
     assert fleet.rows(now=T0 + 43)[0].state == "stale"
 
 
+def test_window_counts_follow_the_window_in_bounded_memory():
+    """Counts per class over the window, to one 1/60 slice of it, from running totals: a row costs the same after a
+    long burst (a list of every detection, recounted each refresh, slowed the console as the burst went on)."""
+    fleet = Fleet(window_s=60, stale_after_s=600)
+    for index in range(12_000):  # 100 a second for 120 s, two labels each
+        fleet.add(checked(detection("cam-1", index + 1, [("cat", 0.9), ("dog", 0.5)]), T0 + index / 100))
+    (row,) = fleet.rows(now=T0 + 120)
+    assert 6_000 <= row.detections_per_class["cat"] <= 6_100  # the last 60 s, plus at most one slice (1 s)
+    assert row.detections_per_class["cat"] == row.detections_per_class["dog"]
+    assert len(fleet._devices["cam-1"].slices) <= 61
+    (row,) = fleet.rows(now=T0 + 500)
+    assert row.detections_per_class == {}  # all left the window, no zero counts kept
+
+
 def test_fleet_offline_by_stop_or_last_will_until_a_new_session():
     fleet = Fleet(stale_after_s=30)
     fleet.add(checked(running("cam-1"), T0))

@@ -264,3 +264,23 @@ def test_serve_refuses_a_public_bind_without_a_token(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert err == "edge-runtime: error: --bind 0.0.0.0: refused, a console off loopback needs --token (or" \
                   " EDGE_RUNTIME_CONSOLE_TOKEN) or --https-client-ca\n"  # fmt: skip
+
+
+def test_a_device_lists_its_recent_events_newest_first() -> None:
+    """The daemon's own event messages (EventStream): a blue box that ended, a yellow one still open; a redelivered
+    copy changes nothing; past EVENTS_PER_DEVICE the oldest events leave."""
+    from edge_runtime.review import live as live_module
+    from tests.unit.test_review_events import events_of
+
+    messages = [("edge/cam-1/detections", raw(m)) for m in events_of("cam-1", "front")]
+    live, session = replay([*messages, messages[-1]])
+    assert session.fleet.rejected["duplicate"] == 0  # events carry no seq: the copy is folded, not counted twice
+    events = TestClient(create_app(live, clock=lambda: T0 + 5)).get("/api/devices/cam-1").json()["events"]
+    assert [(e["source"], e["label"], e["ended"]) for e in events] == [("front", "yellow box", False),
+                                                                        ("front", "blue box", True)]  # fmt: skip
+    assert events[1]["reason"] and events[0]["first_seen"] < events[0]["last_seen"]
+    many = [("edge/cam-1/detections", raw(dict(m, id=f"{m['id']}-{n}")))
+            for n in range(live_module.EVENTS_PER_DEVICE) for m in events_of("cam-1", "front")[:1]]  # fmt: skip
+    live, _session = replay([*messages, *many])
+    events = live.device("cam-1", T0 + 5)["events"]  # type: ignore[index]
+    assert len(events) == live_module.EVENTS_PER_DEVICE and "yellow box" not in {e["label"] for e in events}

@@ -35,6 +35,9 @@ HOSTILE: list[tuple[str, str, bytes]] = [
     ("bad_field", "edge/cam-a/detections", GOOD.replace(b'"cat"', b'"c\\u001b[2Jat"')),  # a terminal escape
     ("bad_field", "edge/cam-a/detections", GOOD.replace(b'"cam-a"', b'"' + b"x" * 200_000 + b'"')),
     ("bad_field", "edge/cam-a/detections", GOOD.replace(b'"v.avi"', b'"' + b"u" * 5000 + b'"')),
+    ("bad_field", "edge/cam-a/detections", GOOD.replace(b'"cat"', b'"c\\ud800at"')),  # a lone surrogate: not UTF-8
+    ("bad_field", "edge/cam-a/status", b'{"schema": "x\\udfff", "device": "cam-a"}'),  # stopped the recording
+    ("bad_field", "edge/cam-a/status", b'{"device": "cam-a", "\\ud800": "\\u0000"}'),  # in a key, named in the problem
     ("wrong_device", "edge/intruder/detections", GOOD),  # impersonation: cam-a's name on another thing's topic
     ("wrong_device", "edge/intruder/status", raw(dict(running("cam-a"), state="degraded"))),
 ]
@@ -87,7 +90,7 @@ def test_the_loop_records_counts_and_survives_every_hostile_message(tmp_path: Pa
                             clock=lambda: T0)  # fmt: skip
     assert session.run() == len(messages)
     rejected = {k: v for k, v in fleet.summary()["rejected"].items() if v}
-    assert rejected == {"malformed": 2, "too_deep": 1, "bad_field": 4, "wrong_device": 2}
+    assert rejected == {"malformed": 2, "too_deep": 1, "bad_field": 7, "wrong_device": 2}
     (row,) = fleet.rows(T0)
     assert (row.device, row.state, row.messages) == ("cam-a", "online", 1)  # not degraded by the intruder
     outcomes = [r.outcome for r in read_rows(db)]

@@ -109,14 +109,31 @@ def test_config_is_strict_and_off_by_default() -> None:
         load_config(environ={}, overrides={"snapshots": {"colour": 1}})
 
 
-def test_rate_limiter_sliding_minute() -> None:
+def test_rate_limiter_spreads_the_minute() -> None:
+    """6 a minute from a 10 fps stream with detections in every frame: one every 10 s, not 6 frames in a row."""
+    now = [0.0]
+    limiter = RateLimiter(6, clock=lambda: now[0])
+    allowed = []
+    for frame in range(1800):  # 3 minutes at 10 fps
+        now[0] = frame / 10
+        if limiter.allow():
+            allowed.append(now[0])
+    gaps = [b - a for a, b in zip(allowed, allowed[1:])]
+    assert len(allowed) == 18 and all(10.0 <= gap <= 10.1 for gap in gaps)
+    for start in allowed:  # any minute holds at most the limit
+        assert sum(start <= at < start + 60 for at in allowed) <= 6
+
+
+def test_rate_limiter_after_a_quiet_spell_lets_the_next_one_through() -> None:
     now = [0.0]
     limiter = RateLimiter(3, clock=lambda: now[0])
-    assert [limiter.allow() for _ in range(5)] == [True, True, True, False, False]
-    now[0] = 59.9
+    assert [limiter.allow() for _ in range(3)] == [True, False, False]  # never a burst
+    now[0] = 19.9
     assert limiter.allow() is False
-    now[0] = 60.0  # the first three leave the window together
-    assert [limiter.allow() for _ in range(4)] == [True, True, True, False]
+    now[0] = 20.0
+    assert limiter.allow() is True
+    now[0] = 500.0
+    assert limiter.allow() is True
 
 
 def test_ring_folder_keeps_the_newest(tmp_path) -> None:
@@ -138,8 +155,11 @@ def test_snapshotter_skips_empty_frames_and_counts_the_rate(tmp_path) -> None:
                           clock=lambda: now[0])  # fmt: skip
     image = noise(40, 40)
     assert snapper.take(image, detection(boxes=0)) is None
-    taken = [snapper.take(image, detection(seq)) for seq in (1, 2, 3)]
-    assert [m is not None for m in taken] == [True, True, False]
+    taken = []
+    for seq, at in ((1, 0.0), (2, 29.0), (3, 30.0)):  # 2 a minute: one at most every 30 s
+        now[0] = at
+        taken.append(snapper.take(image, detection(seq)))
+    assert [m is not None for m in taken] == [True, False, True]
     assert (snapper.counts.sent, snapper.counts.rate_limited) == (2, 1)
     assert len(list((tmp_path / "ring").glob("*.jpg"))) == 2
     assert snapper.take(np.zeros((4, 4), np.uint8), detection(9)) is None
@@ -180,7 +200,7 @@ def test_pipeline_publishes_a_snapshot_after_a_detection_with_boxes(enabled: boo
     if not enabled:
         assert "snapshot" not in kinds and len(kinds) == 12
         return
-    assert len(snaps) == 3  # six frames had boxes; the rate allows three a minute
+    assert len(snaps) == 1  # six frames had boxes within a second; three a minute is one at most every 20 s
     by_seq = {m["seq"]: m for kind, m in out.messages if kind == "detection"}
     for snap in snaps:
         validate_message(snap)
