@@ -206,7 +206,8 @@ def build_inference(root: Path, out: Path, recipe_file: Optional[str] = None) ->
             members[script] = ((root / "components" / script).read_bytes(), 0o755)
         write_zip(artifacts / COMPONENT_ZIP, members)
     recipe = fill_recipe(load_template(root, name), name, version, author,
-                         WHEELHOUSE_VERSION=wheelhouse_version(root, tags)[0] if tags else "0.0.0")
+                         WHEELHOUSE_VERSION=wheelhouse_version(root, tags, wheelhouse_engines())[0] if tags
+                         else "0.0.0")
     if not tags:
         recipe["ComponentDependencies"].pop(WHEELHOUSE_COMPONENT, None)
         for manifest in recipe.get("Manifests", []):
@@ -214,10 +215,11 @@ def build_inference(root: Path, out: Path, recipe_file: Optional[str] = None) ->
     return write_recipe(out, only_built_artifacts(recipe, artifacts), recipe_file)
 
 
-def wheelhouse_version(root: Path, tags: tuple[str, ...]) -> tuple[str, str]:
+def wheelhouse_version(root: Path, tags: tuple[str, ...], engines: tuple[str, ...] = ()) -> tuple[str, str]:
     """(component version, hex digest) of the wheelhouse component: from the SHA-256 of the built tags' locks
-    (components/locks/<tag>.txt), so it changes when, and only when, the wheels change. ``1.0.N``, N the digest's
-    first 28 bits: a plain x.y.z every tool takes (gdk-config.json, S3 keys, the nucleus' version requirements)."""
+    (components/locks/<tag>.txt, and components/locks/<engine>/<tag>.txt for each optional engine), so it changes
+    when, and only when, the wheels change. ``1.0.N``, N the digest's first 28 bits: a plain x.y.z every tool takes
+    (gdk-config.json, S3 keys, the nucleus' version requirements)."""
     digest = hashlib.sha256()
     for tag in sorted(tags):
         lock = root / "components" / "locks" / f"{tag}.txt"
@@ -225,6 +227,14 @@ def wheelhouse_version(root: Path, tags: tuple[str, ...]) -> tuple[str, str]:
             raise BuildError(f"COMPONENT_WHEELHOUSE: no lock for {tag} ({lock} is missing; components/wheelhouse.py "
                              f"--lock writes it)")
         digest.update(f"{tag}\n".encode() + lock.read_bytes() + b"\0")
+    for engine in sorted(engines):  # none by default: the default build's version is the tag locks' alone
+        for tag in sorted(tags):
+            lock = root / "components" / "locks" / engine / f"{tag}.txt"
+            if not lock.is_file():
+                raise BuildError(f"COMPONENT_ENGINES: no {engine} lock for {tag} ({lock} is missing; "
+                                 f"components/wheelhouse.py --out DIR --tags {tag} --engines {engine} --lock-engines "
+                                 f"writes it)")
+            digest.update(f"{engine}/{tag}\n".encode() + lock.read_bytes() + b"\0")
     hexdigest = digest.hexdigest()
     return f"1.0.{int(hexdigest[:7], 16)}", hexdigest
 
@@ -236,7 +246,8 @@ def build_wheelhouse(root: Path, out: Path, version: Optional[str] = None, recip
     tags = wheelhouse_tags()
     if not tags:
         return None
-    locked, hexdigest = wheelhouse_version(root, tags)
+    engines = wheelhouse_engines()
+    locked, hexdigest = wheelhouse_version(root, tags, engines)
     if version is not None and version != locked:
         raise BuildError(f"{project_dir(root, WHEELHOUSE_COMPONENT) / PROJECT_CONFIG}: component."
                          f"{WHEELHOUSE_COMPONENT}.version must be {locked}, the version components/locks give for "
@@ -245,11 +256,13 @@ def build_wheelhouse(root: Path, out: Path, version: Optional[str] = None, recip
     artifacts = out / "artifacts" / WHEELHOUSE_COMPONENT / (version or locked)
     artifacts.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for arch, files in wheelhouses(root, Path(tmp), tags).items():
+        for arch, files in wheelhouses(root, Path(tmp), tags, engines).items():
             write_zip(artifacts / f"wheelhouse-{arch}.zip", files)  # one per architecture: a device fetches its own
             for name, members in per_python(arch, files).items():
                 write_zip(artifacts / name, members)
-    description = f"Wheels of ssd.ObjectDetector for {', '.join(tags)} (components/locks sha256 {hexdigest[:12]})"
+    with_engines = f" with {', '.join(engines)}" if engines else ""
+    description = (f"Wheels of ssd.ObjectDetector for {', '.join(tags)}{with_engines} (components/locks sha256 "
+                   f"{hexdigest[:12]})")
     recipe = fill_recipe(load_template(root, WHEELHOUSE_COMPONENT), WHEELHOUSE_COMPONENT, version or locked, author,
                          WHEELHOUSE_DESCRIPTION=description)
     recipe = only_built_artifacts(recipe, artifacts)
@@ -302,13 +315,15 @@ def python_manifests(manifests: list[dict[str, Any]], artifacts: Path) -> list[d
     return out
 
 
-def wheelhouses(root: Path, tmp: Path, tags: tuple[str, ...]) -> dict[str, dict[str, tuple[bytes, int]]]:
-    """``wheelhouse/<tag>/`` members by architecture, for the per-architecture artifacts (components/wheelhouse.py)."""
+def wheelhouses(root: Path, tmp: Path, tags: tuple[str, ...], engines: tuple[str, ...] = ()
+                ) -> dict[str, dict[str, tuple[bytes, int]]]:
+    """``wheelhouse/<tag>/`` members by architecture, for the per-architecture artifacts (components/wheelhouse.py),
+    with the optional ``engines``' wheels in each tag's folder and requirements.txt."""
     if not tags:
         return {}
     wheelhouse = _load_sibling("wheelhouse")
     try:
-        wheelhouse.build(tmp, tags, cache=root / "build" / "pip-cache")
+        wheelhouse.build(tmp, tags, cache=root / "build" / "pip-cache", engines=engines)
     except wheelhouse.WheelhouseError as error:
         raise BuildError(f"{error} (COMPONENT_WHEELHOUSE=none builds without wheelhouses)") from None
     by_arch: dict[str, dict[str, tuple[bytes, int]]] = {}
@@ -359,6 +374,19 @@ def wheelhouse_tags() -> tuple[str, ...]:
     if value.lower() in ("", "none"):
         return ()
     return tuple(tag.strip() for tag in value.split(",") if tag.strip())
+
+
+def wheelhouse_engines() -> tuple[str, ...]:
+    """The optional engines the wheelhouse carries: COMPONENT_ENGINES=openvino (default none: what each device then
+    downloads more is measured in the README's Greengrass section). Their wheels go into each tag's folder and
+    requirements.txt, so Install installs them and ``model.backend auto`` measures them; the wheelhouse version then
+    includes their locks."""
+    wheelhouse = _load_sibling("wheelhouse")
+    try:
+        engines: tuple[str, ...] = wheelhouse.parse_engines(os.environ.get("COMPONENT_ENGINES", ""))
+    except wheelhouse.WheelhouseError as error:
+        raise BuildError(f"COMPONENT_ENGINES: {error}") from None
+    return engines
 
 
 def _load_sibling(name: str) -> Any:
