@@ -257,8 +257,9 @@ def build_wheelhouse(root: Path, out: Path, version: Optional[str] = None, recip
     artifacts.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for arch, files in wheelhouses(root, Path(tmp), tags, engines).items():
-            write_zip(artifacts / f"wheelhouse-{arch}.zip", files)  # one per architecture: a device fetches its own
-            for name, members in per_python(arch, files).items():
+            # the architecture's zip, for a device that does not state its Python: the fallback Pythons' folders
+            write_zip(artifacts / f"wheelhouse-{arch}.zip", shared_once(fallback_members(files)))
+            for name, members in per_python(arch, shared_once(files)).items():  # every Python built: its own zip
                 write_zip(artifacts / name, members)
     with_engines = f" with {', '.join(engines)}" if engines else ""
     description = (f"Wheels of ssd.ObjectDetector for {', '.join(tags)}{with_engines} (components/locks sha256 "
@@ -331,23 +332,25 @@ def wheelhouses(root: Path, tmp: Path, tags: tuple[str, ...], engines: tuple[str
         if path.is_file():
             tag = path.relative_to(tmp / "wheelhouse").parts[0]
             by_arch.setdefault(tag.split("-", 1)[1], {})[str(path.relative_to(tmp))] = (path.read_bytes(), 0o644)
-    return {arch: shared_once(members) for arch, members in by_arch.items()}
+    return by_arch
 
 
-SHARED = "shared"  # wheelhouse/shared/: the wheels two Pythons of one architecture both use (abi3, pure Python)
+SHARED = "shared"  # wheelhouse/shared/: the wheels every Python of one architecture uses (abi3, pure Python)
 
 
 def shared_once(members: dict[str, tuple[bytes, int]]) -> dict[str, tuple[bytes, int]]:
-    """One architecture's wheelhouse with each wheel once: a wheel (same name, same bytes) that several tags'
-    folders hold moves to ``wheelhouse/shared/`` (install.sh looks there too; each tag's requirements.txt still
-    pins it by hash). measured: 37-59 MB of an architecture's two-Python wheelhouse were such copies."""
+    """One architecture's wheelhouse with each wheel once: a wheel (same name, same bytes) that every tag's folder
+    holds (two or more) moves to ``wheelhouse/shared/`` (install.sh looks there too; each tag's requirements.txt
+    still pins it by hash). Every, not several: a device downloads shared/ whole, so it may hold nothing its Python
+    does not install. measured: 37-59 MB of an architecture's two-Python wheelhouse were such copies."""
     by_name: dict[str, list[str]] = {}
     for path in members:
         if path.endswith(".whl"):
             by_name.setdefault(path.rsplit("/", 1)[1], []).append(path)
+    folders = {path.split("/")[1] for path in members}
     out = dict(members)
     for name, paths in by_name.items():
-        if len(paths) > 1 and len({members[path][0] for path in paths}) == 1:
+        if 1 < len(paths) == len(folders) and len({members[path][0] for path in paths}) == 1:
             out[f"wheelhouse/{SHARED}/{name}"] = members[paths[0]]
             for path in paths:
                 del out[path]
@@ -367,6 +370,22 @@ def only_built_artifacts(recipe: dict[str, Any], artifacts: Path) -> dict[str, A
 # architectures (~80-110 MB each). COMPONENT_WHEELHOUSE=cp312-x86_64,... chooses others; none ships none, and Install
 # then takes the package index (failing fast without one).
 DEFAULT_WHEELHOUSE = "cp311-x86_64,cp311-aarch64,cp313-x86_64,cp313-aarch64"
+
+
+# The Pythons whose wheels the architecture's zip holds: what a device that does not state its Python (no
+# platformOverride python) downloads. Raspberry Pi OS 12 and 13's; every other Python built gets its own per-Python
+# manifest only, so building it costs such devices nothing. COMPONENT_WHEELHOUSE_FALLBACK=cp310,... chooses others.
+FALLBACK_PYTHONS = "cp311,cp313"
+
+
+def fallback_members(members: dict[str, tuple[bytes, int]]) -> dict[str, tuple[bytes, int]]:
+    """The members of an architecture's wheelhouse (before ``shared_once``) that its zip holds: the folders of the
+    fallback Pythons, or every folder when none of them is built for that architecture."""
+    pythons = {python.strip() for python in os.environ.get("COMPONENT_WHEELHOUSE_FALLBACK", FALLBACK_PYTHONS)
+               .split(",") if python.strip()}  # fmt: skip
+    folders = {path.split("/")[1] for path in members}
+    chosen = {folder for folder in folders if folder.split("-", 1)[0] in pythons} or folders
+    return {path: member for path, member in members.items() if path.split("/")[1] in chosen}
 
 
 def wheelhouse_tags() -> tuple[str, ...]:

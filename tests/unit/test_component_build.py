@@ -298,3 +298,50 @@ def test_engines_change_the_wheelhouse_version_and_need_their_locks(tmp_path: Pa
                         ({"COMPONENT_ENGINES": "tensorrt"}, "COMPONENT_ENGINES: engine 'tensorrt'")):
         run = build_cmd(root, env={"COMPONENT_WHEELHOUSE": "", **env})
         assert run.returncode == 2 and run.stderr.count("\n") == 1 and wanted in run.stderr, run.stderr
+
+
+def test_a_python_outside_the_fallback_gets_its_own_manifest_and_costs_the_others_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cp312 built beside cp311 and cp313: the architecture's zip (devices that do not state their Python) holds only
+    the fallback Pythons' folders, as without cp312; a cp312 device gets cp312's zip and shared/; shared/ holds only
+    what every Python built uses, so no device downloads a wheel its Python does not install."""
+    from tests.support import nucleus_sim
+
+    build = load_build()
+    monkeypatch.delenv("COMPONENT_WHEELHOUSE_FALLBACK", raising=False)
+    members: dict[str, tuple[bytes, int]] = {}
+    for tag in ("cp311-x86_64", "cp312-x86_64", "cp313-x86_64"):
+        members[f"wheelhouse/{tag}/numpy-1.0-{tag[:5]}-linux.whl"] = (tag.encode(), 0o644)
+        members[f"wheelhouse/{tag}/opencv-4.0-cp37-abi3-linux.whl"] = (b"every Python", 0o644)
+        members[f"wheelhouse/{tag}/requirements.txt"] = (tag.encode(), 0o644)
+        if tag != "cp312-x86_64":  # a pure wheel at a version cp312 does not use
+            members[f"wheelhouse/{tag}/rpds-1.0-py3-none-any.whl"] = (b"cp311 and cp313", 0o644)
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    fallback = build.shared_once(build.fallback_members(members))
+    assert sorted({path.split("/")[1] for path in fallback}) == ["cp311-x86_64", "cp313-x86_64", "shared"]
+    assert "wheelhouse/shared/rpds-1.0-py3-none-any.whl" in fallback  # shared by both of the zip's Pythons
+    build.write_zip(artifacts / "wheelhouse-x86_64.zip", fallback)
+    split = build.per_python("x86_64", build.shared_once(members))
+    for name, part in split.items():
+        build.write_zip(artifacts / name, part)
+    template = build.load_template(REPO, build.WHEELHOUSE_COMPONENT)
+    recipe = build.only_built_artifacts(build.fill_recipe(template, build.WHEELHOUSE_COMPONENT, "1.0.1", "me"),
+                                        artifacts)  # fmt: skip
+    recipe["Manifests"] = build.python_manifests(recipe["Manifests"], artifacts)
+
+    def wheels(override: dict[str, str] | None) -> list[str]:
+        found: list[str] = []
+        for artifact in nucleus_sim.manifest_for(recipe, "x86_64", override)["Artifacts"]:
+            with zipfile.ZipFile(artifacts / artifact["Uri"].rsplit("/", 1)[-1]) as archive:
+                found += [member.split("/", 1)[1] for member in archive.namelist() if member.endswith(".whl")]
+        return sorted(found)
+
+    assert wheels({"python": "cp312"}) == ["cp312-x86_64/numpy-1.0-cp312-linux.whl",
+                                           "shared/opencv-4.0-cp37-abi3-linux.whl"]  # fmt: skip
+    assert wheels({"python": "cp311"}) == ["cp311-x86_64/numpy-1.0-cp311-linux.whl",
+                                           "cp311-x86_64/rpds-1.0-py3-none-any.whl",
+                                           "shared/opencv-4.0-cp37-abi3-linux.whl"]  # fmt: skip
+    assert wheels(None) == sorted(path.split("/", 1)[1] for path in fallback if path.endswith(".whl"))
+    monkeypatch.setenv("COMPONENT_WHEELHOUSE_FALLBACK", "cp310")  # none of them built: every folder
+    assert build.fallback_members(members) == members
