@@ -366,10 +366,14 @@ def only_built_artifacts(recipe: dict[str, Any], artifacts: Path) -> dict[str, A
     return recipe
 
 
-# The wheelhouses the wheelhouse component ships by default: both Raspberry Pi OS releases' Pythons on both
-# architectures (~80-110 MB each). COMPONENT_WHEELHOUSE=cp312-x86_64,... chooses others; none ships none, and Install
-# then takes the package index (failing fast without one).
-DEFAULT_WHEELHOUSE = "cp311-x86_64,cp311-aarch64,cp313-x86_64,cp313-aarch64"
+# The wheelhouses the wheelhouse component ships by default: Python 3.10 (JetPack 6, Ubuntu 22.04), 3.11 (Raspberry
+# Pi OS / Debian 12), 3.12 (Ubuntu 24.04) and 3.13 (Raspberry Pi OS / Debian 13) on both architectures (80-111 MB
+# each). 3.10 and 3.12 reach devices only through their per-Python manifests (FALLBACK_PYTHONS), so they cost a
+# device that does not state its Python nothing; measured: the build takes 73 s instead of 46 s.
+# COMPONENT_WHEELHOUSE=cp313-aarch64,... chooses others; none ships none, and Install then takes the package index
+# (failing fast without one).
+DEFAULT_WHEELHOUSE = ("cp310-x86_64,cp310-aarch64,cp311-x86_64,cp311-aarch64,cp312-x86_64,cp312-aarch64,"
+                      "cp313-x86_64,cp313-aarch64")
 
 
 # The Pythons whose wheels the architecture's zip holds: what a device that does not state its Python (no

@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
-# The device platforms shipped by default: Raspberry Pi OS 12 / Debian 12 / Ubuntu 22.04 (3.11; 3.10 on Ubuntu is
-# left to the network path), Ubuntu 24.04 (3.12), Raspberry Pi OS 13 / Debian 13 (3.13), each on x86_64 and aarch64.
-DEFAULT_TAGS = ("cp311-x86_64", "cp311-aarch64", "cp312-x86_64", "cp312-aarch64", "cp313-x86_64", "cp313-aarch64")
+# The device platforms shipped by default (build.py's DEFAULT_WHEELHOUSE): JetPack 6 / Ubuntu 22.04 (3.10), Raspberry
+# Pi OS 12 / Debian 12 (3.11), Ubuntu 24.04 (3.12), Raspberry Pi OS 13 / Debian 13 (3.13), each on x86_64 and aarch64.
+DEFAULT_TAGS = ("cp310-x86_64", "cp310-aarch64", "cp311-x86_64", "cp311-aarch64", "cp312-x86_64", "cp312-aarch64",
+                "cp313-x86_64", "cp313-aarch64")
 TAG = re.compile(r"^cp3(\d{1,2})-(x86_64|aarch64)$")
 GLIBC_MINORS = range(17, 40)  # manylinux_2_17 .. 2_39: what the wheels are tagged with; devices have 2.31+
 DOWNLOAD_TIMEOUT_S = 900
