@@ -486,7 +486,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     override = dict(item.split("=", 1) for item in args.platform)
     report = simulate(args.build, args.base, args.out, args.wrap, args.machine, args.root, args.install_limit,
                       args.wait, override)  # fmt: skip
-    for key in ("machine", "platform_override", "wheelhouse_unpacked", "install_exit", "run_error", "install_s", "first_publish_s", "publishes", "stop_s", "killed",
+    for key in ("machine", "platform_override", "wheelhouse_unpacked", "install_exit", "run_error", "install_s",
+                "first_publish_s", "publishes", "stop_s", "killed",
                 "daemon_exit", "shell_exit", "problems"):  # fmt: skip
         print(f"{key}: {report.get(key)}")
     if report.get("install_exit") != 0:
