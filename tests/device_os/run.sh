@@ -404,7 +404,7 @@ if [ "$MODE" = nucleus-sim ]; then
     step "python in root" 300 --out "$OUT/device-python.txt" -- "${IN_ROOT[@]}" python3 -c \
         'import platform, sys; print(platform.machine(), "cp%d%d-%s" % (sys.version_info[0], sys.version_info[1], platform.machine()))' || finish
     read -r machine wheelhouse_tag <"$OUT/device-python.txt"
-    say "root runs $machine; the component ships the wheelhouse $wheelhouse_tag"
+    say "root runs $machine, tag $wheelhouse_tag; the component ships the wheelhouse ${SIM_WHEELHOUSE:-$wheelhouse_tag}"
     [ "$machine" = "$MACHINE" ] || { say "the root's Python runs as $machine, not $MACHINE"; FAILED=1; finish; }
     step "build component (host, ${SIM_WHEELHOUSE:-$wheelhouse_tag})" 900 -- env \
         COMPONENT_WHEELHOUSE="${SIM_WHEELHOUSE:-$wheelhouse_tag}" "$VENV_PY" components/build.py \
