@@ -12,9 +12,10 @@
 # zips unpacked into the root, components/install.sh run there in a network namespace of its own (no interface but
 # lo, checked), then edge-runtime detect and run from the venv it made, offline too, compared with this machine's.
 # --python X.Y: the root's python3 is this machine's own build of Python X.Y (the newest DEVICE_OS_PYTHONS/X.Y.*,
-# default ~/.pyenv/versions: a CPython built from source on Debian 12, as a device with a source-built Python has it),
-# copied into the root under the same path, without its site-packages, and linked as /usr/local/bin/python3. Debian
-# ships no 3.10 or 3.12 and this machine reaches no Ubuntu mirror, so this is how 3.10 and 3.12 devices are met.
+# default $PYENV_ROOT/versions or ~/.pyenv/versions: a CPython built from source on Debian 12, as a device with a
+# source-built Python has it), copied into the root under the same path, without its site-packages, and linked as
+# /usr/local/bin/python3. Debian ships no 3.10 or 3.12 and this machine reaches no Ubuntu mirror, so this is how
+# 3.10 and 3.12 devices are met. DEVICE_OS_PYTHONS names another folder of X.Y.Z prefixes.
 #
 # --nucleus-sim: instead, a simulated nucleus run of the built component in the same root (tests/support/nucleus_sim.py):
 # components/build.py with the root's wheelhouse only (the wheelhouse component), Install as ggc_user from it (cwd the work path, stdin closed),
@@ -249,7 +250,7 @@ fi
 if [ -n "$PYTHON_VERSION" ]; then
     [ "$MODE" = offline ] || { echo "device-os: --python goes with --offline (see --help)" >&2; exit 2; }
     [ "$ARCH" = amd64 ] || { echo "device-os: --python: this machine's Python builds are x86_64: --arch amd64" >&2; exit 2; }
-    PYTHONS=${DEVICE_OS_PYTHONS:-$HOME/.pyenv/versions}
+    PYTHONS=${DEVICE_OS_PYTHONS:-${PYENV_ROOT:-$HOME/.pyenv}/versions}
     PY_PREFIX=$(ls -d "$PYTHONS/$PYTHON_VERSION".* 2>/dev/null | sort -V | tail -n 1)
     [ -n "$PY_PREFIX" ] && [ -x "$PY_PREFIX/bin/python$PYTHON_VERSION" ] ||
         unavailable "no build of Python $PYTHON_VERSION in $PYTHONS (DEVICE_OS_PYTHONS names the folder of X.Y.Z prefixes)"
