@@ -111,6 +111,7 @@ demo: setup
 # The three Greengrass components into one greengrass-build/ here: the inference component (wheel + lifecycle
 # scripts zipped), the wheelhouse component (its wheels) and, from models/demo/, the model component. gdk builds the
 # inference component at the root (gdk component build), the others in components/<name>/: components/README.md.
+# COMPONENT_ENGINES=openvino adds OpenVINO's wheels to the wheelhouse (pinned by components/locks/openvino/).
 component: setup
 	$(PY) components/build.py
 
