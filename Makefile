@@ -148,7 +148,7 @@ nucleus-sim-arm64: setup
 # compared with this machine's. Debian 12 (Python 3.11) and 13 (3.13), amd64; device-os-pythons: Python 3.10 and 3.12
 # (this machine's own builds of them in a Debian 12 root: Debian ships neither). A nucleus that states its Python
 # (platformOverride python=cp313) and a wheelhouse of two Pythons: nucleus-sim-python-arm64.
-.PHONY: device-os-offline device-os-pythons nucleus-sim-python-arm64
+.PHONY: device-os-offline device-os-pythons device-os-openvino nucleus-sim-python-arm64
 device-os-offline: setup
 	bash tests/device_os/run.sh --offline --suite bookworm
 	bash tests/device_os/run.sh --offline --suite trixie
@@ -156,6 +156,11 @@ device-os-offline: setup
 device-os-pythons: setup
 	bash tests/device_os/run.sh --offline --suite bookworm --python 3.10
 	bash tests/device_os/run.sh --offline --suite bookworm --python 3.12
+
+# The optional OpenVINO engine from the wheelhouse (COMPONENT_ENGINES=openvino), offline in the Debian 13 root: its
+# detections (--backend openvino) and the default ones compared with this machine's.
+device-os-openvino: setup
+	COMPONENT_ENGINES=openvino bash tests/device_os/run.sh --offline --suite trixie
 
 nucleus-sim-python-arm64: setup
 	bash tests/device_os/run.sh --arch arm64 --nucleus-sim --wheelhouse cp313-aarch64,cp311-aarch64 \

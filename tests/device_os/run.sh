@@ -15,7 +15,9 @@
 # default $PYENV_ROOT/versions or ~/.pyenv/versions: a CPython built from source on Debian 12, as a device with a
 # source-built Python has it), copied into the root under the same path, without its site-packages, and linked as
 # /usr/local/bin/python3. Debian ships no 3.10 or 3.12 and this machine reaches no Ubuntu mirror, so this is how
-# 3.10 and 3.12 devices are met. DEVICE_OS_PYTHONS names another folder of X.Y.Z prefixes.
+# 3.10 and 3.12 devices are met. DEVICE_OS_PYTHONS names another folder of X.Y.Z prefixes. COMPONENT_ENGINES=openvino
+# builds the wheelhouse with that engine (make device-os-openvino): Install puts it in the venv, and its detections
+# (--backend openvino) in the root are compared with this machine's too.
 #
 # --nucleus-sim: instead, a simulated nucleus run of the built component in the same root (tests/support/nucleus_sim.py):
 # components/build.py with the root's wheelhouse only (the wheelhouse component), Install as ggc_user from it (cwd the work path, stdin closed),
@@ -65,6 +67,7 @@ CACHE=${DEVICE_OS_CACHE:-$REPO/build/device-os/cache}
 SUFFIX=""
 [ "$MODE" = nucleus-sim ] && SUFFIX=-nucleus-sim  # its own folder: the device-os outputs stay
 [ "$MODE" = offline ] && SUFFIX=-offline
+[ "$MODE" = offline ] && [ -n "${COMPONENT_ENGINES:-}" ] && SUFFIX="$SUFFIX-${COMPONENT_ENGINES//,/-}"
 [ ${#SIM_PLATFORM[@]} -gt 0 ] && SUFFIX="$SUFFIX-platform"
 [ -n "$PYTHON_VERSION" ] && SUFFIX="$SUFFIX-py$PYTHON_VERSION" && NAME="$MODE[$SUITE/$ARCH/python$PYTHON_VERSION]"
 WORK=${DEVICE_OS_WORK:-$REPO/build/device-os/$TAG$SUFFIX}
@@ -461,6 +464,20 @@ if [ "$MODE" = offline ]; then
         else
             not_run "run on video in root (no network)" "no video"
         fi
+        # COMPONENT_ENGINES (e.g. openvino, which the build adds to the wheelhouse): each engine's detections, in the
+        # root and here, compared as above
+        for engine in $(printf %s "${COMPONENT_ENGINES:-}" | tr ',' ' '); do
+            [ "$engine" = none ] && continue
+            step "detect --backend $engine (host)" 300 --out "$OUT/host-detect-$engine.json" -- \
+                "$REPO/.venv/bin/edge-runtime" detect --backend "$engine" --model models/demo "${IMAGES[@]}"
+            step "detect --backend $engine in root (no network)" 600 --out "$OUT/device-detect-$engine.json" -- \
+                "${OFFLINE[@]}" sh -c 'exec /m/work/venv-*/bin/edge-runtime detect --backend "$0" --model /m/demo "$@"' \
+                "$engine" "${IMAGES_IN[@]}"
+            if step "compare $engine host vs root" 120 --out "$OUT/compare-$engine.txt" -- "$HOST_PY" \
+                tests/device_os/compare_detections.py "$OUT/host-detect-$engine.json" "$OUT/device-detect-$engine.json"; then
+                sed 's/^/     /' "$OUT/compare-$engine.txt"
+            fi
+        done
     else
         for s in "pip list in root" "detect in root (no network)" "run on video in root (no network)"; do
             not_run "$s" "install.sh failed"
