@@ -241,8 +241,9 @@ def wheelhouse_version(root: Path, tags: tuple[str, ...], engines: tuple[str, ..
 
 def build_wheelhouse(root: Path, out: Path, version: Optional[str] = None, recipe_file: Optional[str] = None
                      ) -> Optional[Path]:
-    """The wheelhouse component: wheelhouse-<arch>.zip per architecture and the recipe, at the version the locks
-    give (``version``, gdk-config.json's, must equal it). None when COMPONENT_WHEELHOUSE=none."""
+    """The wheelhouse component: wheelhouse-<arch>.zip per architecture (the fallback Pythons' wheels), one
+    wheelhouse-<arch>-<cpXY>.zip per Python built and wheelhouse-<arch>-shared.zip, and the recipe, at the version
+    the locks give (``version``, gdk-config.json's, must equal it). None when COMPONENT_WHEELHOUSE=none."""
     tags = wheelhouse_tags()
     if not tags:
         return None
