@@ -111,6 +111,7 @@ demo: setup
 # The three Greengrass components into one greengrass-build/ here: the inference component (wheel + lifecycle
 # scripts zipped), the wheelhouse component (its wheels) and, from models/demo/, the model component. gdk builds the
 # inference component at the root (gdk component build), the others in components/<name>/: components/README.md.
+# COMPONENT_ENGINES=openvino adds OpenVINO's wheels to the wheelhouse (pinned by components/locks/openvino/).
 component: setup
 	$(PY) components/build.py
 
@@ -141,3 +142,26 @@ device-os-arm64: setup
 # tests/integration/test_nucleus_simulation.py. Needs root like device-os: elsewhere SKIP (a failure under CI=true).
 nucleus-sim-arm64: setup
 	bash tests/device_os/run.sh --arch arm64 --nucleus-sim
+
+# The component installed as a device with no network installs it (tests/device_os/README.md): the wheelhouse built
+# for the root's Python, components/install.sh in a network namespace with only lo, then detect and run from its venv,
+# compared with this machine's. Debian 12 (Python 3.11) and 13 (3.13), amd64; device-os-pythons: Python 3.10 and 3.12
+# (this machine's own builds of them in a Debian 12 root: Debian ships neither). A nucleus that states its Python
+# (platformOverride python=cp313) and a wheelhouse of two Pythons: nucleus-sim-python-arm64.
+.PHONY: device-os-offline device-os-pythons device-os-openvino nucleus-sim-python-arm64
+device-os-offline: setup
+	bash tests/device_os/run.sh --offline --suite bookworm
+	bash tests/device_os/run.sh --offline --suite trixie
+
+device-os-pythons: setup
+	bash tests/device_os/run.sh --offline --suite bookworm --python 3.10
+	bash tests/device_os/run.sh --offline --suite bookworm --python 3.12
+
+# The optional OpenVINO engine from the wheelhouse (COMPONENT_ENGINES=openvino), offline in the Debian 13 root: its
+# detections (--backend openvino) and the default ones compared with this machine's.
+device-os-openvino: setup
+	COMPONENT_ENGINES=openvino bash tests/device_os/run.sh --offline --suite trixie
+
+nucleus-sim-python-arm64: setup
+	bash tests/device_os/run.sh --arch arm64 --nucleus-sim --wheelhouse cp313-aarch64,cp311-aarch64 \
+		--platform python=cp313

@@ -206,7 +206,8 @@ def build_inference(root: Path, out: Path, recipe_file: Optional[str] = None) ->
             members[script] = ((root / "components" / script).read_bytes(), 0o755)
         write_zip(artifacts / COMPONENT_ZIP, members)
     recipe = fill_recipe(load_template(root, name), name, version, author,
-                         WHEELHOUSE_VERSION=wheelhouse_version(root, tags)[0] if tags else "0.0.0")
+                         WHEELHOUSE_VERSION=wheelhouse_version(root, tags, wheelhouse_engines())[0] if tags
+                         else "0.0.0")
     if not tags:
         recipe["ComponentDependencies"].pop(WHEELHOUSE_COMPONENT, None)
         for manifest in recipe.get("Manifests", []):
@@ -214,10 +215,11 @@ def build_inference(root: Path, out: Path, recipe_file: Optional[str] = None) ->
     return write_recipe(out, only_built_artifacts(recipe, artifacts), recipe_file)
 
 
-def wheelhouse_version(root: Path, tags: tuple[str, ...]) -> tuple[str, str]:
+def wheelhouse_version(root: Path, tags: tuple[str, ...], engines: tuple[str, ...] = ()) -> tuple[str, str]:
     """(component version, hex digest) of the wheelhouse component: from the SHA-256 of the built tags' locks
-    (components/locks/<tag>.txt), so it changes when, and only when, the wheels change. ``1.0.N``, N the digest's
-    first 28 bits: a plain x.y.z every tool takes (gdk-config.json, S3 keys, the nucleus' version requirements)."""
+    (components/locks/<tag>.txt, and components/locks/<engine>/<tag>.txt for each optional engine), so it changes
+    when, and only when, the wheels change. ``1.0.N``, N the digest's first 28 bits: a plain x.y.z every tool takes
+    (gdk-config.json, S3 keys, the nucleus' version requirements)."""
     digest = hashlib.sha256()
     for tag in sorted(tags):
         lock = root / "components" / "locks" / f"{tag}.txt"
@@ -225,18 +227,28 @@ def wheelhouse_version(root: Path, tags: tuple[str, ...]) -> tuple[str, str]:
             raise BuildError(f"COMPONENT_WHEELHOUSE: no lock for {tag} ({lock} is missing; components/wheelhouse.py "
                              f"--lock writes it)")
         digest.update(f"{tag}\n".encode() + lock.read_bytes() + b"\0")
+    for engine in sorted(engines):  # none by default: the default build's version is the tag locks' alone
+        for tag in sorted(tags):
+            lock = root / "components" / "locks" / engine / f"{tag}.txt"
+            if not lock.is_file():
+                raise BuildError(f"COMPONENT_ENGINES: no {engine} lock for {tag} ({lock} is missing; "
+                                 f"components/wheelhouse.py --out DIR --tags {tag} --engines {engine} --lock-engines "
+                                 f"writes it)")
+            digest.update(f"{engine}/{tag}\n".encode() + lock.read_bytes() + b"\0")
     hexdigest = digest.hexdigest()
     return f"1.0.{int(hexdigest[:7], 16)}", hexdigest
 
 
 def build_wheelhouse(root: Path, out: Path, version: Optional[str] = None, recipe_file: Optional[str] = None
                      ) -> Optional[Path]:
-    """The wheelhouse component: wheelhouse-<arch>.zip per architecture and the recipe, at the version the locks
-    give (``version``, gdk-config.json's, must equal it). None when COMPONENT_WHEELHOUSE=none."""
+    """The wheelhouse component: wheelhouse-<arch>.zip per architecture (the fallback Pythons' wheels), one
+    wheelhouse-<arch>-<cpXY>.zip per Python built and wheelhouse-<arch>-shared.zip, and the recipe, at the version
+    the locks give (``version``, gdk-config.json's, must equal it). None when COMPONENT_WHEELHOUSE=none."""
     tags = wheelhouse_tags()
     if not tags:
         return None
-    locked, hexdigest = wheelhouse_version(root, tags)
+    engines = wheelhouse_engines()
+    locked, hexdigest = wheelhouse_version(root, tags, engines)
     if version is not None and version != locked:
         raise BuildError(f"{project_dir(root, WHEELHOUSE_COMPONENT) / PROJECT_CONFIG}: component."
                          f"{WHEELHOUSE_COMPONENT}.version must be {locked}, the version components/locks give for "
@@ -245,11 +257,14 @@ def build_wheelhouse(root: Path, out: Path, version: Optional[str] = None, recip
     artifacts = out / "artifacts" / WHEELHOUSE_COMPONENT / (version or locked)
     artifacts.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for arch, files in wheelhouses(root, Path(tmp), tags).items():
-            write_zip(artifacts / f"wheelhouse-{arch}.zip", files)  # one per architecture: a device fetches its own
-            for name, members in per_python(arch, files).items():
+        for arch, files in wheelhouses(root, Path(tmp), tags, engines).items():
+            # the architecture's zip, for a device that does not state its Python: the fallback Pythons' folders
+            write_zip(artifacts / f"wheelhouse-{arch}.zip", shared_once(fallback_members(files)))
+            for name, members in per_python(arch, shared_once(files)).items():  # every Python built: its own zip
                 write_zip(artifacts / name, members)
-    description = f"Wheels of ssd.ObjectDetector for {', '.join(tags)} (components/locks sha256 {hexdigest[:12]})"
+    with_engines = f" with {', '.join(engines)}" if engines else ""
+    description = (f"Wheels of ssd.ObjectDetector for {', '.join(tags)}{with_engines} (components/locks sha256 "
+                   f"{hexdigest[:12]})")
     recipe = fill_recipe(load_template(root, WHEELHOUSE_COMPONENT), WHEELHOUSE_COMPONENT, version or locked, author,
                          WHEELHOUSE_DESCRIPTION=description)
     recipe = only_built_artifacts(recipe, artifacts)
@@ -302,13 +317,15 @@ def python_manifests(manifests: list[dict[str, Any]], artifacts: Path) -> list[d
     return out
 
 
-def wheelhouses(root: Path, tmp: Path, tags: tuple[str, ...]) -> dict[str, dict[str, tuple[bytes, int]]]:
-    """``wheelhouse/<tag>/`` members by architecture, for the per-architecture artifacts (components/wheelhouse.py)."""
+def wheelhouses(root: Path, tmp: Path, tags: tuple[str, ...], engines: tuple[str, ...] = ()
+                ) -> dict[str, dict[str, tuple[bytes, int]]]:
+    """``wheelhouse/<tag>/`` members by architecture, for the per-architecture artifacts (components/wheelhouse.py),
+    with the optional ``engines``' wheels in each tag's folder and requirements.txt."""
     if not tags:
         return {}
     wheelhouse = _load_sibling("wheelhouse")
     try:
-        wheelhouse.build(tmp, tags, cache=root / "build" / "pip-cache")
+        wheelhouse.build(tmp, tags, cache=root / "build" / "pip-cache", engines=engines)
     except wheelhouse.WheelhouseError as error:
         raise BuildError(f"{error} (COMPONENT_WHEELHOUSE=none builds without wheelhouses)") from None
     by_arch: dict[str, dict[str, tuple[bytes, int]]] = {}
@@ -316,23 +333,25 @@ def wheelhouses(root: Path, tmp: Path, tags: tuple[str, ...]) -> dict[str, dict[
         if path.is_file():
             tag = path.relative_to(tmp / "wheelhouse").parts[0]
             by_arch.setdefault(tag.split("-", 1)[1], {})[str(path.relative_to(tmp))] = (path.read_bytes(), 0o644)
-    return {arch: shared_once(members) for arch, members in by_arch.items()}
+    return by_arch
 
 
-SHARED = "shared"  # wheelhouse/shared/: the wheels two Pythons of one architecture both use (abi3, pure Python)
+SHARED = "shared"  # wheelhouse/shared/: the wheels every Python of one architecture uses (abi3, pure Python)
 
 
 def shared_once(members: dict[str, tuple[bytes, int]]) -> dict[str, tuple[bytes, int]]:
-    """One architecture's wheelhouse with each wheel once: a wheel (same name, same bytes) that several tags'
-    folders hold moves to ``wheelhouse/shared/`` (install.sh looks there too; each tag's requirements.txt still
-    pins it by hash). measured: 37-59 MB of an architecture's two-Python wheelhouse were such copies."""
+    """One architecture's wheelhouse with each wheel once: a wheel (same name, same bytes) that every tag's folder
+    holds (two or more) moves to ``wheelhouse/shared/`` (install.sh looks there too; each tag's requirements.txt
+    still pins it by hash). Every, not several: a device downloads shared/ whole, so it may hold nothing its Python
+    does not install. measured: 37-59 MB of an architecture's two-Python wheelhouse were such copies."""
     by_name: dict[str, list[str]] = {}
     for path in members:
         if path.endswith(".whl"):
             by_name.setdefault(path.rsplit("/", 1)[1], []).append(path)
+    folders = {path.split("/")[1] for path in members}
     out = dict(members)
     for name, paths in by_name.items():
-        if len(paths) > 1 and len({members[path][0] for path in paths}) == 1:
+        if 1 < len(paths) == len(folders) and len({members[path][0] for path in paths}) == 1:
             out[f"wheelhouse/{SHARED}/{name}"] = members[paths[0]]
             for path in paths:
                 del out[path]
@@ -348,10 +367,30 @@ def only_built_artifacts(recipe: dict[str, Any], artifacts: Path) -> dict[str, A
     return recipe
 
 
-# The wheelhouses the wheelhouse component ships by default: both Raspberry Pi OS releases' Pythons on both
-# architectures (~80-110 MB each). COMPONENT_WHEELHOUSE=cp312-x86_64,... chooses others; none ships none, and Install
-# then takes the package index (failing fast without one).
-DEFAULT_WHEELHOUSE = "cp311-x86_64,cp311-aarch64,cp313-x86_64,cp313-aarch64"
+# The wheelhouses the wheelhouse component ships by default: Python 3.10 (JetPack 6, Ubuntu 22.04), 3.11 (Raspberry
+# Pi OS / Debian 12), 3.12 (Ubuntu 24.04) and 3.13 (Raspberry Pi OS / Debian 13) on both architectures (80-111 MB
+# each). 3.10 and 3.12 reach devices only through their per-Python manifests (FALLBACK_PYTHONS), so they cost a
+# device that does not state its Python nothing; measured: the build takes 73 s instead of 46 s.
+# COMPONENT_WHEELHOUSE=cp313-aarch64,... chooses others; none ships none, and Install then takes the package index
+# (failing fast without one).
+DEFAULT_WHEELHOUSE = ("cp310-x86_64,cp310-aarch64,cp311-x86_64,cp311-aarch64,cp312-x86_64,cp312-aarch64,"
+                      "cp313-x86_64,cp313-aarch64")
+
+
+# The Pythons whose wheels the architecture's zip holds: what a device that does not state its Python (no
+# platformOverride python) downloads. Raspberry Pi OS 12 and 13's; every other Python built gets its own per-Python
+# manifest only, so building it costs such devices nothing. COMPONENT_WHEELHOUSE_FALLBACK=cp310,... chooses others.
+FALLBACK_PYTHONS = "cp311,cp313"
+
+
+def fallback_members(members: dict[str, tuple[bytes, int]]) -> dict[str, tuple[bytes, int]]:
+    """The members of an architecture's wheelhouse (before ``shared_once``) that its zip holds: the folders of the
+    fallback Pythons, or every folder when none of them is built for that architecture."""
+    pythons = {python.strip() for python in os.environ.get("COMPONENT_WHEELHOUSE_FALLBACK", FALLBACK_PYTHONS)
+               .split(",") if python.strip()}  # fmt: skip
+    folders = {path.split("/")[1] for path in members}
+    chosen = {folder for folder in folders if folder.split("-", 1)[0] in pythons} or folders
+    return {path: member for path, member in members.items() if path.split("/")[1] in chosen}
 
 
 def wheelhouse_tags() -> tuple[str, ...]:
@@ -359,6 +398,19 @@ def wheelhouse_tags() -> tuple[str, ...]:
     if value.lower() in ("", "none"):
         return ()
     return tuple(tag.strip() for tag in value.split(",") if tag.strip())
+
+
+def wheelhouse_engines() -> tuple[str, ...]:
+    """The optional engines the wheelhouse carries: COMPONENT_ENGINES=openvino (default none: what each device then
+    downloads more is measured in the README's Greengrass section). Their wheels go into each tag's folder and
+    requirements.txt, so Install installs them and ``model.backend auto`` measures them; the wheelhouse version then
+    includes their locks."""
+    wheelhouse = _load_sibling("wheelhouse")
+    try:
+        engines: tuple[str, ...] = wheelhouse.parse_engines(os.environ.get("COMPONENT_ENGINES", ""))
+    except wheelhouse.WheelhouseError as error:
+        raise BuildError(f"COMPONENT_ENGINES: {error}") from None
+    return engines
 
 
 def _load_sibling(name: str) -> Any:

@@ -5,10 +5,27 @@
 #
 #   tests/device_os/run.sh [--arch amd64|arm64] [--suite trixie]      (make device-os / make device-os-arm64)
 #   tests/device_os/run.sh --arch arm64 --nucleus-sim                   (make nucleus-sim-arm64)
+#   tests/device_os/run.sh --offline [--suite bookworm] [--python 3.10]  (make device-os-offline, device-os-pythons)
+#
+# --offline: instead of pip and the index, the component as a device installs it with no network: components/build.py
+# with the root's wheelhouse only (COMPONENT_WHEELHOUSE=<the root's cpXY-ARCH>), the runtime's and the wheelhouse's
+# zips unpacked into the root, components/install.sh run there in a network namespace of its own (no interface but
+# lo, checked), then edge-runtime detect and run from the venv it made, offline too, compared with this machine's.
+# --python X.Y: the root's python3 is this machine's own build of Python X.Y (the newest DEVICE_OS_PYTHONS/X.Y.*,
+# default $PYENV_ROOT/versions or ~/.pyenv/versions: a CPython built from source on Debian 12, as a device with a
+# source-built Python has it), copied into the root under the same path, without its site-packages, and linked as
+# /usr/local/bin/python3. Debian ships no 3.10 or 3.12 and this machine reaches no Ubuntu mirror, so this is how
+# 3.10 and 3.12 devices are met. DEVICE_OS_PYTHONS names another folder of X.Y.Z prefixes. COMPONENT_ENGINES=openvino
+# builds the wheelhouse with that engine (make device-os-openvino): Install puts it in the venv, and its detections
+# (--backend openvino) in the root are compared with this machine's too.
 #
 # --nucleus-sim: instead, a simulated nucleus run of the built component in the same root (tests/support/nucleus_sim.py):
 # components/build.py with the root's wheelhouse only (the wheelhouse component), Install as ggc_user from it (cwd the work path, stdin closed),
-# Run against the test IPC server (on this machine, its socket inside the root), SIGTERM, the stop timed (< 5 s).
+# Run against the test IPC server (on this machine, its socket inside the root), SIGTERM, the stop timed (< 5 s);
+# Install and Run in a network namespace of their own (no network: the IPC socket is a file, which still connects).
+#   --wheelhouse TAGS   the wheelhouse component's tags (default: the root's own, e.g. cp313-aarch64)
+#   --platform K=V      the nucleus' platformOverride (repeatable): --wheelhouse cp313-aarch64,cp311-aarch64
+#                       --platform python=cp313 is a device that states its Python (make nucleus-sim-python-arm64)
 #
 # Needs root, mmdebstrap, chroot and mount (arm64: qemu-user-static with binfmt_misc); as root with apt-get it
 # installs the missing packages. Without them it prints a SKIP line and exits 0, or fails (exit 1) when CI=true.
@@ -25,11 +42,18 @@ set -uo pipefail
 ARCH=amd64
 SUITE=trixie
 MODE=device-os
+PYTHON_VERSION=""
+SIM_WHEELHOUSE=""
+SIM_PLATFORM=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --arch) ARCH="$2"; shift 2 ;;
         --suite) SUITE="$2"; shift 2 ;;
         --nucleus-sim) MODE=nucleus-sim; shift ;;
+        --offline) MODE=offline; shift ;;
+        --python) PYTHON_VERSION="$2"; shift 2 ;;
+        --wheelhouse) SIM_WHEELHOUSE="$2"; shift 2 ;;
+        --platform) SIM_PLATFORM+=(--platform "$2"); shift 2 ;;
         -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "device-os: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -42,6 +66,10 @@ NAME="$MODE[$SUITE/$ARCH]"
 CACHE=${DEVICE_OS_CACHE:-$REPO/build/device-os/cache}
 SUFFIX=""
 [ "$MODE" = nucleus-sim ] && SUFFIX=-nucleus-sim  # its own folder: the device-os outputs stay
+[ "$MODE" = offline ] && SUFFIX=-offline
+[ "$MODE" = offline ] && [ -n "${COMPONENT_ENGINES:-}" ] && SUFFIX="$SUFFIX-${COMPONENT_ENGINES//,/-}"
+[ ${#SIM_PLATFORM[@]} -gt 0 ] && SUFFIX="$SUFFIX-platform"
+[ -n "$PYTHON_VERSION" ] && SUFFIX="$SUFFIX-py$PYTHON_VERSION" && NAME="$MODE[$SUITE/$ARCH/python$PYTHON_VERSION]"
 WORK=${DEVICE_OS_WORK:-$REPO/build/device-os/$TAG$SUFFIX}
 ROOT_TAR="$CACHE/$TAG.tar"
 ROOT="$WORK/root"
@@ -123,6 +151,8 @@ finish() {
     if [ "$FAILED" = 0 ]; then
         if [ "$MODE" = nucleus-sim ]; then
             echo "PASS: $NAME: installed as ggc_user, published, stopped within 5 s of SIGTERM (outputs: ${OUT#"$REPO"/})"
+        elif [ "$MODE" = offline ]; then
+            echo "PASS: $NAME: the component installs with no network and detects as on this machine (outputs: ${OUT#"$REPO"/})"
         else
             echo "PASS: $NAME: the edge extra installs and detects as on this machine (outputs: ${OUT#"$REPO"/})"
         fi
@@ -216,6 +246,19 @@ if [ "$ARCH" = arm64 ]; then
 fi
 unshare --mount --propagation private sh -c 'mount -t tmpfs none /mnt' 2>/dev/null ||
     unavailable "mounting is not permitted here (a container without CAP_SYS_ADMIN?)"
+PY_PREFIX=""
+if [ "$MODE" != device-os ]; then  # --offline and --nucleus-sim run the component with no network
+    unshare --net true 2>/dev/null || unavailable "network namespaces are not permitted here (unshare --net)"
+fi
+if [ -n "$PYTHON_VERSION" ]; then
+    [ "$MODE" = offline ] || { echo "device-os: --python goes with --offline (see --help)" >&2; exit 2; }
+    [ "$ARCH" = amd64 ] || { echo "device-os: --python: this machine's Python builds are x86_64: --arch amd64" >&2; exit 2; }
+    PYTHONS=${DEVICE_OS_PYTHONS:-${PYENV_ROOT:-$HOME/.pyenv}/versions}
+    PY_PREFIX=$(ls -d "$PYTHONS/$PYTHON_VERSION".* 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$PY_PREFIX" ] && [ -x "$PY_PREFIX/bin/python$PYTHON_VERSION" ] ||
+        unavailable "no build of Python $PYTHON_VERSION in $PYTHONS (DEVICE_OS_PYTHONS names the folder of X.Y.Z prefixes)"
+    say "Python $PYTHON_VERSION for the root: $PY_PREFIX"
+fi
 
 mkdir -p "$CACHE" "$WORK"
 safe_rm "$LOGS" && safe_rm "$OUT" || exit 1
@@ -258,12 +301,16 @@ build_wheel() {
     "$VENV_PY" -m pip wheel --no-deps --progress-bar off "$src" -w "$OUT/wheel" || return 1
     rm -rf "$src"
 }
-export REPO WORK OUT ROOT ROOT_TAR VENV_PY BINFMT_COPY
+export REPO WORK OUT ROOT ROOT_TAR VENV_PY BINFMT_COPY PY_PREFIX PYTHON_VERSION
 export -f safe_rm mounts_below build_wheel
+if [ "$MODE" != nucleus-sim ]; then
 if [ "$MODE" = device-os ]; then
-step "build wheel (host)" 600 -- bash -c build_wheel
-WHEEL=$(ls "$OUT"/wheel/*.whl 2>/dev/null | head -n 1)
-[ -n "$WHEEL" ] && say "wheel: $(basename "$WHEEL") ($(du -h "$WHEEL" | cut -f1))"
+    step "build wheel (host)" 600 -- bash -c build_wheel
+    WHEEL=$(ls "$OUT"/wheel/*.whl 2>/dev/null | head -n 1)
+    [ -n "$WHEEL" ] && say "wheel: $(basename "$WHEEL") ($(du -h "$WHEEL" | cut -f1))"
+else
+    WHEEL=none  # --offline: the component build below makes it, for the root's Python
+fi
 
 for image in "${IMAGES[@]}"; do
     [ -f "$image" ] || { say "missing fixture $image"; FAILED=1; }
@@ -278,10 +325,10 @@ if [ -f "$OUT/synth/boxes.mp4" ]; then
 else
     not_run "run on video (host)" "no video"
 fi
-fi  # MODE=device-os
+fi  # MODE=device-os or offline
 
 # ---- 3. the root for this run: a fresh copy of the cached one, with the machine's pip setup and the inputs ------
-prepare_root() {  # prepare_root WHEEL IMAGE...   (WHEEL -: only the root, for --nucleus-sim)
+prepare_root() {  # prepare_root WHEEL IMAGE...   (WHEEL -: only the root, for --nucleus-sim; none: no wheel)
     local wheel="$1"
     shift
     safe_rm "$ROOT" && mkdir -p "$ROOT" || return 1
@@ -299,7 +346,17 @@ prepare_root() {  # prepare_root WHEEL IMAGE...   (WHEEL -: only the root, for -
     mkdir -p "$ROOT/m/out"
     cp -a models/demo "$ROOT/m/demo" && cp -a "$@" "$ROOT/m/" || return 1
     [ -f "$OUT/synth/boxes.mp4" ] && cp -a "$OUT/synth/boxes.mp4" "$ROOT/m/"
-    cp -a "$wheel" "$ROOT/m/" || return 1
+    if [ "$wheel" != none ]; then cp -a "$wheel" "$ROOT/m/" || return 1; fi
+    mkdir -p "$ROOT/m/work"
+    fi
+    # --python: this machine's build of that Python, at the same path (its libpython is found by that path), without
+    # what was pip-installed into it, and first on the root's PATH as python3
+    if [ -n "$PY_PREFIX" ]; then
+        mkdir -p "$ROOT$PY_PREFIX" &&
+            tar -C "$PY_PREFIX" --exclude="./lib/python$PYTHON_VERSION/site-packages/*" \
+                --exclude="./lib/python$PYTHON_VERSION/test" -cf - . | tar -C "$ROOT$PY_PREFIX" -xf - &&
+            ln -sf "$PY_PREFIX/bin/python$PYTHON_VERSION" "$ROOT/usr/local/bin/python3" &&
+            echo "copied $PY_PREFIX ($(du -sh "$ROOT$PY_PREFIX" | cut -f1)); /usr/local/bin/python3 -> it" || return 1
     fi
     if [ -n "$BINFMT_COPY" ]; then
         mkdir -p "$ROOT$(dirname "$BINFMT_COPY")" && cp -L "$BINFMT_COPY" "$ROOT$BINFMT_COPY" && echo "copied $BINFMT_COPY"
@@ -343,22 +400,27 @@ if [ "$ARCH" != amd64 ]; then
 fi
 IN_ROOT=(unshare --mount --propagation private -- sh -c "$ENTER" enter "$ROOT" "$CACHE/pip-$TAG" "$CPUINFO"
     /usr/bin/env -i "${IN_ENV[@]}")
+# the same entry in a network namespace of its own as well (only lo, and lo down): what runs with no network
+OFFLINE=(unshare --mount --net --propagation private -- sh -c "$ENTER" enter "$ROOT" "$CACHE/pip-$TAG" "$CPUINFO"
+    /usr/bin/env -i "${IN_ENV[@]}")
 # ---- --nucleus-sim: the component built for this root's Python, then the nucleus' lifecycle in the root -------------
 if [ "$MODE" = nucleus-sim ]; then
     step "python in root" 300 --out "$OUT/device-python.txt" -- "${IN_ROOT[@]}" python3 -c \
         'import platform, sys; print(platform.machine(), "cp%d%d-%s" % (sys.version_info[0], sys.version_info[1], platform.machine()))' || finish
     read -r machine wheelhouse_tag <"$OUT/device-python.txt"
-    say "root runs $machine; the component ships the wheelhouse $wheelhouse_tag"
+    say "root runs $machine, tag $wheelhouse_tag; the component ships the wheelhouse ${SIM_WHEELHOUSE:-$wheelhouse_tag}"
     [ "$machine" = "$MACHINE" ] || { say "the root's Python runs as $machine, not $MACHINE"; FAILED=1; finish; }
-    step "build component (host, $wheelhouse_tag)" 900 -- env COMPONENT_WHEELHOUSE="$wheelhouse_tag" "$VENV_PY" \
-        components/build.py --out "$OUT/greengrass-build" || finish
+    step "build component (host, ${SIM_WHEELHOUSE:-$wheelhouse_tag})" 900 -- env \
+        COMPONENT_WHEELHOUSE="${SIM_WHEELHOUSE:-$wheelhouse_tag}" "$VENV_PY" components/build.py \
+        --out "$OUT/greengrass-build" || finish
     du -h "$OUT"/greengrass-build/artifacts/*/*/*.zip | sed 's/^/     /'
+    [ ${#SIM_PLATFORM[@]} -gt 0 ] && say "the nucleus' platformOverride: ${SIM_PLATFORM[*]}"
     # The test IPC server runs here (.venv); its socket and the nucleus root are inside the root's folder, so the
     # component in the chroot reaches both. Install is bounded by the recipe's 1800 s, the wait for the publishes
     # by 600 s, the stop by 60 s (then SIGKILL).
     step "nucleus simulation in root" 3000 --out "$OUT/nucleus-sim.txt" -- "$VENV_PY" tests/support/nucleus_sim.py \
         --build "$OUT/greengrass-build" --base "$ROOT/greengrass/v2" --root "$ROOT" --machine "$MACHINE" \
-        --out "$OUT/nucleus-sim" --install-limit 1800 --wait 600 -- "${IN_ROOT[@]}"
+        --out "$OUT/nucleus-sim" --install-limit 1800 --wait 600 "${SIM_PLATFORM[@]}" -- "${OFFLINE[@]}"
     sed 's/^/     /' "$OUT/nucleus-sim.txt" | tail -n 60
     finish
 fi
@@ -367,6 +429,61 @@ WHEEL_IN=/m/$(basename "$WHEEL")
 IMAGES_IN=()
 for image in "${IMAGES[@]}"; do IMAGES_IN+=("/m/$(basename "$image")"); done
 
+# ---- --offline: the component's Install in the root with no network, then detect and run from its venv -----------
+if [ "$MODE" = offline ]; then
+    step "python in root" 300 --out "$OUT/device-python.txt" -- "${IN_ROOT[@]}" python3 -c \
+        'import platform, sys; print(platform.machine(), "cp%d%d-%s" % (sys.version_info[0], sys.version_info[1], platform.machine()), sys.version.split()[0], sys.executable, platform.freedesktop_os_release().get("PRETTY_NAME"))' || finish
+    read -r machine wheelhouse_tag _ <"$OUT/device-python.txt"
+    say "root runs: $(cat "$OUT/device-python.txt"); the component ships the wheelhouse $wheelhouse_tag"
+    [ "$machine" = "$MACHINE" ] || { say "the root's Python runs as $machine, not $MACHINE"; FAILED=1; finish; }
+    step "build component (host, $wheelhouse_tag)" 900 -- env COMPONENT_WHEELHOUSE="$wheelhouse_tag" "$VENV_PY" \
+        components/build.py --out "$OUT/greengrass-build" || finish
+    du -h "$OUT"/greengrass-build/artifacts/*/*/*.zip | sed 's/^/     /'
+    # unpacked as the nucleus unpacks them: each zip into a folder named after it
+    RUNTIME_IN=/m/gg/runtime/ssd-object-detector
+    WHEELS_IN=/m/gg/wheels/wheelhouse-$MACHINE
+    step "unpack artifacts into root" 300 -- sh -c 'python3 -m zipfile -e "$1"/artifacts/ssd.ObjectDetector/*/ssd-object-detector.zip "$2" &&
+        python3 -m zipfile -e "$1"/artifacts/ssd.ObjectDetector.Wheelhouse/*/wheelhouse-"$4".zip "$3"' unpack \
+        "$OUT/greengrass-build" "$ROOT$RUNTIME_IN" "$ROOT$WHEELS_IN" "$MACHINE" || finish
+    step "no network in root" 60 --out "$OUT/device-net.txt" -- "${OFFLINE[@]}" sh -c \
+        'echo "interfaces: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | tr "\n" " ")"; ! tail -n +3 /proc/net/dev | grep -qv "^ *lo:"' || finish
+    say "root's network namespace: $(cat "$OUT/device-net.txt")"
+    INSTALL_LIMIT=900
+    [ "$ARCH" = amd64 ] || INSTALL_LIMIT=1800
+    if step "install.sh in root (no network)" "$INSTALL_LIMIT" --out "$OUT/device-install.txt" -- "${OFFLINE[@]}" \
+        WHEELHOUSE="$WHEELS_IN/wheelhouse" sh "$RUNTIME_IN/install.sh" "$RUNTIME_IN" /m/work; then
+        say "$(tail -n 1 "$OUT/device-install.txt")"
+        step "pip list in root" 120 --out "$OUT/device-pip-list.txt" -- "${OFFLINE[@]}" sh -c \
+            'exec /m/work/venv-*/bin/python -m pip list --format=freeze --disable-pip-version-check'
+        say "installed: $(tr '\n' ' ' <"$OUT/device-pip-list.txt")"
+        step "detect in root (no network)" 600 --out "$OUT/device-detect.json" -- "${OFFLINE[@]}" sh -c \
+            'exec /m/work/venv-*/bin/edge-runtime detect --model /m/demo "$@"' detect "${IMAGES_IN[@]}"
+        if [ -f "$ROOT/m/boxes.mp4" ]; then
+            step "run on video in root (no network)" 600 --out "$OUT/device-run.jsonl" -- "${OFFLINE[@]}" sh -c \
+                'exec /m/work/venv-*/bin/edge-runtime run --model /m/demo --source /m/boxes.mp4 --backend onnxruntime --precision fp32'
+        else
+            not_run "run on video in root (no network)" "no video"
+        fi
+        # COMPONENT_ENGINES (e.g. openvino, which the build adds to the wheelhouse): each engine's detections, in the
+        # root and here, compared as above
+        for engine in $(printf %s "${COMPONENT_ENGINES:-}" | tr ',' ' '); do
+            [ "$engine" = none ] && continue
+            step "detect --backend $engine (host)" 300 --out "$OUT/host-detect-$engine.json" -- \
+                "$REPO/.venv/bin/edge-runtime" detect --backend "$engine" --model models/demo "${IMAGES[@]}"
+            step "detect --backend $engine in root (no network)" 600 --out "$OUT/device-detect-$engine.json" -- \
+                "${OFFLINE[@]}" sh -c 'exec /m/work/venv-*/bin/edge-runtime detect --backend "$0" --model /m/demo "$@"' \
+                "$engine" "${IMAGES_IN[@]}"
+            if step "compare $engine host vs root" 120 --out "$OUT/compare-$engine.txt" -- "$HOST_PY" \
+                tests/device_os/compare_detections.py "$OUT/host-detect-$engine.json" "$OUT/device-detect-$engine.json"; then
+                sed 's/^/     /' "$OUT/compare-$engine.txt"
+            fi
+        done
+    else
+        for s in "pip list in root" "detect in root (no network)" "run on video in root (no network)"; do
+            not_run "$s" "install.sh failed"
+        done
+    fi
+else
 # ---- 4. inside the root ----------------------------------------------------------------------------------------
 step "python in root" 300 --out "$OUT/device-python.txt" -- "${IN_ROOT[@]}" python3 -c \
     'import platform, sys; print(platform.machine(), sys.version.split()[0], platform.freedesktop_os_release().get("PRETTY_NAME"))' &&
@@ -400,6 +517,7 @@ if step "pip install wheel[edge] in root" "$INSTALL_LIMIT" -- "${IN_ROOT[@]}" /o
 else
     for s in "pip list in root" "detect in root" "run on video in root"; do not_run "$s" "pip install failed"; done
 fi
+fi  # MODE=device-os
 # ---- 5. the comparison -------------------------------------------------------------------------------------------
 if [ -s "$OUT/host-detect.json" ] && [ -s "$OUT/device-detect.json" ]; then
     compare=("$HOST_PY" tests/device_os/compare_detections.py "$OUT/host-detect.json" "$OUT/device-detect.json")

@@ -202,6 +202,20 @@ def unpack(build: Path, base: Path, machine: str, ids: tuple[int, int],
     return Layout(base, manifest, configuration, values, work, seen_as(work))
 
 
+def unpacked_wheels(base: Path) -> dict[str, Any]:
+    """What the wheelhouse component brought to this device: wheels and bytes per unpacked folder
+    (``<zip name>/wheelhouse/<tag or shared>``) and the wheel file names that came more than once."""
+    folders: dict[str, dict[str, int]] = {}
+    seen: dict[str, int] = {}
+    for wheel in sorted((base / "packages" / "artifacts-unarchived" / WHEELHOUSE_COMPONENT).glob("*/*/*/*/*.whl")):
+        key = "/".join(wheel.parent.parts[-3:])
+        entry = folders.setdefault(key, {"wheels": 0, "bytes": 0})
+        entry["wheels"] += 1
+        entry["bytes"] += wheel.stat().st_size
+        seen[wheel.name] = seen.get(wheel.name, 0) + 1
+    return {"folders": folders, "twice": sorted(name for name, count in seen.items() if count > 1)}
+
+
 def substitute(script: str, values: dict[str, str]) -> str:
     """Recipe variables as the nucleus interpolates them; one left over would reach the shell unreplaced."""
     import re
@@ -424,7 +438,8 @@ def simulate(build: Path, base: Path, out: Path, wrap: list[str], machine: str, 
     os.chmod(ipc, 0o755)
     home = next((line.split(":")[5] for line in (prefix / "etc" / "passwd").read_text().splitlines()
                  if line.split(":")[0] == USER), "/")  # fmt: skip
-    report: dict[str, Any] = {"machine": machine, "uname": platform.machine(), "platform_override": override or {}}
+    report: dict[str, Any] = {"machine": machine, "uname": platform.machine(), "platform_override": override or {},
+                              "wheelhouse_unpacked": unpacked_wheels(base)}
     with GreengrassIpcServer(ipc / "ipc.sock", TOKEN, configuration, COMPONENT, enforce_access=True) as server:
         os.chmod(ipc / "ipc.sock", 0o666)  # the nucleus' socket: any local process may connect, the token decides
         env = nucleus_environment(seen_as(ipc / "ipc.sock"), home)
@@ -471,7 +486,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     override = dict(item.split("=", 1) for item in args.platform)
     report = simulate(args.build, args.base, args.out, args.wrap, args.machine, args.root, args.install_limit,
                       args.wait, override)  # fmt: skip
-    for key in ("machine", "install_exit", "run_error", "install_s", "first_publish_s", "publishes", "stop_s", "killed",
+    for key in ("machine", "platform_override", "wheelhouse_unpacked", "install_exit", "run_error", "install_s",
+                "first_publish_s", "publishes", "stop_s", "killed",
                 "daemon_exit", "shell_exit", "problems"):  # fmt: skip
         print(f"{key}: {report.get(key)}")
     if report.get("install_exit") != 0:

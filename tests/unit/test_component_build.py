@@ -4,6 +4,7 @@ versions gdk-config.json's schema refuses. The real gdk runs it in tests/integra
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -215,3 +216,132 @@ def test_a_device_stating_its_python_gets_only_its_wheels_each_once(tmp_path: Pa
     assert files({"python": "cp313", "os": "linux"}) == files({"python": "cp313"})
     assert nucleus_sim.manifest_for(recipe, "aarch64", {"python": "cp313"})["Artifacts"] == []  # not built: none
     assert len((json.dumps(recipe, indent=2) + "\n").encode()) < build.RECIPE_LIMIT
+
+
+def _wheel(index: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
+    """A minimal pure-Python wheel pip can resolve (METADATA with its Requires-Dist), into a local index folder."""
+    build = load_build()
+    dist = f"{name}-{version}.dist-info"
+    metadata = "".join(["Metadata-Version: 2.1\n", f"Name: {name}\n", f"Version: {version}\n",
+                        *(f"Requires-Dist: {requirement}\n" for requirement in requires)])  # fmt: skip
+    members = {f"{name}/__init__.py": (b"", 0o644), f"{dist}/METADATA": (metadata.encode(), 0o644),
+               f"{dist}/WHEEL": (b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n", 0o644),
+               f"{dist}/RECORD": (b"", 0o644)}  # fmt: skip
+    index.mkdir(parents=True, exist_ok=True)
+    return Path(build.write_zip(index / f"{name}-{version}-py3-none-any.whl", members))
+
+
+def test_an_engine_adds_only_its_own_wheels_pinned_beside_the_tags_lock(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """COMPONENT_ENGINES=openvino's wheelhouse: the tag's lock as constraints (numpy stays at its pinned 1.0 though
+    2.0 is on offer), only the wheels the engine adds in its own lock, everything in the tag's requirements.txt (what
+    Install installs), the locked rebuild by hash; an unknown engine is one line."""
+    import hashlib
+    import re
+
+    wheelhouse = load_wheelhouse()
+    index = tmp_path / "index"
+    numpy = _wheel(index, "numpy", "1.0")
+    _wheel(index, "numpy", "2.0")
+    _wheel(index, "openvino", "2024.1", ("numpy>=1.0", "openvino-telemetry>=2023"))
+    _wheel(index, "openvino_telemetry", "2025.1")
+    for key, value in {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index)}.items():
+        monkeypatch.setenv(key, value)  # this folder is the whole index
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    tag = "cp311-x86_64"
+    (locks / f"{tag}.txt").write_text(f"numpy==1.0 --hash=sha256:{hashlib.sha256(numpy.read_bytes()).hexdigest()}\n")
+    monkeypatch.setattr(wheelhouse, "LOCKS", locks)
+    monkeypatch.setattr(wheelhouse, "edge_requirements", lambda root=None, extra="edge": {
+        "edge": ["numpy>=1.0"], "openvino": ["openvino>=2024.0"]}[extra])
+
+    wheelhouse.build(tmp_path / "a", (tag,), engines=("openvino",), relock_engines=True)
+    folder = tmp_path / "a" / "wheelhouse" / tag
+    assert sorted(path.name for path in folder.glob("*.whl")) == [
+        "numpy-1.0-py3-none-any.whl", "openvino-2024.1-py3-none-any.whl",
+        "openvino_telemetry-2025.1-py3-none-any.whl"]  # fmt: skip
+    engine_lock = (locks / "openvino" / f"{tag}.txt").read_text()
+    assert [line.split(" ")[0] for line in engine_lock.splitlines()] == ["openvino-telemetry==2025.1",
+                                                                         "openvino==2024.1"]  # fmt: skip
+    installed = [line.split(" ")[0] for line in (folder / "requirements.txt").read_text().splitlines()]
+    assert installed == ["numpy==1.0", "openvino-telemetry==2025.1", "openvino==2024.1"]
+    assert (locks / f"{tag}.txt").read_text().startswith("numpy==1.0 ")  # the tag's lock is not rewritten
+
+    _wheel(index, "openvino", "2025.0", ("numpy>=1.0", "openvino-telemetry>=2023"))  # newer, and not chosen:
+    wheelhouse.build(tmp_path / "b", (tag,), engines=("openvino",))  # the lock decides
+    assert (tmp_path / "b" / "wheelhouse" / tag / "requirements.txt").read_text() == \
+        (folder / "requirements.txt").read_text()
+    tampered = re.sub(r"(openvino==2024.1 --hash=sha256:)[0-9a-f]{64}", r"\g<1>" + "0" * 64, engine_lock)
+    (locks / "openvino" / f"{tag}.txt").write_text(tampered)
+    with pytest.raises(wheelhouse.WheelhouseError, match="pip download failed"):
+        wheelhouse.build(tmp_path / "c", (tag,), engines=("openvino",))  # a lock whose hash the wheel does not have
+    with pytest.raises(wheelhouse.WheelhouseError, match="a wheelhouse can carry openvino"):
+        wheelhouse.parse_engines("openvino,tensorrt")
+    assert wheelhouse.parse_engines("none") == wheelhouse.parse_engines("") == ()
+
+
+def test_engines_change_the_wheelhouse_version_and_need_their_locks(tmp_path: Path) -> None:
+    """The default build's version is the tag locks' alone (gdk-config.json states it); with an engine its locks join
+    the digest, and a missing engine lock or an unknown engine is one line, exit 2, before any download."""
+    build = load_build()
+    tags = tuple(build.DEFAULT_WHEELHOUSE.split(","))
+    root = copy_of_sources(tmp_path)
+    plain, _ = build.wheelhouse_version(root, tags)
+    assert build.wheelhouse_version(root, tags, ()) == build.wheelhouse_version(root, tags)
+    for tag in tags:
+        (root / "components" / "locks" / "openvino").mkdir(exist_ok=True)
+        (root / "components" / "locks" / "openvino" / f"{tag}.txt").write_text(f"openvino==1 {tag}\n")
+    with_engine, _ = build.wheelhouse_version(root, tags, ("openvino",))
+    assert with_engine != plain and build.SEMVER.match(with_engine)
+    (root / "components" / "locks" / "openvino" / f"{tags[0]}.txt").unlink()
+    for env, wanted in (({"COMPONENT_ENGINES": "openvino"}, f"no openvino lock for {tags[0]}"),
+                        ({"COMPONENT_ENGINES": "tensorrt"}, "COMPONENT_ENGINES: engine 'tensorrt'")):
+        run = build_cmd(root, env={"COMPONENT_WHEELHOUSE": "", **env})
+        assert run.returncode == 2 and run.stderr.count("\n") == 1 and wanted in run.stderr, run.stderr
+
+
+def test_a_python_outside_the_fallback_gets_its_own_manifest_and_costs_the_others_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cp312 built beside cp311 and cp313: the architecture's zip (devices that do not state their Python) holds only
+    the fallback Pythons' folders, as without cp312; a cp312 device gets cp312's zip and shared/; shared/ holds only
+    what every Python built uses, so no device downloads a wheel its Python does not install."""
+    from tests.support import nucleus_sim
+
+    build = load_build()
+    monkeypatch.delenv("COMPONENT_WHEELHOUSE_FALLBACK", raising=False)
+    members: dict[str, tuple[bytes, int]] = {}
+    for tag in ("cp311-x86_64", "cp312-x86_64", "cp313-x86_64"):
+        members[f"wheelhouse/{tag}/numpy-1.0-{tag[:5]}-linux.whl"] = (tag.encode(), 0o644)
+        members[f"wheelhouse/{tag}/opencv-4.0-cp37-abi3-linux.whl"] = (b"every Python", 0o644)
+        members[f"wheelhouse/{tag}/requirements.txt"] = (tag.encode(), 0o644)
+        if tag != "cp312-x86_64":  # a pure wheel at a version cp312 does not use
+            members[f"wheelhouse/{tag}/rpds-1.0-py3-none-any.whl"] = (b"cp311 and cp313", 0o644)
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    fallback = build.shared_once(build.fallback_members(members))
+    assert sorted({path.split("/")[1] for path in fallback}) == ["cp311-x86_64", "cp313-x86_64", "shared"]
+    assert "wheelhouse/shared/rpds-1.0-py3-none-any.whl" in fallback  # shared by both of the zip's Pythons
+    build.write_zip(artifacts / "wheelhouse-x86_64.zip", fallback)
+    split = build.per_python("x86_64", build.shared_once(members))
+    for name, part in split.items():
+        build.write_zip(artifacts / name, part)
+    template = build.load_template(REPO, build.WHEELHOUSE_COMPONENT)
+    recipe = build.only_built_artifacts(build.fill_recipe(template, build.WHEELHOUSE_COMPONENT, "1.0.1", "me"),
+                                        artifacts)  # fmt: skip
+    recipe["Manifests"] = build.python_manifests(recipe["Manifests"], artifacts)
+
+    def wheels(override: dict[str, str] | None) -> list[str]:
+        found: list[str] = []
+        for artifact in nucleus_sim.manifest_for(recipe, "x86_64", override)["Artifacts"]:
+            with zipfile.ZipFile(artifacts / artifact["Uri"].rsplit("/", 1)[-1]) as archive:
+                found += [member.split("/", 1)[1] for member in archive.namelist() if member.endswith(".whl")]
+        return sorted(found)
+
+    assert wheels({"python": "cp312"}) == ["cp312-x86_64/numpy-1.0-cp312-linux.whl",
+                                           "shared/opencv-4.0-cp37-abi3-linux.whl"]  # fmt: skip
+    assert wheels({"python": "cp311"}) == ["cp311-x86_64/numpy-1.0-cp311-linux.whl",
+                                           "cp311-x86_64/rpds-1.0-py3-none-any.whl",
+                                           "shared/opencv-4.0-cp37-abi3-linux.whl"]  # fmt: skip
+    assert wheels(None) == sorted(path.split("/", 1)[1] for path in fallback if path.endswith(".whl"))
+    monkeypatch.setenv("COMPONENT_WHEELHOUSE_FALLBACK", "cp310")  # none of them built: every folder
+    assert build.fallback_members(members) == members
