@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import queue
@@ -107,7 +108,7 @@ def test_in_order_from_many_threads_keeps_order_and_bounds_what_waits() -> None:
     def worker(mine: list[int]) -> None:
         for ticket in mine:
             time.sleep(0.0005 * (ticket % 3))
-            order.deliver(ticket, lambda t=ticket: ran.append(t), lambda: False, max_pending=4)
+            order.deliver(ticket, functools.partial(ran.append, ticket), lambda: False, max_pending=4)
             with lock:
                 waiting.append(len(order._pending))
 
