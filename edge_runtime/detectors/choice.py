@@ -35,7 +35,7 @@ import numpy as np
 from edge_runtime.detectors.base import Detector, usable_cores
 from edge_runtime.detectors.registry import ENGINES
 from edge_runtime.errors import ModelError
-from edge_runtime.model import ModelInfo
+from edge_runtime.model import ModelInfo, sha256_of
 from edge_runtime.model_format import MODEL_JSON, ONNX_FILE, ONNX_INT8_FILE, SAMPLES_FILE
 
 log = logging.getLogger(__name__)
@@ -151,14 +151,6 @@ def map_drop_problem(folder: Path, precision: str, max_drop: float) -> Optional[
 # ---------------------------------------------------------------------------------------------------- the cache
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def hardware_identity() -> dict[str, Any]:
     """What the figures depend on besides the model: the CPU (model name and flags), usable cores, GPU providers."""
     cpu = {"model name": platform.processor(), "flags": ""}
@@ -184,7 +176,7 @@ def hardware_identity() -> dict[str, Any]:
 
 
 def cache_key(info: ModelInfo, config: Any) -> dict[str, Any]:
-    files = {name: _file_digest(info.folder / name) for name in (MODEL_JSON, ONNX_FILE, ONNX_INT8_FILE, SAMPLES_FILE)
+    files = {name: sha256_of(info.folder / name) for name in (MODEL_JSON, ONNX_FILE, ONNX_INT8_FILE, SAMPLES_FILE)
              if (info.folder / name).is_file()}  # fmt: skip
     return {
         "model": files,
