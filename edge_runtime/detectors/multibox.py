@@ -47,20 +47,9 @@ def decode_boxes(
     return boxes
 
 
-def iou_with(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU of one corner box against (N, 4) boxes; 0 where the union is not positive (MXNet's CalculateOverlap)."""
-    width = np.maximum(np.float32(0), np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]))
-    height = np.maximum(np.float32(0), np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]))
-    inter = width * height
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    union = union - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union <= 0, np.float32(0), inter / union)
-
-
 def pairwise_iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """(B, M) IoU of (B, 4) corner boxes against (M, 4): :func:`iou_with` row by row, with the same float32 steps
-    (so the same values to the bit)."""
+    """(B, M) IoU of (B, 4) corner boxes against (M, 4), in float32; 0 where the union is not positive (MXNet's
+    CalculateOverlap)."""
     width = np.maximum(np.float32(0), np.minimum(boxes[:, None, 2], others[None, :, 2])
                        - np.maximum(boxes[:, None, 0], others[None, :, 0]))  # fmt: skip
     height = np.maximum(np.float32(0), np.minimum(boxes[:, None, 3], others[None, :, 3])

@@ -20,7 +20,7 @@ import pytest
 from edge_runtime.cli import main
 from edge_runtime.config import ModelConfig
 from edge_runtime.detectors import create_detector, read_image, resolve_backend
-from edge_runtime.detectors.multibox import NMS_BLOCK, decode_boxes, greedy_nms, iou_with, multibox_detection
+from edge_runtime.detectors.multibox import NMS_BLOCK, decode_boxes, greedy_nms, multibox_detection
 from edge_runtime.model import read_model_info
 from tests.support.shared import aws_sample
 
@@ -116,6 +116,17 @@ def test_min_score_changes_nothing_a_caller_can_see() -> None:
     visible = (full[:, 0] >= 0) & (full[:, 1] >= 0.3)
     assert visible.sum() >= 20
     assert np.array_equal(full[visible], fast[(fast[:, 0] >= 0) & (fast[:, 1] >= 0.3)])
+
+
+def iou_with(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """The reference: one box against many, as MXNet's CalculateOverlap (0 where the union is not positive)."""
+    width = np.maximum(np.float32(0), np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]))
+    height = np.maximum(np.float32(0), np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]))
+    inter = width * height
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    union = union - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union <= 0, np.float32(0), inter / union)
 
 
 @pytest.mark.parametrize("force_suppress", [True, False])
