@@ -1,5 +1,6 @@
 """``edge-runtime bench``: the daemon's pipeline against the bare forward and the AWS sample's sequential loop, on
-each inference engine side by side (MXNet, ONNX Runtime fp32 and int8: ``--backends``).
+each engine configuration side by side (``--engines``: ONNX Runtime, OpenVINO, MXNet at the precisions this
+install and CPU can run).
 
 Three modes per engine, on the same model and video, interleaved round by round (the order rotates each round),
 so a machine that is busier in one minute than the next moves all runs alike and the ratios stay fair. Each timed
